@@ -1,0 +1,68 @@
+"""Lattice: a distributed runtime for LLM-agent workflows on Ray."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from lattice.errors import (  # noqa: E402
+    APIError,
+    AuthenticationError,
+    LatticeError,
+    MemoryExceeded,
+    NotFoundError,
+    OutputError,
+    ResourceUnavailable,
+    RunCancelled,
+    RunFailed,
+    SandboxViolation,
+    TaskDefinitionError,
+    TaskFailed,
+    TaskKilled,
+    TaskTimeout,
+    WorkflowError,
+)
+
+_LAZY = {
+    "task": "lattice.client.task",
+    "TaskDefinition": "lattice.client.task",
+    "LatticeClient": "lattice.client.client",
+    "AsyncLatticeClient": "lattice.client.aio",
+    "LatticeWorkflow": "lattice.client.workflow",
+    "LangGraphClient": "lattice.client.langgraph",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module-level lazy import keeps `import lattice` light
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lattice' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "APIError",
+    "AsyncLatticeClient",
+    "AuthenticationError",
+    "LangGraphClient",
+    "LatticeClient",
+    "LatticeError",
+    "LatticeWorkflow",
+    "MemoryExceeded",
+    "NotFoundError",
+    "OutputError",
+    "ResourceUnavailable",
+    "RunCancelled",
+    "RunFailed",
+    "SandboxViolation",
+    "TaskDefinition",
+    "TaskFailed",
+    "TaskKilled",
+    "TaskTimeout",
+    "WorkflowError",
+    "__version__",
+    "task",
+]

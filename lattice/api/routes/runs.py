@@ -1,0 +1,132 @@
+"""Runs: state, per-task detail, results, events, logs, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from lattice.api.deps import OrchestratorDep, StoreDep
+from lattice.api.schemas import (
+    AttemptLog,
+    ErrorResponse,
+    Event,
+    EventList,
+    LogList,
+    RunList,
+    RunPublic,
+    RunResults,
+    TaskPublic,
+)
+from lattice.core.orchestrator import NotFound
+from lattice.core.states import RunState
+from lattice.core.store import Store
+from lattice.executor.serialization import to_wire
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+_errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+MAX_WAIT_S = 60.0
+
+
+def _run_row(store: Store, run_id: str) -> dict[str, Any]:
+    row = store.get_run(run_id)
+    if row is None:
+        raise NotFound("run", run_id)
+    return row
+
+
+def _tasks(store: Store, run_id: str, include_outputs: bool) -> list[TaskPublic]:
+    blobs = store.get_blobs(run_id) if include_outputs else {}
+    out = []
+    for row in store.get_tasks(run_id):
+        started, finished = row["started_at"], row["finished_at"]
+        outputs = None
+        if include_outputs:
+            outputs = {k: to_wire(*v) for k, v in blobs.get(row["name"], {}).items()}
+        out.append(TaskPublic(
+            name=row["name"], state=row["state"], attempt=row["attempt"], attempt_id=row["attempt_id"],
+            node_id=row["node_id"], queued_at=row["queued_at"], started_at=started, finished_at=finished,
+            duration_s=round(finished - started, 6) if started and finished else None,
+            error=row["error"], outputs=outputs))
+    return out
+
+
+def _public(row: dict[str, Any], tasks: list[TaskPublic] | None = None) -> RunPublic:
+    counts = None
+    if tasks is not None:
+        counts = {}
+        for task in tasks:
+            counts[task.state] = counts.get(task.state, 0) + 1
+    return RunPublic(run_id=row["id"], workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
+                     state=row["state"], priority=row["priority"], tags=row["tags"],
+                     created_at=row["created_at"], started_at=row["started_at"],
+                     finished_at=row["finished_at"], failed_task=row["failed_task"], error=row["error"],
+                     tasks=tasks, task_counts=counts)
+
+
+@router.get("", response_model=RunList)
+async def list_runs(store: StoreDep, state: RunState | None = None, workflow_id: str | None = None,
+                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> RunList:
+    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset)
+    return RunList(runs=[_public(row) for row in rows])
+
+
+@router.get("/{run_id}", response_model=RunPublic, responses=_errors)
+async def get_run(run_id: str, store: StoreDep, include_outputs: bool = False) -> RunPublic:
+    row = _run_row(store, run_id)
+    return _public(row, _tasks(store, run_id, include_outputs))
+
+
+@router.get("/{run_id}/tasks", response_model=list[TaskPublic], responses=_errors)
+async def get_tasks(run_id: str, store: StoreDep, include_outputs: bool = True) -> list[TaskPublic]:
+    _run_row(store, run_id)
+    return _tasks(store, run_id, include_outputs)
+
+
+@router.get("/{run_id}/results", response_model=RunResults, responses=_errors)
+async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep,
+                      wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
+                                          description="seconds to wait for the run to finish")) -> RunResults:
+    """The merged outputs of the run's sink tasks; with ``wait``, a long poll until the run ends."""
+    row = await orchestrator.wait_run(run_id, wait)
+    state = RunState(row["state"])
+    if state is not RunState.SUCCEEDED:
+        return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
+                          error=row["error"])
+    sinks = orchestrator.sinks(row["workflow_id"])
+    blobs = store.get_blobs(run_id, sinks)
+    outputs: dict[str, dict[str, Any]] = {}
+    for sink in sinks:
+        for name, value in blobs.get(sink, {}).items():
+            outputs[name] = to_wire(*value)
+    return RunResults(run_id=run_id, state=state, done=True, outputs=outputs)
+
+
+@router.get("/{run_id}/events", response_model=EventList, responses=_errors)
+async def get_events(run_id: str, store: StoreDep, after: int = Query(0, ge=0),
+                     limit: int = Query(1000, ge=1, le=10_000)) -> EventList:
+    _run_row(store, run_id)
+    events = store.get_events(run_id, after, limit)
+    return EventList(run_id=run_id, events=[Event(**e) for e in events],
+                     last_seq=events[-1]["seq"] if events else after)
+
+
+@router.get("/{run_id}/logs", response_model=LogList, responses=_errors)
+async def get_logs(run_id: str, store: StoreDep, task: str | None = None) -> LogList:
+    _run_row(store, run_id)
+    attempts = [
+        AttemptLog(task=a["task"], attempt=a["number"], attempt_id=a["id"], state=a["state"],
+                   node_id=a["node_id"], worker_pid=a["worker_pid"], started_at=a["started_at"],
+                   finished_at=a["finished_at"], stdout=a["stdout"] or "", stderr=a["stderr"] or "",
+                   error=a["error"])
+        for a in store.get_attempts(run_id, task)
+    ]
+    return LogList(run_id=run_id, attempts=attempts)
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic, responses=_errors)
+async def cancel_run(run_id: str, orchestrator: OrchestratorDep, store: StoreDep) -> RunPublic:
+    """Cancel a run: queued tasks never start, running ones are stopped. A finished run is unchanged."""
+    orchestrator.cancel_run(run_id)
+    row = await orchestrator.wait_run(run_id, 0)
+    return _public(row, _tasks(store, run_id, False))

@@ -1,0 +1,40 @@
+"""Workflows: submit a spec once, then start runs of it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+
+from lattice.api.deps import OrchestratorDep, StoreDep
+from lattice.api.schemas import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
+from lattice.core.orchestrator import NotFound
+from lattice.core.spec import RunCreate, WorkflowSpec
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+_errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
+
+
+@router.post("", status_code=201, response_model=WorkflowCreated, responses=_errors)
+async def create_workflow(spec: WorkflowSpec, orchestrator: OrchestratorDep) -> WorkflowCreated:
+    """Validate a ``lattice.workflow/v1`` spec (references, cycles, sandbox levels) and keep it."""
+    workflow_id = orchestrator.register_workflow(spec)
+    entry = orchestrator.get_workflow(workflow_id)
+    return WorkflowCreated(workflow_id=workflow_id, name=spec.name, tasks=list(entry.graph.order),
+                           sinks=list(entry.graph.sinks))
+
+
+@router.get("/{workflow_id}", response_model=WorkflowPublic, responses=_errors)
+async def get_workflow(workflow_id: str, orchestrator: OrchestratorDep, store: StoreDep) -> WorkflowPublic:
+    row = store.get_workflow(workflow_id)
+    if row is None:
+        raise NotFound("workflow", workflow_id)
+    entry = orchestrator.get_workflow(workflow_id)
+    return WorkflowPublic(workflow_id=workflow_id, name=row["name"], tasks=list(entry.graph.order),
+                          sinks=list(entry.graph.sinks), created_at=row["created_at"], spec=row["spec"])
+
+
+@router.post("/{workflow_id}/runs", status_code=201, response_model=RunCreated, responses=_errors)
+async def create_run(workflow_id: str, orchestrator: OrchestratorDep,
+                     options: RunCreate | None = Body(None)) -> RunCreated:
+    """Start a run of a registered workflow; returns at once with the run's id."""
+    run_id = orchestrator.create_run(workflow_id, options)
+    return RunCreated(run_id=run_id, workflow_id=workflow_id, state="running")

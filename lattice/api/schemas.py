@@ -1,0 +1,162 @@
+"""Response models of the HTTP API (request models are the spec's: ``lattice.core.spec``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class WorkflowCreated(BaseModel):
+    workflow_id: str
+    name: str
+    tasks: list[str]
+    sinks: list[str]
+
+
+class WorkflowPublic(WorkflowCreated):
+    created_at: float
+    spec: dict[str, Any] = Field(description="the submitted spec; code is shown as base64 and source")
+
+
+class RunCreated(BaseModel):
+    run_id: str
+    workflow_id: str
+    state: str
+
+
+class TaskError(BaseModel):
+    kind: str
+    type: str
+    message: str
+    traceback: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskPublic(BaseModel):
+    name: str
+    state: str
+    attempt: int
+    attempt_id: str | None = None
+    node_id: str | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    error: TaskError | None = None
+    outputs: dict[str, dict[str, Any]] | None = Field(
+        None, description="with include_outputs=true: {output: {encoding, value|data}}")
+
+
+class RunPublic(BaseModel):
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    state: str
+    priority: int
+    tags: dict[str, str]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    failed_task: str | None = None
+    error: TaskError | None = None
+    tasks: list[TaskPublic] | None = None
+    task_counts: dict[str, int] | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunPublic]
+
+
+class RunResults(BaseModel):
+    run_id: str
+    state: str
+    done: bool
+    outputs: dict[str, dict[str, Any]] | None = Field(
+        None, description="merged outputs of the sink tasks, {output: {encoding, value|data}}")
+    failed_task: str | None = None
+    error: TaskError | None = None
+
+
+class Event(BaseModel):
+    seq: int
+    ts: float
+    type: str
+    task: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventList(BaseModel):
+    run_id: str
+    events: list[Event]
+    last_seq: int
+
+
+class AttemptLog(BaseModel):
+    task: str
+    attempt: int
+    attempt_id: str
+    state: str
+    node_id: str | None = None
+    worker_pid: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: TaskError | None = None
+
+
+class LogList(BaseModel):
+    run_id: str
+    attempts: list[AttemptLog]
+
+
+class NodePublic(BaseModel):
+    node_id: str
+    address: str
+    alive: bool
+    labels: dict[str, str]
+    total: dict[str, float]
+    used: dict[str, float]
+    gpus: list[dict[str, Any]]
+    running_tasks: int
+
+
+class NodeList(BaseModel):
+    nodes: list[NodePublic]
+
+
+class ClusterResources(BaseModel):
+    nodes: int
+    cpu: float
+    gpu: float
+    memory_mb: float
+    gpu_memory_mb: float
+    used_cpu: float
+    used_gpu: float
+    used_memory_mb: float
+    running_tasks: int
+    queued_tasks: dict[str, int]
+
+
+class JoinInfo(BaseModel):
+    ray_address: str
+    ray_token: str | None
+    ray_version: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    uptime_s: float

@@ -1,0 +1,123 @@
+"""Runs a head: Ray (embedded or joined), the store, the orchestrator and the HTTP server.
+
+This is what ``lattice start --head`` calls. It owns the Ray processes it started and stops them, and
+only them, when it exits (SIGTERM, Ctrl-C or ``lattice stop``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from lattice.api.app import create_app
+from lattice.api.state import HeadState
+from lattice.core.cluster import ResourceManager
+from lattice.core.config import HeadSettings
+from lattice.core.events import EventBus
+from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
+from lattice.core.store import Store
+from lattice.executor.dispatch import RayBackend
+from lattice.executor.ray_process import RayProcess, apply_ray_env
+from lattice.utils.tokens import load_or_create_token
+
+log = logging.getLogger("lattice.head")
+
+HEAD_INFO_FILE = "head.json"
+
+
+def serve(settings: HeadSettings, announce: Any = print) -> None:
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings.model_copy(update={"data_dir": data_dir})
+    token = load_or_create_token(settings.token_path) if settings.auth else None
+
+    ray_proc: RayProcess | None = None
+    ray_token = load_or_create_token(data_dir / "ray_token")
+    apply_ray_env(ray_token)
+    if settings.ray_address:
+        ray_address = settings.ray_address
+    else:
+        ray_proc = RayProcess(data_dir, "ray-head.log")
+        announce("starting an embedded Ray cluster ...")
+        ray_address = ray_proc.start_head(settings.num_cpus, settings.num_gpus, settings.object_store_mb)
+
+    info_path = data_dir / HEAD_INFO_FILE
+    _write_info(info_path, settings, ray_proc, ray_address)
+
+    def build_state() -> HeadState:
+        store = Store(settings.resolved_store_url)
+        backend = RayBackend(ray_address, io_slots=settings.io_slots)
+        backend.connect()
+        resources = ResourceManager(io_slots_per_node=settings.io_slots)
+        bus = EventBus()
+        orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
+            default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
+            sandbox_defaults=_sandbox_defaults()))
+        resources.update_nodes(backend.nodes())
+        backend.warm_up([n for n, node in resources.nodes.items() if node.alive])
+        return HeadState(settings=settings, token=token, store=store, backend=backend, resources=resources,
+                         bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token)
+
+    def close_state(state: HeadState) -> None:
+        state.backend.shutdown()
+        state.store.close()
+
+    app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            timeout_graceful_shutdown=3, ws="websockets-sansio", lifespan="on")
+    server = uvicorn.Server(config)
+    announce(f"Lattice head listening on {settings.url}")
+    announce(f"  data:  {data_dir} (store: {_redact(settings.resolved_store_url)})")
+    if token:
+        announce(f"  auth:  clients send 'Authorization: Bearer <token>'; the token is in "
+                 f"{settings.token_path} (clients on this machine read it themselves; elsewhere pass "
+                 "token= or set LATTICE_TOKEN)")
+    else:
+        announce("  auth:  DISABLED (--no-auth); anyone who reaches the port can run code")
+    announce(f"  ray:   {ray_address}  (workers join with: lattice start --worker --addr {settings.url})")
+    try:
+        server.run()
+    finally:
+        if ray_proc is not None:
+            ray_proc.stop()
+        info_path.unlink(missing_ok=True)
+
+
+def _sandbox_defaults() -> dict[str, Any]:
+    try:
+        from lattice.executor.sandbox import get_sandbox_config
+    except ImportError:
+        return {}
+    config = get_sandbox_config()
+    data = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    data.pop("level", None)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _write_info(path: Path, settings: HeadSettings, ray_proc: RayProcess | None, ray_address: str) -> None:
+    info = {
+        "pid": os.getpid(), "url": settings.url, "host": settings.host, "port": settings.port,
+        "ray_address": ray_address, "ray_pgid": ray_proc.pgid if ray_proc else None,
+        "started_at": time.time(),
+    }
+    path.write_text(json.dumps(info, indent=2))
+
+
+def read_head_info(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((data_dir / HEAD_INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,27 @@
+"""The head's live parts, built once at start-up and shared by every route."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from lattice.core.cluster import ResourceManager
+from lattice.core.config import HeadSettings
+from lattice.core.events import EventBus
+from lattice.core.orchestrator import Orchestrator
+from lattice.core.store import Store
+from lattice.executor.dispatch import RayBackend
+
+
+@dataclass
+class HeadState:
+    settings: HeadSettings
+    token: str | None
+    store: Store
+    backend: RayBackend
+    resources: ResourceManager
+    bus: EventBus
+    orchestrator: Orchestrator
+    ray_address: str
+    ray_token: str | None
+    started_at: float = field(default_factory=time.time)

@@ -1,0 +1,123 @@
+"""The asynchronous client: the same operations as :class:`~lattice.LatticeClient`, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lattice.client.base import (
+    RESULT_POLL_S,
+    ClientConfig,
+    TaskResult,
+    connection_error,
+    raise_for_response,
+    results_or_raise,
+)
+from lattice.client.workflow import AsyncLatticeWorkflow
+from lattice.errors import AuthenticationError, LatticeError, NotFoundError
+
+_RECONNECT_TRIES = 5
+
+
+class AsyncLatticeClient:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
+                 data_dir: str | Path | None = None) -> None:
+        self.config = ClientConfig(url, token, timeout, data_dir)
+        self._http = httpx.AsyncClient(base_url=self.config.url, headers=self.config.headers,
+                                       timeout=httpx.Timeout(timeout, read=RESULT_POLL_S + timeout))
+
+    async def __aenter__(self) -> AsyncLatticeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        raise_for_response(response)
+        return response.json()
+
+    def create_workflow(self, name: str = "workflow") -> AsyncLatticeWorkflow:
+        return AsyncLatticeWorkflow(self, name)
+
+    async def submit_workflow(self, spec: dict[str, Any]) -> str:
+        return (await self._request("POST", "/api/v1/workflows", json=spec))["workflow_id"]
+
+    async def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None) -> str:
+        body = {"priority": priority, "tags": tags or {}}
+        return (await self._request("POST", f"/api/v1/workflows/{workflow_id}/runs", json=body))["run_id"]
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/api/v1/runs/{run_id}")
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise LatticeError(f"run {run_id} did not finish within {timeout} s")
+            body = await self._request("GET", f"/api/v1/runs/{run_id}/results",
+                                       params={"wait": min(remaining, RESULT_POLL_S)})
+            if body["done"]:
+                return body
+
+    async def get_results(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        return results_or_raise(await self.wait(run_id, timeout))
+
+    async def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
+        items = await self._request("GET", f"/api/v1/runs/{run_id}/tasks", params={"include_outputs": True})
+        return {item["name"]: TaskResult.from_api(item) for item in items}
+
+    async def get_logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
+        params = {"task": task} if task else {}
+        return (await self._request("GET", f"/api/v1/runs/{run_id}/logs", params=params))["attempts"]
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        return await self._request("POST", f"/api/v1/runs/{run_id}/cancel")
+
+    async def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Yield the run's events live, in order, until ``run_finished``; reconnects where it left off."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        last, failures = after, 0
+        while True:
+            try:
+                async with connect(self.config.ws_url(run_id, last), additional_headers=self.config.headers,
+                                   open_timeout=self.config.timeout) as ws:
+                    failures = 0
+                    async for message in ws:
+                        event = json.loads(message)
+                        if event.get("type") == "ping":
+                            continue
+                        last = max(last, int(event.get("seq", last)))
+                        yield event
+                        if event.get("type") == "run_finished":
+                            return
+                    if ws.close_code == 4401:
+                        raise AuthenticationError(401, "unauthorized", "invalid or missing token", "token")
+                    if ws.close_code == 4404:
+                        raise NotFoundError(404, "not_found", f"run {run_id!r} not found", "run_id")
+            except (ConnectionClosed, OSError, InvalidStatus, TimeoutError) as exc:
+                failures += 1
+                if failures > _RECONNECT_TRIES:
+                    raise connection_error(self.config.url, exc) from exc
+                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return (await self._request("GET", "/api/v1/cluster/nodes"))["nodes"]
+
+    async def health(self) -> dict[str, Any]:
+        return await self._request("GET", "/health")

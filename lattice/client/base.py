@@ -1,0 +1,136 @@
+"""What the sync and async clients share: where the head is, the token, and turning answers into values.
+
+The two clients differ only in I/O; everything about URLs, headers, error bodies and decoding lives
+here once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from lattice.core.config import default_home
+from lattice.errors import (
+    APIError,
+    AuthenticationError,
+    ErrorInfo,
+    HeadUnavailableError,
+    NotFoundError,
+    RunCancelled,
+    exception_from_error_info,
+)
+from lattice.executor.serialization import value_from_wire
+from lattice.utils.tokens import read_token
+
+DEFAULT_URL = "http://localhost:8000"
+RESULT_POLL_S = 30.0
+
+
+def discover_url(url: str | None) -> str:
+    if url:
+        return url.rstrip("/")
+    if os.environ.get("LATTICE_URL"):
+        return os.environ["LATTICE_URL"].rstrip("/")
+    try:
+        info = json.loads((default_home() / "head.json").read_text())
+        return str(info["url"]).rstrip("/")
+    except (OSError, ValueError, KeyError):
+        return DEFAULT_URL
+
+
+def discover_token(token: str | None, data_dir: str | Path | None = None) -> str | None:
+    """An explicit token, else ``$LATTICE_TOKEN``, else the token file of the local head's data dir."""
+    if token:
+        return token
+    if os.environ.get("LATTICE_TOKEN"):
+        return os.environ["LATTICE_TOKEN"]
+    home = Path(data_dir).expanduser() if data_dir else default_home()
+    return read_token(home / "token")
+
+
+def raise_for_response(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        body = {"type": "http_error", "message": response.text[:500] or response.reason_phrase}
+    cls = {401: AuthenticationError, 404: NotFoundError}.get(response.status_code, APIError)
+    raise cls(response.status_code, body.get("type", "error"), body.get("message", ""), body.get("field"),
+              body.get("hint"))
+
+
+def connection_error(url: str, exc: Exception) -> HeadUnavailableError:
+    return HeadUnavailableError(
+        f"cannot reach the Lattice head at {url}: {exc}. Start one with "
+        "'lattice start --head --port 8000', or pass the right URL to the client")
+
+
+def decode_outputs(outputs: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    return {name: value_from_wire(item) for name, item in (outputs or {}).items()}
+
+
+def results_or_raise(body: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's results as values; a failed or cancelled run raises its typed error."""
+    state = body["state"]
+    if state == "succeeded":
+        return decode_outputs(body.get("outputs"))
+    if state == "cancelled":
+        raise RunCancelled(body["run_id"])
+    error = ErrorInfo.from_dict(body.get("error") or {"kind": "internal", "type": "RunFailed",
+                                                     "message": "the run failed"})
+    raise exception_from_error_info(body["run_id"], body.get("failed_task"), error)
+
+
+@dataclass
+class TaskResult:
+    """One task of a run: its state, decoded outputs, attempt, node, timings and error."""
+
+    name: str
+    state: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+    attempt_id: str | None = None
+    node_id: str | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> TaskResult:
+        return cls(
+            name=item["name"], state=item["state"], outputs=decode_outputs(item.get("outputs")),
+            attempt=item.get("attempt", 0), attempt_id=item.get("attempt_id"), node_id=item.get("node_id"),
+            queued_at=item.get("queued_at"), started_at=item.get("started_at"),
+            finished_at=item.get("finished_at"), duration_s=item.get("duration_s"),
+            error=ErrorInfo.from_dict(item["error"]) if item.get("error") else None,
+        )
+
+
+class ClientConfig:
+    """URL, token and request building shared by both clients."""
+
+    def __init__(self, url: str | None, token: str | None, timeout: float,
+                 data_dir: str | Path | None = None) -> None:
+        self.url = discover_url(url)
+        self.token = discover_token(token, data_dir)
+        self.timeout = timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"user-agent": "lattice-client"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def ws_url(self, run_id: str, after: int) -> str:
+        base = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return f"{base}/api/v1/runs/{run_id}/events/ws?{urlencode({'after': after})}"

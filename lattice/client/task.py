@@ -1,0 +1,237 @@
+"""The ``@task`` decorator: declares a function's inputs, outputs, resources and policy.
+
+Declarations are checked when the function is decorated, so a typo fails on the line that made it,
+not minutes later on a worker. The function is shipped to workers *by value* (cloudpickle), together
+with the helpers of its own module, so it runs on machines where that module does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import inspect
+import re
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, overload
+
+import cloudpickle
+
+from lattice.core.resources import Resources, normalize_resources
+from lattice.core.spec import NAME_PATTERN
+from lattice.errors import TaskDefinitionError
+
+SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """A decorated task function. Calling it runs the function locally, unchanged."""
+
+    fn: Any
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    resources: Resources
+    timeout: float | None = None
+    retries: int = 0
+    priority: int = 0
+    sandbox: str | None = None
+    network: bool | None = None
+    _code: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __call__(self, params: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        return self.fn({**(params or {}), **kwargs})
+
+    def code_spec(self) -> dict[str, Any]:
+        """The function by value (base64 cloudpickle) plus its source, computed once."""
+        if not self._code:
+            _ship_module_by_value(self.fn)
+            try:
+                blob = cloudpickle.dumps(self.fn)
+            except Exception as exc:  # noqa: BLE001 - unpicklable globals raise many error types
+                raise TaskDefinitionError(
+                    f"task {self.name!r} cannot be serialized to send to workers: {exc}. "
+                    "A task function must not capture open files, locks, clients or sockets; "
+                    "create them inside the function instead") from exc
+            self._code["pickle"] = base64.b64encode(blob).decode()
+            self._code["name"] = getattr(self.fn, "__qualname__", self.name)
+            try:
+                self._code["source"] = inspect.getsource(self.fn)
+            except (OSError, TypeError):
+                self._code["source"] = ""
+        return dict(self._code)
+
+    def policy(self) -> dict[str, Any]:
+        return {
+            "resources": self.resources.model_dump(),
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "priority": self.priority,
+            "sandbox": self.sandbox,
+            "network": self.network,
+        }
+
+
+def _names(kind: str, value: Any, fn_name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise TaskDefinitionError(
+            f"@task on {fn_name!r}: {kind} must be a list of names, got {value!r}"
+            + (f"; did you mean {kind}=[{value!r}]?" if isinstance(value, str) else ""))
+    for item in value:
+        if not isinstance(item, str) or not _NAME_RE.match(item):
+            raise TaskDefinitionError(
+                f"@task on {fn_name!r}: {kind} entry {item!r} is not a valid name "
+                "(letters, digits, '_', '.', '-'; starting with a letter or '_')")
+    if len(set(value)) != len(value):
+        raise TaskDefinitionError(f"@task on {fn_name!r}: {kind} has duplicates: {list(value)}")
+    return tuple(value)
+
+
+def _resources(fn_name: str, declared: dict[str, Any], extra: dict[str, Any] | None) -> Resources:
+    values = {k: v for k, v in declared.items() if v is not None}
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: resources must be a dict, got {extra!r}")
+        try:
+            normalized = normalize_resources(extra)
+        except ValueError as exc:
+            raise TaskDefinitionError(f"@task on {fn_name!r}: {exc}") from exc
+        for key, value in normalized.items():
+            if key in values and values[key] != value:
+                raise TaskDefinitionError(
+                    f"@task on {fn_name!r}: {key} is given twice ({values[key]!r} and {value!r})")
+            values[key] = value
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: {key} must be a number, got {value!r}")
+        if value < 0:
+            raise TaskDefinitionError(f"@task on {fn_name!r}: {key} must be >= 0, got {value!r}")
+        if key in ("memory", "gpu_memory") and value != int(value):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: {key} is in whole MB, got {value!r}")
+    try:
+        return Resources(**{k: (int(v) if k in ("memory", "gpu_memory") else v) for k, v in values.items()})
+    except ValueError as exc:
+        raise TaskDefinitionError(f"@task on {fn_name!r}: {exc}") from exc
+
+
+@overload
+def task(fn: Any, /) -> TaskDefinition: ...
+@overload
+def task(
+    fn: None = None, /, *, inputs: list[str] | None = None, outputs: list[str] | None = None,
+    cpu: float | None = None, gpu: float | None = None, memory: int | None = None,
+    gpu_memory: int | None = None, timeout: float | None = None, retries: int = 0, priority: int = 0,
+    sandbox: str | None = None, network: bool | None = None, resources: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> Any: ...
+
+
+def task(
+    fn: Any = None,
+    /,
+    *,
+    inputs: list[str] | None = None,
+    outputs: list[str] | None = None,
+    cpu: float | None = None,
+    gpu: float | None = None,
+    memory: int | None = None,
+    gpu_memory: int | None = None,
+    timeout: float | None = None,
+    retries: int = 0,
+    priority: int = 0,
+    sandbox: str | None = None,
+    network: bool | None = None,
+    resources: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> Any:
+    """Declare a task. ``cpu=0`` marks it I/O-bound (it holds no core); ``memory``/``gpu_memory`` in MB.
+
+    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well.
+    """
+
+    def decorate(func: Any) -> TaskDefinition:
+        if isinstance(func, TaskDefinition):
+            func = func.fn
+        if not callable(func):
+            raise TaskDefinitionError(f"@task decorates a function, got {func!r}")
+        fn_name = name or getattr(func, "__name__", "task")
+        if not _NAME_RE.match(fn_name):
+            fn_name = re.sub(r"[^A-Za-z0-9_.\-]", "_", fn_name).lstrip(".-") or "task"
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                    or timeout <= 0):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: timeout must be a positive number of seconds")
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+            raise TaskDefinitionError(f"@task on {fn_name!r}: retries must be an integer from 0 to 100")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
+            raise TaskDefinitionError(f"@task on {fn_name!r}: priority must be an integer from -1000 to 1000")
+        level = str(sandbox) if sandbox is not None else None
+        if level is not None and level not in SANDBOX_LEVELS:
+            raise TaskDefinitionError(
+                f"@task on {fn_name!r}: sandbox must be one of {list(SANDBOX_LEVELS)}, got {sandbox!r}")
+        definition = TaskDefinition(
+            fn=func,
+            name=fn_name,
+            inputs=_names("inputs", inputs, fn_name),
+            outputs=_names("outputs", outputs, fn_name),
+            resources=_resources(fn_name, {"cpu": cpu, "gpu": gpu, "memory": memory,
+                                           "gpu_memory": gpu_memory}, resources),
+            timeout=float(timeout) if timeout is not None else None,
+            retries=retries,
+            priority=priority,
+            sandbox=level,
+            network=network,
+        )
+        for attr in functools.WRAPPER_ASSIGNMENTS:
+            if hasattr(func, attr):
+                object.__setattr__(definition, attr, getattr(func, attr))
+        object.__setattr__(definition, "__wrapped__", func)
+        return definition
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+# --- shipping code by value ---------------------------------------------------------------------
+
+_INSTALLED_ROOTS = tuple(
+    str(Path(p).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    if (p := sysconfig.get_paths().get(key))
+)
+
+
+def _is_installed(module: ModuleType) -> bool:
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return True  # builtin or namespace module: importable everywhere Python is
+    resolved = str(Path(path).resolve())
+    return resolved.startswith(_INSTALLED_ROOTS) or "site-packages" in resolved or "dist-packages" in resolved
+
+
+def _ship_module_by_value(fn: Any) -> None:
+    """Make cloudpickle copy the function's own (not installed) package along with it.
+
+    Functions in ``__main__`` and notebooks are shipped by value already. A function in a module next
+    to the script, or in a test module, would be pickled *by reference* and fail on a worker that
+    cannot import it; registering its top-level package by value ships the module's code instead.
+    """
+    module_name = getattr(fn, "__module__", None)
+    if not module_name or module_name == "__main__":
+        return
+    top = module_name.split(".", 1)[0]
+    if top == "lattice":
+        return
+    module = sys.modules.get(top)
+    if module is None or _is_installed(sys.modules.get(module_name, module)):
+        return
+    try:
+        cloudpickle.register_pickle_by_value(module)
+    except ValueError:
+        pass

@@ -1,0 +1,194 @@
+"""Building a workflow on the client: tasks, the edges between them, and the spec sent to the head.
+
+:class:`WorkflowBuilder` is pure (no I/O); :class:`LatticeWorkflow` and :class:`AsyncLatticeWorkflow`
+add running it through a sync or an async client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lattice.client.base import TaskResult
+from lattice.client.task import TaskDefinition
+from lattice.core.spec import WORKFLOW_FORMAT
+from lattice.errors import WorkflowError
+from lattice.executor.serialization import value_to_wire
+
+if TYPE_CHECKING:
+    from lattice.client.aio import AsyncLatticeClient
+    from lattice.client.client import LatticeClient
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """A reference to one output of a task in a workflow: an edge of the DAG once used as an input."""
+
+    workflow: WorkflowBuilder
+    task: str
+    output: str
+
+
+class TaskOutputs(Mapping[str, OutputRef]):
+    def __init__(self, handle: TaskHandle) -> None:
+        self._handle = handle
+
+    def __getitem__(self, name: str) -> OutputRef:
+        declared = self._handle.definition.outputs
+        if name not in declared:
+            raise WorkflowError(
+                f"task {self._handle.name!r} declares no output {name!r}; its outputs are {list(declared)}")
+        return OutputRef(self._handle.workflow, self._handle.name, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handle.definition.outputs)
+
+    def __len__(self) -> int:
+        return len(self._handle.definition.outputs)
+
+
+@dataclass
+class TaskHandle:
+    """A task placed in a workflow; ``handle.outputs["x"]`` is an input for another task."""
+
+    workflow: WorkflowBuilder
+    name: str
+    definition: TaskDefinition
+    inputs: dict[str, Any]
+
+    @property
+    def outputs(self) -> TaskOutputs:
+        return TaskOutputs(self)
+
+
+class WorkflowBuilder:
+    def __init__(self, name: str = "workflow") -> None:
+        self.name = name
+        self.tasks: dict[str, TaskHandle] = {}
+        self._registered: tuple[str, str] | None = None  # (spec digest, workflow id)
+
+    def add_task(self, fn: TaskDefinition, inputs: dict[str, Any] | None = None,
+                 name: str | None = None) -> TaskHandle:
+        """Add a task; an input is a literal value or another task's ``outputs["name"]``."""
+        if not isinstance(fn, TaskDefinition):
+            raise WorkflowError(
+                f"add_task expects a function decorated with @task, got {fn!r}; "
+                "decorate it with @task(inputs=[...], outputs=[...])")
+        inputs = dict(inputs or {})
+        unknown = sorted(set(inputs) - set(fn.inputs))
+        if unknown:
+            raise WorkflowError(f"task {fn.name!r} has no input(s) {unknown}; it declares {list(fn.inputs)}")
+        missing = sorted(set(fn.inputs) - set(inputs))
+        if missing:
+            raise WorkflowError(f"task {fn.name!r} needs input(s) {missing}; pass them in inputs={{...}}")
+        for key, value in inputs.items():
+            if isinstance(value, OutputRef) and value.workflow is not self:
+                raise WorkflowError(f"input {key!r} refers to a task of another workflow")
+            if isinstance(value, TaskHandle):
+                raise WorkflowError(
+                    f"input {key!r} is a task, not one of its outputs; use task.outputs[\"name\"]")
+        task_name = name or self._unique_name(fn.name)
+        if task_name in self.tasks:
+            raise WorkflowError(f"the workflow already has a task named {task_name!r}")
+        handle = TaskHandle(self, task_name, fn, inputs)
+        self.tasks[task_name] = handle
+        return handle
+
+    def _unique_name(self, base: str) -> str:
+        if base not in self.tasks:
+            return base
+        index = 2
+        while f"{base}_{index}" in self.tasks:
+            index += 1
+        return f"{base}_{index}"
+
+    def to_spec(self) -> dict[str, Any]:
+        if not self.tasks:
+            raise WorkflowError("the workflow has no tasks; add one with workflow.add_task(...)")
+        tasks = []
+        for handle in self.tasks.values():
+            definition = handle.definition
+            inputs: dict[str, Any] = {}
+            for key, value in handle.inputs.items():
+                if isinstance(value, OutputRef):
+                    inputs[key] = {"task": value.task, "output": value.output}
+                else:
+                    inputs[key] = value_to_wire(value)
+            tasks.append({"name": handle.name, "code": definition.code_spec(), "inputs": inputs,
+                          "outputs": list(definition.outputs), **definition.policy()})
+        return {"format": WORKFLOW_FORMAT, "name": self.name, "tasks": tasks}
+
+    def _spec_and_digest(self) -> tuple[dict[str, Any], str]:
+        spec = self.to_spec()
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+        return spec, digest
+
+
+class LatticeWorkflow(WorkflowBuilder):
+    """A workflow bound to a :class:`~lattice.LatticeClient`; run it as often as you like."""
+
+    def __init__(self, client: LatticeClient, name: str = "workflow") -> None:
+        super().__init__(name)
+        self.client = client
+
+    def register(self) -> str:
+        """Send the spec to the head (once per change) and return the workflow's id."""
+        spec, digest = self._spec_and_digest()
+        if self._registered is None or self._registered[0] != digest:
+            self._registered = (digest, self.client.submit_workflow(spec))
+        return self._registered[1]
+
+    def run(self, priority: int = 0, tags: dict[str, str] | None = None) -> str:
+        """Start a run and return its id at once; each call is a new, independent run."""
+        return self.client.start_run(self.register(), priority=priority, tags=tags)
+
+    def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
+        return self.client.get_results(run_id, timeout=timeout, progress=progress)
+
+    def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
+        return self.client.get_task_results(run_id)
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
+        return self.client.stream(run_id, after=after)
+
+    async def astream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        from lattice.client.aio import AsyncLatticeClient
+
+        async with AsyncLatticeClient(self.client.config.url, token=self.client.config.token) as client:
+            async for event in client.stream(run_id, after=after):
+                yield event
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        return self.client.cancel(run_id)
+
+
+class AsyncLatticeWorkflow(WorkflowBuilder):
+    """A workflow bound to an :class:`~lattice.AsyncLatticeClient`."""
+
+    def __init__(self, client: AsyncLatticeClient, name: str = "workflow") -> None:
+        super().__init__(name)
+        self.client = client
+
+    async def register(self) -> str:
+        spec, digest = self._spec_and_digest()
+        if self._registered is None or self._registered[0] != digest:
+            self._registered = (digest, await self.client.submit_workflow(spec))
+        return self._registered[1]
+
+    async def run(self, priority: int = 0, tags: dict[str, str] | None = None) -> str:
+        return await self.client.start_run(await self.register(), priority=priority, tags=tags)
+
+    async def get_results(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
+        return await self.client.get_results(run_id, timeout=timeout)
+
+    async def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
+        return await self.client.get_task_results(run_id)
+
+    def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        return self.client.stream(run_id, after=after)
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        return await self.client.cancel(run_id)

@@ -1,0 +1,182 @@
+"""The resource manager: each node's capacity (from Ray) and what Lattice has reserved on it.
+
+It owns capacity and nothing else. The scheduler asks :meth:`ResourceManager.try_place` for a node
+where a task fits; the reservation is released when the task ends. Because every dispatch is admitted
+here first, Ray's own queues stay short (backpressure), and an impossible request is known at once
+(:meth:`fits_anywhere`) instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lattice.core.resources import ResourceClass, Resources
+
+_EPS = 1e-9
+
+
+@dataclass
+class GPUInfo:
+    index: int
+    name: str = "GPU"
+    memory_total_mb: int = 0
+
+
+@dataclass
+class Node:
+    node_id: str
+    address: str
+    cpu: float
+    gpu: float
+    memory_mb: int
+    gpus: list[GPUInfo] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    alive: bool = True
+    io_slots: int = 256
+    used_cpu: float = 0.0
+    used_gpu: float = 0.0
+    used_memory_mb: int = 0
+    used_gpu_memory_mb: int = 0
+    used_io: int = 0
+    running: int = 0
+
+    @property
+    def gpu_memory_mb(self) -> int:
+        return sum(g.memory_total_mb for g in self.gpus)
+
+    def fits_total(self, r: Resources) -> bool:
+        return (
+            r.cpu <= self.cpu + _EPS
+            and r.gpu <= self.gpu + _EPS
+            and r.memory <= self.memory_mb
+            and (r.gpu_memory == 0 or (self.gpu > 0 and r.gpu_memory <= self.max_gpu_memory_mb()))
+        )
+
+    def max_gpu_memory_mb(self) -> int:
+        """GPU memory one task can get: one GPU's, or a whole GPU's worth when sizes are unknown."""
+        if self.gpus and any(g.memory_total_mb for g in self.gpus):
+            return max(g.memory_total_mb for g in self.gpus)
+        return 0
+
+    def fits_now(self, r: Resources) -> bool:
+        if not self.alive:
+            return False
+        if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
+            return False
+        return (
+            self.used_cpu + r.cpu <= self.cpu + _EPS
+            and self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS
+            and self.used_memory_mb + r.memory <= self.memory_mb
+            and self.used_gpu_memory_mb + r.gpu_memory <= self.gpu_memory_mb
+        )
+
+    def gpu_fraction(self, r: Resources) -> float:
+        """GPUs to ask Ray for: what was declared, or the share of a GPU that ``gpu_memory`` implies."""
+        if r.gpu > 0 or r.gpu_memory == 0:
+            return r.gpu
+        per_gpu = self.max_gpu_memory_mb()
+        if per_gpu <= 0:
+            return 1.0
+        return min(1.0, max(0.0001, round(r.gpu_memory / per_gpu + 0.00005, 4)))
+
+    def reserve(self, r: Resources) -> None:
+        self.used_cpu += r.cpu
+        self.used_gpu += self.gpu_fraction(r)
+        self.used_memory_mb += r.memory
+        self.used_gpu_memory_mb += r.gpu_memory
+        self.used_io += 1 if r.resource_class is ResourceClass.IO else 0
+        self.running += 1
+
+    def release(self, r: Resources) -> None:
+        self.used_cpu = max(0.0, self.used_cpu - r.cpu)
+        self.used_gpu = max(0.0, self.used_gpu - self.gpu_fraction(r))
+        self.used_memory_mb = max(0, self.used_memory_mb - r.memory)
+        self.used_gpu_memory_mb = max(0, self.used_gpu_memory_mb - r.gpu_memory)
+        self.used_io = max(0, self.used_io - (1 if r.resource_class is ResourceClass.IO else 0))
+        self.running = max(0, self.running - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "address": self.address,
+            "alive": self.alive,
+            "labels": self.labels,
+            "total": {"cpu": self.cpu, "gpu": self.gpu, "memory_mb": self.memory_mb,
+                      "gpu_memory_mb": self.gpu_memory_mb},
+            "used": {"cpu": round(self.used_cpu, 4), "gpu": round(self.used_gpu, 4),
+                     "memory_mb": self.used_memory_mb, "gpu_memory_mb": self.used_gpu_memory_mb},
+            "gpus": [{"index": g.index, "name": g.name, "memory_total_mb": g.memory_total_mb}
+                     for g in self.gpus],
+            "running_tasks": self.running,
+        }
+
+
+class ResourceManager:
+    def __init__(self, io_slots_per_node: int = 256) -> None:
+        self.io_slots_per_node = io_slots_per_node
+        self.nodes: dict[str, Node] = {}
+
+    def update_nodes(self, nodes: list[Node]) -> None:
+        """Merge a fresh view of the cluster, keeping the reservations of nodes that stay."""
+        seen = set()
+        for fresh in nodes:
+            seen.add(fresh.node_id)
+            fresh.io_slots = self.io_slots_per_node
+            current = self.nodes.get(fresh.node_id)
+            if current is None:
+                self.nodes[fresh.node_id] = fresh
+                continue
+            current.address, current.cpu, current.gpu = fresh.address, fresh.cpu, fresh.gpu
+            current.memory_mb, current.alive, current.labels = fresh.memory_mb, fresh.alive, fresh.labels
+            if fresh.gpus:
+                current.gpus = fresh.gpus
+        for node_id, node in self.nodes.items():
+            if node_id not in seen:
+                node.alive = False
+
+    def fits_anywhere(self, r: Resources) -> bool:
+        return any(node.alive and node.fits_total(r) for node in self.nodes.values())
+
+    def largest_node(self) -> dict[str, float]:
+        alive = [n for n in self.nodes.values() if n.alive]
+        return {
+            "cpu": max((n.cpu for n in alive), default=0),
+            "gpu": max((n.gpu for n in alive), default=0),
+            "memory_mb": max((n.memory_mb for n in alive), default=0),
+            "gpu_memory_mb": max((n.max_gpu_memory_mb() for n in alive), default=0),
+        }
+
+    def try_place(self, r: Resources) -> str | None:
+        """Reserve ``r`` on the node with the most free CPU where it fits; None when none fits now."""
+        best: Node | None = None
+        for node in self.nodes.values():
+            if node.fits_now(r) and (best is None or _headroom(node) > _headroom(best)):
+                best = node
+        if best is None:
+            return None
+        best.reserve(r)
+        return best.node_id
+
+    def release(self, node_id: str, r: Resources) -> None:
+        node = self.nodes.get(node_id)
+        if node is not None:
+            node.release(r)
+
+    def totals(self) -> dict[str, float]:
+        alive = [n for n in self.nodes.values() if n.alive]
+        return {
+            "nodes": len(alive),
+            "cpu": sum(n.cpu for n in alive),
+            "gpu": sum(n.gpu for n in alive),
+            "memory_mb": sum(n.memory_mb for n in alive),
+            "gpu_memory_mb": sum(n.gpu_memory_mb for n in alive),
+            "used_cpu": round(sum(n.used_cpu for n in alive), 4),
+            "used_gpu": round(sum(n.used_gpu for n in alive), 4),
+            "used_memory_mb": sum(n.used_memory_mb for n in alive),
+            "running_tasks": sum(n.running for n in alive),
+        }
+
+
+def _headroom(node: Node) -> tuple[float, int]:
+    return (node.cpu - node.used_cpu, -node.running)

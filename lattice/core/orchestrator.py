@@ -1,0 +1,629 @@
+"""The orchestrator: owns every run and task state, and moves them along the state machine.
+
+It is event-driven. Submissions, cancels, finished Ray attempts and timeouts each schedule one *step*
+on the head's asyncio loop; a step applies what happened, asks the scheduler for placements, hands
+them to Ray, commits all resulting changes to the store in one transaction and only then announces
+them (events, waiters). No step polls Ray, so an idle head does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lattice.core.cluster import ResourceManager
+from lattice.core.dag import Graph, SpecError, build_graph
+from lattice.core.events import EventBus
+from lattice.core.scheduler import QueuedTask, Scheduler
+from lattice.core.spec import RunCreate, TaskSpec, WorkflowSpec
+from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
+from lattice.core.store import Batch, Store
+from lattice.errors import ErrorInfo, ErrorKind
+from lattice.executor.builtins import BUILTINS
+from lattice.executor.dispatch import Attempt, RayBackend
+from lattice.executor.failures import error_from_ray_exception
+from lattice.executor.serialization import from_wire
+
+log = logging.getLogger("lattice.orchestrator")
+
+SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
+NOT_RETRYABLE = {ErrorKind.RESOURCE_UNAVAILABLE, ErrorKind.CANCELLED, ErrorKind.UPSTREAM_FAILED}
+
+
+class NotFound(LookupError):
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+@dataclass
+class WorkflowEntry:
+    workflow_id: str
+    spec: WorkflowSpec
+    graph: Graph
+    tasks: dict[str, TaskSpec]
+    literals: dict[str, dict[str, tuple[str, bytes]]]
+    fn_refs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskRun:
+    spec: TaskSpec
+    state: TaskState
+    waiting_on: int
+    attempt: int = 0
+    attempt_id: str | None = None
+    node_id: str | None = None
+    ref: Any = None
+    killable: bool = False
+    timer: asyncio.TimerHandle | None = None
+    enqueued_at: float = 0.0
+
+
+@dataclass
+class RunExec:
+    run_id: str
+    workflow: WorkflowEntry
+    priority: int
+    state: RunState
+    tasks: dict[str, TaskRun]
+    seq: int = 0
+    active: int = 0
+    failed_task: str | None = None
+    error: dict[str, Any] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class OrchestratorSettings:
+    default_sandbox: str = "none"
+    min_sandbox: str = "none"
+    sandbox_defaults: dict[str, Any] = field(default_factory=dict)
+    max_output_bytes: int = 256 * 1024 * 1024
+    log_limit_bytes: int = 1024 * 1024
+    node_refresh_s: float = 5.0
+    sandbox_timeout_grace_s: float = 10.0
+
+
+class Orchestrator:
+    def __init__(self, store: Store, resources: ResourceManager, backend: RayBackend, bus: EventBus,
+                 settings: OrchestratorSettings | None = None) -> None:
+        self.store = store
+        self.resources = resources
+        self.backend = backend
+        self.bus = bus
+        self.settings = settings or OrchestratorSettings()
+        self.scheduler = Scheduler()
+        self.runs: dict[str, RunExec] = {}
+        self.workflows: dict[str, WorkflowEntry] = {}
+        self._completions: list[tuple[str, str, str, Any]] = []
+        self._step_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._batch = Batch()
+        self._announce: list[tuple[str, dict[str, Any]]] = []
+        self._finished: list[RunExec] = []
+        self.stats = {"tasks_dispatched": 0, "tasks_succeeded": 0, "tasks_failed": 0, "steps": 0}
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.refresh_nodes()
+        self._resume_unfinished()
+        self._refresher = asyncio.create_task(self._refresh_nodes_forever())
+        self._kick()
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        for run in self.runs.values():
+            run.done.set()
+
+    def refresh_nodes(self) -> None:
+        self.resources.update_nodes(self.backend.nodes())
+
+    async def _refresh_nodes_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node_refresh_s)
+            try:
+                before = {n for n, node in self.resources.nodes.items() if node.alive}
+                self.refresh_nodes()
+                after = {n for n, node in self.resources.nodes.items() if node.alive}
+                if after != before:
+                    log.info("cluster changed: %d alive node(s)", len(after))
+                    self._kick()
+            except Exception:  # noqa: BLE001 - keep refreshing; Ray may be restarting
+                log.exception("refreshing the cluster view failed")
+
+    # --- workflows ----------------------------------------------------------------------------------
+
+    def register_workflow(self, spec: WorkflowSpec) -> str:
+        entry = self._build_entry(uuid.uuid4().hex, spec)
+        self.store.create_workflow(entry.workflow_id, spec.name, spec.model_dump(mode="json"))
+        self.workflows[entry.workflow_id] = entry
+        return entry.workflow_id
+
+    def _build_entry(self, workflow_id: str, spec: WorkflowSpec) -> WorkflowEntry:
+        graph = build_graph(spec, set(BUILTINS))
+        literals: dict[str, dict[str, tuple[str, bytes]]] = {}
+        for index, task in enumerate(spec.tasks):
+            level = task.sandbox or self.settings.default_sandbox
+            if level not in SANDBOX_LEVELS:
+                raise SpecError(f"unknown sandbox level {level!r}", f"tasks[{index}].sandbox",
+                                f"one of {list(SANDBOX_LEVELS)}")
+            if SANDBOX_LEVELS.index(level) < SANDBOX_LEVELS.index(self.settings.min_sandbox):
+                raise SpecError(
+                    f"task {task.name!r} asks for sandbox {level!r}, weaker than this head's minimum "
+                    f"{self.settings.min_sandbox!r}", f"tasks[{index}].sandbox",
+                    f"use {self.settings.min_sandbox!r} or a stricter level")
+            if task.code is not None:
+                try:
+                    base64.b64decode(task.code.pickle, validate=True)
+                except ValueError as exc:
+                    raise SpecError("code.pickle is not valid base64", f"tasks[{index}].code.pickle") from exc
+            literals[task.name] = {}
+            for name, item in task.inputs.items():
+                if item.is_reference:
+                    continue
+                try:
+                    encoding, data = from_wire(item.model_dump(exclude_unset=True))
+                except ValueError as exc:
+                    raise SpecError(f"input {name!r} is not valid: {exc}",
+                                    f"tasks[{index}].inputs.{name}") from exc
+                literals[task.name][name] = (str(encoding), data)
+        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals)
+
+    def get_workflow(self, workflow_id: str) -> WorkflowEntry:
+        entry = self.workflows.get(workflow_id)
+        if entry is not None:
+            return entry
+        row = self.store.get_workflow(workflow_id)
+        if row is None:
+            raise NotFound("workflow", workflow_id)
+        entry = self._build_entry(workflow_id, WorkflowSpec.model_validate(row["spec"]))
+        self.workflows[workflow_id] = entry
+        return entry
+
+    # --- runs ---------------------------------------------------------------------------------------
+
+    def create_run(self, workflow_id: str, options: RunCreate | None = None) -> str:
+        options = options or RunCreate()
+        entry = self.get_workflow(workflow_id)
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        tasks = {
+            name: TaskRun(spec=entry.tasks[name], state=TaskState.PENDING,
+                          waiting_on=len(entry.graph.upstream[name]))
+            for name in entry.graph.order
+        }
+        run = RunExec(run_id, entry, options.priority, RunState.RUNNING, tasks, active=len(tasks))
+        self._batch.run_inserts.append({
+            "id": run_id, "workflow_id": workflow_id, "workflow_name": entry.spec.name,
+            "state": RunState.RUNNING, "priority": options.priority,
+            "tags": _json(options.tags), "created_at": now, "started_at": now,
+        })
+        self._batch.task_inserts.extend(
+            {"run_id": run_id, "name": name, "state": TaskState.PENDING, "attempt": 0} for name in tasks)
+        self.runs[run_id] = run
+        self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
+                                                "tags": options.tags})
+        self._guarded(run, self._start_run, run)
+        self._flush()  # the run exists in the store before its id is handed out
+        self._kick()
+        return run_id
+
+    def _start_run(self, run: RunExec) -> None:
+        for name, task in run.tasks.items():
+            if task.state is TaskState.PENDING and not self.resources.fits_anywhere(task.spec.resources):
+                largest = self.resources.largest_node()
+                error = ErrorInfo(
+                    ErrorKind.RESOURCE_UNAVAILABLE, "ResourceUnavailable",
+                    f"task {name!r} asks for {task.spec.resources.model_dump()} but the largest node "
+                    f"has {largest}; no node of this cluster can ever run it",
+                    detail={"requested": task.spec.resources.model_dump(), "largest_node": largest})
+                self._fail_task(run, name, error)
+        for name, task in run.tasks.items():
+            if task.state is TaskState.PENDING and task.waiting_on == 0:
+                self._make_ready(run, name)
+        self._maybe_finish(run)
+
+    def cancel_run(self, run_id: str) -> str:
+        run = self.runs.get(run_id)
+        if run is None:
+            row = self.store.get_run(run_id)
+            if row is None:
+                raise NotFound("run", run_id)
+            return row["state"]
+        for name, task in run.tasks.items():
+            if task.state.terminal:
+                continue
+            if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
+                self._abort_attempt(run, task)
+            self.scheduler.remove((run.run_id, name))
+            self._set_task(run, name, TaskState.CANCELLED, finished_at=time.time())
+            self._event(run, "task_cancelled", name, {})
+        self._finish_run(run, RunState.CANCELLED)
+        self._flush()
+        self._kick()
+        return RunState.CANCELLED
+
+    async def wait_run(self, run_id: str, timeout: float) -> dict[str, Any]:
+        run = self.runs.get(run_id)
+        if run is not None and timeout > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout)
+            except TimeoutError:
+                pass
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise NotFound("run", run_id)
+        return row
+
+    def sinks(self, workflow_id: str) -> tuple[str, ...]:
+        return self.get_workflow(workflow_id).graph.sinks
+
+    # --- the step -----------------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if not self._step_pending and self._loop is not None:
+            self._step_pending = True
+            self._loop.call_soon(self._step)
+
+    def _on_done(self, run_id: str, name: str, attempt_id: str, future: Any) -> None:
+        """Called on a Ray thread when an attempt ends; hands it to the loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._completed, run_id, name, attempt_id, future)
+
+    def _completed(self, run_id: str, name: str, attempt_id: str, future: Any) -> None:
+        self._completions.append((run_id, name, attempt_id, future))
+        self._kick()
+
+    def _step(self) -> None:
+        self._step_pending = False
+        self.stats["steps"] += 1
+        completions, self._completions = self._completions, []
+        for run_id, name, attempt_id, future in completions:
+            run = self.runs.get(run_id)
+            if run is not None:
+                self._guarded(run, self._handle_completion, run, name, attempt_id, future)
+        for placement in self.scheduler.schedule(self.resources.try_place):
+            run_id, name = placement.task.key  # type: ignore[misc]
+            run = self.runs.get(run_id)
+            if run is None or run.tasks[name].state is not TaskState.READY:
+                self.resources.release(placement.node_id, placement.task.resources)
+                continue
+            self._guarded(run, self._dispatch, run, name, placement.node_id)
+        self._flush()
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        announce, self._announce = self._announce, []
+        finished, self._finished = self._finished, []
+        try:
+            self.store.commit(batch)
+        except Exception:  # noqa: BLE001 - keep the head alive; the runs involved fail
+            log.exception("committing %d event(s) failed", len(batch.event_rows))
+            for run_id in {run_id for run_id, _ in announce}:
+                run = self.runs.get(run_id)
+                if run is not None and not run.state.terminal:
+                    self._fail_run_internal(run, "the store refused a write; see the head's log")
+            self._kick()
+            return
+        for run_id, event in announce:
+            self.bus.publish(run_id, event)
+        for run in finished:
+            run.done.set()
+            self.runs.pop(run.run_id, None)
+
+    def _guarded(self, run: RunExec, fn: Callable[..., None], *args: Any) -> None:
+        """Run one piece of step logic; a bug there fails that run only, never the loop."""
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("run %s: internal error", run.run_id)
+            if not run.state.terminal:
+                self._fail_run_internal(run, f"{type(exc).__name__}: {exc}")
+
+    def _fail_run_internal(self, run: RunExec, message: str) -> None:
+        for name, task in run.tasks.items():
+            if task.state.terminal:
+                continue
+            if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
+                self._abort_attempt(run, task)
+            self.scheduler.remove((run.run_id, name))
+            task.state = TaskState.FAILED
+            self._batch.update_task(run.run_id, name, state=TaskState.FAILED, finished_at=time.time())
+        run.active = 0
+        if run.error is None:
+            run.error = ErrorInfo(ErrorKind.INTERNAL, "InternalError", message).to_dict()
+        self._finish_run(run, RunState.FAILED)
+
+    # --- transitions --------------------------------------------------------------------------------
+
+    def _set_task(self, run: RunExec, name: str, state: TaskState, **values: Any) -> None:
+        task = run.tasks[name]
+        check_task_transition(task.state, state)
+        was_terminal = task.state.terminal
+        task.state = state
+        if state.terminal and not was_terminal:
+            run.active -= 1
+        self._batch.update_task(run.run_id, name, state=state, **values)
+
+    def _event(self, run: RunExec, type: str, task: str | None, data: dict[str, Any]) -> None:
+        run.seq += 1
+        now = time.time()
+        self._batch.add_event(run.run_id, run.seq, type, task, data, now)
+        self._announce.append((run.run_id, {"seq": run.seq, "ts": now, "type": type, "task": task,
+                                            "run_id": run.run_id, "data": data}))
+
+    def _make_ready(self, run: RunExec, name: str) -> None:
+        task = run.tasks[name]
+        now = time.time()
+        self._set_task(run, name, TaskState.READY, queued_at=now)
+        task.enqueued_at = now
+        self.scheduler.push(QueuedTask(
+            key=(run.run_id, name), resources=task.spec.resources,
+            priority=run.priority + task.spec.priority, enqueued_at=now,
+            critical_path=run.workflow.graph.critical_path[name]))
+        self._event(run, "task_queued", name, {"attempt": task.attempt + 1})
+
+    def _dispatch(self, run: RunExec, name: str, node_id: str) -> None:
+        task = run.tasks[name]
+        spec = task.spec
+        task.attempt += 1
+        task.attempt_id = f"{run.run_id}:{name}:{task.attempt}:{uuid.uuid4().hex[:8]}"
+        task.node_id = node_id
+        level = spec.sandbox or self.settings.default_sandbox
+        task.killable = spec.timeout is not None and level == "none"
+        entry = run.workflow
+        upstream_names = sorted(run.workflow.graph.upstream[name])
+        index = {u: i for i, u in enumerate(upstream_names)}
+        payload = {
+            "run_id": run.run_id, "task": name, "attempt_id": task.attempt_id,
+            "fn_key": f"{entry.workflow_id}:{name}" if spec.code else None, "builtin": spec.builtin,
+            "outputs": list(spec.outputs), "literals": entry.literals[name],
+            "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
+            "sandbox": self._sandbox_config(spec, level), "env": {},
+            "max_output_bytes": self.settings.max_output_bytes,
+            "log_limit": self.settings.log_limit_bytes,
+        }
+        node = self.resources.nodes[node_id]
+        attempt = Attempt(
+            payload=payload, fn_ref=self._fn_ref(entry, spec),
+            upstream=[run.tasks[u].ref for u in upstream_names], resources=spec.resources,
+            node_id=node_id, gpu_fraction=node.gpu_fraction(spec.resources), killable=task.killable)
+        ref, future = self.backend.submit(attempt)
+        task.ref = ref
+        attempt_id = task.attempt_id
+        future.add_done_callback(lambda f: self._on_done(run.run_id, name, attempt_id, f))
+        now = time.time()
+        self._set_task(run, name, TaskState.SCHEDULED)
+        self._set_task(run, name, TaskState.RUNNING, attempt=task.attempt, attempt_id=attempt_id,
+                       node_id=node_id, started_at=now, finished_at=None, error=None)
+        self._batch.add_attempt(id=attempt_id, run_id=run.run_id, task=name, number=task.attempt,
+                                state=TaskState.RUNNING, node_id=node_id, started_at=now)
+        self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": attempt_id,
+                                                 "node_id": node_id})
+        self.stats["tasks_dispatched"] += 1
+        if spec.timeout is not None:
+            grace = 0.0 if level == "none" else self.settings.sandbox_timeout_grace_s
+            task.timer = self._loop.call_later(  # type: ignore[union-attr]
+                spec.timeout + grace, self._on_timeout, run.run_id, name, attempt_id)
+
+    def _sandbox_config(self, spec: TaskSpec, level: str) -> dict[str, Any] | None:
+        if level == "none":
+            return None
+        config = dict(self.settings.sandbox_defaults)
+        config["level"] = level
+        if spec.timeout is not None:
+            config["timeout"] = spec.timeout
+        if spec.resources.memory:
+            config["max_memory_mb"] = spec.resources.memory
+        if spec.network is not None:
+            config["network"] = spec.network
+        return config
+
+    def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
+        if spec.code is None:
+            return None
+        ref = entry.fn_refs.get(spec.name)
+        if ref is None:
+            ref = self.backend.put(base64.b64decode(spec.code.pickle))
+            entry.fn_refs[spec.name] = ref
+        return ref
+
+    def _on_timeout(self, run_id: str, name: str, attempt_id: str) -> None:
+        run = self.runs.get(run_id)
+        if run is None:
+            return
+        task = run.tasks.get(name)
+        if task is None or task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
+            return
+        task.timer = None
+        self._abort_attempt(run, task)
+        error = ErrorInfo(ErrorKind.TIMEOUT, "TaskTimeout",
+                          f"task {name!r} ran longer than its timeout of {task.spec.timeout} s and was stopped",
+                          detail={"timeout_s": task.spec.timeout})
+        self._guarded(run, self._attempt_failed, run, name, attempt_id, error, {})
+        self._kick()
+
+    def _abort_attempt(self, run: RunExec, task: TaskRun) -> None:
+        """Stop a running attempt in Ray and free its reservation now; its late result is ignored."""
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
+        if task.ref is not None:
+            self.backend.cancel(task.ref, force=task.killable)
+        if task.node_id is not None:
+            self.resources.release(task.node_id, task.spec.resources)
+            task.node_id = None
+
+    def _handle_completion(self, run: RunExec, name: str, attempt_id: str, future: Any) -> None:
+        task = run.tasks[name]
+        if task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
+            return  # a late answer from an attempt that was cancelled or timed out
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
+        if task.node_id is not None:
+            self.resources.release(task.node_id, task.spec.resources)
+        exc = future.exception()
+        if exc is not None:
+            self._attempt_failed(run, name, attempt_id, error_from_ray_exception(exc), {})
+            return
+        envelope = future.result()
+        if envelope.get("error"):
+            self._attempt_failed(run, name, attempt_id, ErrorInfo.from_dict(envelope["error"]), envelope)
+            return
+        self._attempt_succeeded(run, name, attempt_id, envelope)
+
+    def _record_attempt_end(self, run: RunExec, name: str, attempt_id: str, state: TaskState,
+                            envelope: dict[str, Any], error: ErrorInfo | None) -> None:
+        self._batch.update_attempt(
+            attempt_id, state=state, finished_at=envelope.get("finished_at", time.time()),
+            started_at=envelope.get("started_at"), worker_pid=envelope.get("pid"),
+            stdout=envelope.get("stdout") or None, stderr=envelope.get("stderr") or None,
+            error=error.to_dict() if error else None)
+        for stream in ("stdout", "stderr"):
+            text = envelope.get(stream)
+            if text:
+                self._event(run, "task_log", name, {"stream": stream, "text": text[-65536:],
+                                                     "attempt_id": attempt_id})
+
+    def _attempt_succeeded(self, run: RunExec, name: str, attempt_id: str, envelope: dict[str, Any]) -> None:
+        task = run.tasks[name]
+        self._record_attempt_end(run, name, attempt_id, TaskState.SUCCEEDED, envelope, None)
+        for output, (encoding, data) in envelope["outputs"].items():
+            self._batch.put_blob(run.run_id, name, output, encoding, data)
+        started, finished = envelope.get("started_at"), envelope.get("finished_at")
+        self._set_task(run, name, TaskState.SUCCEEDED, started_at=started, finished_at=finished,
+                       node_id=envelope.get("node_id") or task.node_id)
+        self._event(run, "task_succeeded", name, {
+            "attempt": task.attempt, "duration_s": round((finished or 0) - (started or 0), 6),
+            "node_id": envelope.get("node_id")})
+        self.stats["tasks_succeeded"] += 1
+        for child in run.workflow.graph.downstream[name]:
+            child_task = run.tasks[child]
+            child_task.waiting_on -= 1
+            if child_task.waiting_on == 0 and child_task.state is TaskState.PENDING:
+                self._make_ready(run, child)
+        self._maybe_finish(run)
+
+    def _attempt_failed(self, run: RunExec, name: str, attempt_id: str, error: ErrorInfo,
+                        envelope: dict[str, Any]) -> None:
+        task = run.tasks[name]
+        if not envelope.get("stderr") and error.detail.get("stderr_tail"):
+            envelope = {**envelope, "stderr": error.detail["stderr_tail"]}
+        self._record_attempt_end(run, name, attempt_id, TaskState.FAILED, envelope, error)
+        if task.attempt <= task.spec.retries and error.kind not in NOT_RETRYABLE:
+            self._set_task(run, name, TaskState.RETRYING, error=error.to_dict())
+            self._event(run, "task_retrying", name, {"attempt": task.attempt, "error": error.to_dict(),
+                                                      "retries_left": task.spec.retries - task.attempt + 1})
+            self._make_ready(run, name)
+            return
+        self._fail_task(run, name, error)
+        self._maybe_finish(run)
+
+    def _fail_task(self, run: RunExec, name: str, error: ErrorInfo) -> None:
+        self.scheduler.remove((run.run_id, name))
+        self._set_task(run, name, TaskState.FAILED, error=error.to_dict(), finished_at=time.time())
+        self._event(run, "task_failed", name, {"attempt": run.tasks[name].attempt, "error": error.to_dict()})
+        self.stats["tasks_failed"] += 1
+        if run.failed_task is None:
+            run.failed_task = name
+            run.error = error.to_dict()
+        self._skip_downstream(run, name)
+
+    def _skip_downstream(self, run: RunExec, name: str) -> None:
+        stack = list(run.workflow.graph.downstream[name])
+        while stack:
+            child = stack.pop()
+            task = run.tasks[child]
+            if task.state is not TaskState.PENDING:
+                continue
+            self._set_task(run, child, TaskState.SKIPPED)
+            self._event(run, "task_skipped", child, {"because": name})
+            stack.extend(run.workflow.graph.downstream[child])
+
+    def _maybe_finish(self, run: RunExec) -> None:
+        if run.active == 0 and not run.state.terminal:
+            self._finish_run(run, RunState.FAILED if run.failed_task else RunState.SUCCEEDED)
+
+    def _finish_run(self, run: RunExec, state: RunState) -> None:
+        if run.state.terminal:
+            return
+        check_run_transition(run.state, state)
+        run.state = state
+        self._batch.update_run(run.run_id, state=state, finished_at=time.time(),
+                               failed_task=run.failed_task, error=run.error)
+        self._event(run, "run_finished", None, {"state": str(state), "failed_task": run.failed_task,
+                                                "error": run.error})
+        self._finished.append(run)
+
+    # --- restart ------------------------------------------------------------------------------------
+
+    def _resume_unfinished(self) -> None:
+        """Pick up the runs a previous head left unfinished: finished tasks keep their outputs."""
+        for run_id in self.store.unfinished_run_ids():
+            row = self.store.get_run(run_id)
+            assert row is not None
+            try:
+                entry = self.get_workflow(row["workflow_id"])
+            except (NotFound, SpecError) as exc:
+                log.error("cannot resume run %s: %s", run_id, exc)
+                continue
+            stored = {t["name"]: t for t in self.store.get_tasks(run_id)}
+            blobs = self.store.get_blobs(run_id)
+            tasks: dict[str, TaskRun] = {}
+            for name in entry.graph.order:
+                srow = stored.get(name, {})
+                state = TaskState(srow.get("state", TaskState.PENDING))
+                task = TaskRun(spec=entry.tasks[name], state=state, waiting_on=0,
+                               attempt=int(srow.get("attempt") or 0))
+                if state is TaskState.SUCCEEDED:
+                    task.ref = self.backend.put({"outputs": blobs.get(name, {})})
+                tasks[name] = task
+            run = RunExec(run_id, entry, int(row["priority"]), RunState.RUNNING, tasks,
+                          seq=self.store.last_event_seq(run_id))
+            run.failed_task = row.get("failed_task")
+            run.error = row.get("error")
+            for name, task in tasks.items():
+                if task.state.terminal:
+                    continue
+                run.active += 1
+                task.waiting_on = sum(1 for u in entry.graph.upstream[name]
+                                      if tasks[u].state is not TaskState.SUCCEEDED)
+                if task.state is not TaskState.PENDING:
+                    task.state = TaskState.PENDING
+                    self._batch.update_task(run_id, name, state=TaskState.PENDING)
+            self.runs[run_id] = run
+            self._event(run, "run_resumed", None, {"pending_tasks": run.active})
+            for name, task in tasks.items():
+                if task.state is TaskState.PENDING:
+                    upstream_failed = any(tasks[u].state in (TaskState.FAILED, TaskState.SKIPPED,
+                                                             TaskState.CANCELLED)
+                                          for u in entry.graph.upstream[name])
+                    if upstream_failed:
+                        self._set_task(run, name, TaskState.SKIPPED)
+                    elif task.waiting_on == 0:
+                        self._make_ready(run, name)
+            self._maybe_finish(run)
+            log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))

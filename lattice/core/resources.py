@@ -1,0 +1,62 @@
+"""What a task asks for, as one small value shared by the SDK, the spec and the scheduler."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ResourceClass(StrEnum):
+    """The ready queue a task waits in, so a task that cannot be placed never blocks another class."""
+
+    GPU = "gpu"
+    CPU = "cpu"
+    IO = "io"
+
+
+class Resources(BaseModel):
+    """CPU cores (fractions allowed; 0 means I/O-bound, holding no core), GPUs, and memory in MB."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu: float = Field(1.0, ge=0, description="CPU cores; 0 marks an I/O-bound task that holds no core.")
+    gpu: float = Field(0.0, ge=0, description="GPUs; fractions share one GPU.")
+    memory: int = Field(0, ge=0, description="Memory in MB, reserved on the node and enforced by sandboxes.")
+    gpu_memory: int = Field(0, ge=0, description="GPU memory in MB, admitted against the GPU's capacity.")
+
+    @property
+    def resource_class(self) -> ResourceClass:
+        if self.gpu > 0 or self.gpu_memory > 0:
+            return ResourceClass.GPU
+        if self.cpu > 0:
+            return ResourceClass.CPU
+        return ResourceClass.IO
+
+
+RESOURCE_ALIASES: dict[str, str] = {
+    "cpu": "cpu",
+    "cpus": "cpu",
+    "num_cpus": "cpu",
+    "gpu": "gpu",
+    "gpus": "gpu",
+    "num_gpus": "gpu",
+    "memory": "memory",
+    "cpu_mem": "memory",
+    "mem": "memory",
+    "gpu_mem": "gpu_memory",
+    "gpu_memory": "gpu_memory",
+}
+
+
+def normalize_resources(values: dict[str, Any]) -> dict[str, Any]:
+    """Map the accepted spellings (``cpu_mem``, ``gpu_mem``, ...) to field names; unknown keys raise."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in RESOURCE_ALIASES:
+            raise ValueError(
+                f"unknown resource {key!r}; accepted keys are {sorted(set(RESOURCE_ALIASES))}"
+            )
+        out[RESOURCE_ALIASES[key]] = value
+    return out

@@ -1,0 +1,109 @@
+"""The workflow spec (format ``lattice.workflow/v1``): the one document a client submits.
+
+It holds everything a run needs, so the head can validate it before anything runs and re-run it after
+a restart: each task's code (cloudpickle bytes, base64, never unpickled by the head, plus its source
+for display) or a builtin's name, its inputs (literal values or references to another task's output),
+its declared outputs, resources and policy.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lattice.core.resources import Resources
+
+WORKFLOW_FORMAT = "lattice.workflow/v1"
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+MAX_TASKS = 20_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CodeSpec(_Strict):
+    """A task function shipped by value."""
+
+    pickle: str = Field(description="base64 of the cloudpickled function; only an executor unpickles it")
+    name: str = Field("task", description="the function's qualified name, for display")
+    source: str | None = Field(None, description="the function's source text, for display")
+
+
+class InputSpec(_Strict):
+    """One input: a literal (``value``, or ``encoding``+``data`` for a pickled value) or a reference."""
+
+    task: str | None = Field(None, description="name of the upstream task (a reference)")
+    output: str | None = Field(None, description="name of the upstream task's output (a reference)")
+    value: Any = Field(None, description="a JSON literal")
+    encoding: Literal["json", "pickle"] | None = None
+    data: str | None = Field(None, description="base64 bytes of an encoded literal")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InputSpec:
+        has_value = "value" in self.model_fields_set
+        if self.task is not None or self.output is not None:
+            if self.task is None or self.output is None:
+                raise ValueError("a reference needs both 'task' and 'output'")
+            if has_value or self.encoding is not None or self.data is not None:
+                raise ValueError("an input is either a reference {task, output} or a literal, not both")
+        elif self.encoding == "pickle":
+            if self.data is None or has_value:
+                raise ValueError("a pickled literal needs 'data' (base64) and no 'value'")
+        elif not has_value or self.data is not None:
+            raise ValueError("an input needs 'value' (JSON), 'encoding': 'pickle' with 'data', "
+                             "or a reference {task, output}")
+        return self
+
+    @property
+    def is_reference(self) -> bool:
+        return self.task is not None
+
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class TaskSpec(_Strict):
+    name: Name
+    code: CodeSpec | None = None
+    builtin: str | None = Field(None, description="a builtin task instead of code: noop, echo, sleep")
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    outputs: list[Name] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    timeout: float | None = Field(None, gt=0, description="seconds before the task is stopped")
+    retries: int = Field(0, ge=0, le=100)
+    priority: int = Field(0, ge=-1000, le=1000)
+    sandbox: str | None = Field(None, description="none, subprocess, seccomp or docker")
+    network: bool | None = Field(None, description="allow network in a sandbox that blocks it by default")
+
+    @model_validator(mode="after")
+    def _code_or_builtin(self) -> TaskSpec:
+        if (self.code is None) == (self.builtin is None):
+            raise ValueError("a task needs exactly one of 'code' or 'builtin'")
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError(f"duplicate output names in {self.outputs}")
+        return self
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_names(cls, value: dict[str, InputSpec]) -> dict[str, InputSpec]:
+        for key in value:
+            if not _NAME_RE.match(key):
+                raise ValueError(f"input name {key!r} is not a valid name ({NAME_PATTERN})")
+        return value
+
+
+class WorkflowSpec(_Strict):
+    format: Literal["lattice.workflow/v1"] = WORKFLOW_FORMAT
+    name: str = Field("workflow", max_length=200)
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=MAX_TASKS)
+
+
+class RunCreate(_Strict):
+    """Options of one run of a registered workflow."""
+
+    priority: int = Field(0, ge=-1000, le=1000, description="added to every task's own priority")
+    tags: dict[str, str] = Field(default_factory=dict, description="free labels, e.g. graph/thread/node")

@@ -1,0 +1,296 @@
+"""The durable store: workflows, runs, tasks, attempts, events and output blobs.
+
+SQLAlchemy Core over any URL (SQLite in the data dir by default, PostgreSQL for a shared deployment).
+The orchestrator collects the changes of one step in a :class:`Batch` and commits them in a single
+transaction *before* it announces them, so whatever a client saw is on disk, and one commit serves
+many tasks under load.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+workflows = Table(
+    "workflows", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow_id", String(64), nullable=False, index=True),
+    Column("workflow_name", String(200), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("tags", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("failed_task", String(128)),
+    Column("error", Text),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("attempt_id", String(80)),
+    Column("node_id", String(64)),
+    Column("queued_at", Float),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("error", Text),
+)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("id", String(80), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("task", String(128), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("node_id", String(64)),
+    Column("worker_pid", Integer),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("error", Text),
+    Column("stdout", Text),
+    Column("stderr", Text),
+    Index("ix_attempts_run_task", "run_id", "task"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("ts", Float, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("task", String(128)),
+    Column("data", Text),
+)
+
+blobs = Table(
+    "blobs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task", String(128), primary_key=True),
+    Column("output", String(128), primary_key=True),
+    Column("encoding", String(16), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+@dataclass
+class Batch:
+    """The writes of one orchestrator step, committed together."""
+
+    run_inserts: list[dict[str, Any]] = field(default_factory=list)
+    task_inserts: list[dict[str, Any]] = field(default_factory=list)
+    run_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_updates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    attempt_inserts: list[dict[str, Any]] = field(default_factory=list)
+    attempt_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    blob_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        if "error" in values:
+            values["error"] = _dumps(values["error"])
+        self.run_updates.setdefault(run_id, {}).update(values)
+
+    def update_task(self, run_id: str, name: str, **values: Any) -> None:
+        if "error" in values:
+            values["error"] = _dumps(values["error"])
+        self.task_updates.setdefault((run_id, name), {}).update(values)
+
+    def add_attempt(self, **values: Any) -> None:
+        self.attempt_inserts.append(values)
+
+    def update_attempt(self, attempt_id: str, **values: Any) -> None:
+        if "error" in values:
+            values["error"] = _dumps(values["error"])
+        self.attempt_updates.setdefault(attempt_id, {}).update(values)
+
+    def add_event(self, run_id: str, seq: int, type: str, task: str | None, data: dict[str, Any] | None,
+                  ts: float) -> None:
+        self.event_rows.append(
+            {"run_id": run_id, "seq": seq, "ts": ts, "type": type, "task": task, "data": _dumps(data)}
+        )
+
+    def put_blob(self, run_id: str, task: str, output: str, encoding: str, data: bytes) -> None:
+        self.blob_rows.append(
+            {"run_id": run_id, "task": task, "output": output, "encoding": encoding, "data": data}
+        )
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.run_inserts or self.task_inserts or self.run_updates or self.task_updates
+            or self.attempt_inserts or self.attempt_updates or self.event_rows or self.blob_rows
+        )
+
+
+class Store:
+    """All reads and writes of durable state; the only source of truth after a restart."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    def create_workflow(self, workflow_id: str, name: str, spec: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(workflows).values(
+                id=workflow_id, name=name, spec=json.dumps(spec), created_at=time.time()))
+
+    def commit(self, batch: Batch) -> None:
+        if not batch:
+            return
+        with self.engine.begin() as conn:
+            if batch.run_inserts:
+                conn.execute(insert(runs), batch.run_inserts)
+            if batch.task_inserts:
+                conn.execute(insert(tasks), batch.task_inserts)
+            for run_id, values in batch.run_updates.items():
+                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            for (run_id, name), values in batch.task_updates.items():
+                conn.execute(
+                    update(tasks).where(tasks.c.run_id == run_id, tasks.c.name == name).values(**values))
+            if batch.attempt_inserts:
+                conn.execute(insert(attempts), batch.attempt_inserts)
+            for attempt_id, values in batch.attempt_updates.items():
+                conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
+            if batch.event_rows:
+                conn.execute(insert(events), batch.event_rows)
+            if batch.blob_rows:
+                conn.execute(insert(blobs), batch.blob_rows)
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(workflows).where(workflows.c.id == workflow_id)).mappings().first()
+        if row is None:
+            return None
+        return {**row, "spec": json.loads(row["spec"])}
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        return None if row is None else _run_dict(row)
+
+    def list_runs(self, state: str | None = None, workflow_id: str | None = None, limit: int = 100,
+                  offset: int = 0) -> list[dict[str, Any]]:
+        query = select(runs).order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        if state:
+            query = query.where(runs.c.state == state)
+        if workflow_id:
+            query = query.where(runs.c.workflow_id == workflow_id)
+        with self.engine.connect() as conn:
+            return [_run_dict(row) for row in conn.execute(query).mappings()]
+
+    def count_runs_by_state(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
+        return {state: count for state, count in rows}
+
+    def get_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tasks).where(tasks.c.run_id == run_id)).mappings().all()
+        return [{**row, "error": _loads(row["error"])} for row in rows]
+
+    def get_attempts(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
+        query = select(attempts).where(attempts.c.run_id == run_id).order_by(attempts.c.task, attempts.c.number)
+        if task is not None:
+            query = query.where(attempts.c.task == task)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**row, "error": _loads(row["error"])} for row in rows]
+
+    def get_events(self, run_id: str, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+        query = (select(events).where(events.c.run_id == run_id, events.c.seq > after)
+                 .order_by(events.c.seq).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [event_dict(row) for row in rows]
+
+    def last_event_seq(self, run_id: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id)).scalar()
+        return int(value or 0)
+
+    def get_blobs(self, run_id: str, task_names: Iterable[str] | None = None) -> dict[str, dict[str, tuple[str, bytes]]]:
+        query = select(blobs).where(blobs.c.run_id == run_id)
+        if task_names is not None:
+            query = query.where(blobs.c.task.in_(list(task_names)))
+        out: dict[str, dict[str, tuple[str, bytes]]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                out.setdefault(row["task"], {})[row["output"]] = (row["encoding"], bytes(row["data"]))
+        return out
+
+    def unfinished_run_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs.c.id).where(runs.c.state.in_(["pending", "running"]))
+                                .order_by(runs.c.created_at)).all()
+        return [row[0] for row in rows]
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    return {"seq": row["seq"], "ts": row["ts"], "type": row["type"], "task": row["task"],
+            "data": _loads(row["data"]) or {}}
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    return {**row, "tags": _loads(row["tags"]) or {}, "error": _loads(row["error"])}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

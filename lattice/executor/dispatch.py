@@ -1,0 +1,155 @@
+"""The head's side of Ray: connect, read the cluster, submit attempts pinned to a node, cancel them.
+
+This is the only module of the head that calls Ray. It hands back ``concurrent.futures.Future``s so
+the orchestrator can stay an event-driven asyncio loop (no polling of Ray).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from lattice.core.cluster import GPUInfo, Node
+from lattice.core.resources import ResourceClass, Resources
+from lattice.executor.gpu import probe_gpus
+from lattice.executor.runner import IOExecutor, run_task
+
+log = logging.getLogger("lattice.dispatch")
+
+_MB = 1024 * 1024
+
+
+@dataclass
+class Attempt:
+    """One submission to Ray: the payload, where it goes and what it needs."""
+
+    payload: dict[str, Any]
+    fn_ref: Any
+    upstream: list[Any]
+    resources: Resources
+    node_id: str
+    gpu_fraction: float
+    killable: bool
+
+
+class RayBackend:
+    def __init__(self, address: str, namespace: str = "lattice", io_slots: int = 256) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.io_slots = io_slots
+        self._remote_run = None
+        self._io_executors: dict[str, Any] = {}
+        self._gpu_info: dict[str, list[GPUInfo]] = {}
+
+    def connect(self) -> None:
+        ray.init(address=self.address, namespace=self.namespace, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=False)
+        self._remote_run = ray.remote(max_retries=0)(run_task)
+
+    def shutdown(self) -> None:
+        for actor in self._io_executors.values():
+            try:
+                ray.kill(actor)
+            except Exception:  # noqa: BLE001 - the cluster may already be gone
+                pass
+        self._io_executors.clear()
+        if ray.is_initialized():
+            ray.shutdown()
+
+    # --- cluster view -------------------------------------------------------------------------------
+
+    def nodes(self) -> list[Node]:
+        out = []
+        for info in ray.nodes():
+            resources = info.get("Resources", {})
+            node_id = info["NodeID"]
+            alive = bool(info.get("Alive"))
+            gpu = float(resources.get("GPU", 0))
+            if alive and gpu > 0 and node_id not in self._gpu_info:
+                self._gpu_info[node_id] = self._probe_gpus(node_id)
+            labels = {k: str(v) for k, v in (info.get("Labels") or {}).items()}
+            accel = [k for k in resources if k.startswith("accelerator_type:")]
+            if accel:
+                labels["accelerator_type"] = accel[0].split(":", 1)[1]
+            out.append(Node(
+                node_id=node_id,
+                address=str(info.get("NodeManagerAddress", "")),
+                cpu=float(resources.get("CPU", 0)),
+                gpu=gpu,
+                memory_mb=int(resources.get("memory", 0) // _MB),
+                gpus=self._gpu_info.get(node_id, []),
+                labels=labels,
+                alive=alive,
+                io_slots=self.io_slots,
+            ))
+        return out
+
+    def _probe_gpus(self, node_id: str) -> list[GPUInfo]:
+        try:
+            probe = ray.remote(probe_gpus).options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
+            found = ray.get(probe.remote(), timeout=30)
+        except Exception as exc:  # noqa: BLE001 - a node without NVML still runs GPU tasks
+            log.warning("GPU probe on node %s failed: %s", node_id, exc)
+            return []
+        return [GPUInfo(g["index"], g["name"], g["memory_total_mb"]) for g in found]
+
+    # --- submission ---------------------------------------------------------------------------------
+
+    def put(self, value: Any) -> Any:
+        return ray.put(value)
+
+    def submit(self, attempt: Attempt) -> tuple[Any, concurrent.futures.Future]:
+        r = attempt.resources
+        if r.resource_class is ResourceClass.IO and not attempt.killable:
+            actor = self._io_executor(attempt.node_id)
+            ref = actor.run.remote(attempt.payload, attempt.fn_ref, *attempt.upstream)
+        else:
+            options: dict[str, Any] = {
+                "num_cpus": r.cpu,
+                "scheduling_strategy": NodeAffinitySchedulingStrategy(attempt.node_id, soft=False),
+            }
+            if attempt.gpu_fraction:
+                options["num_gpus"] = attempt.gpu_fraction
+            if r.memory:
+                options["memory"] = r.memory * _MB
+            assert self._remote_run is not None, "connect() first"
+            ref = self._remote_run.options(**options).remote(attempt.payload, attempt.fn_ref, *attempt.upstream)
+        return ref, ref.future()
+
+    def _io_executor(self, node_id: str) -> Any:
+        actor = self._io_executors.get(node_id)
+        if actor is None:
+            actor = ray.remote(IOExecutor).options(
+                num_cpus=0,
+                max_concurrency=self.io_slots,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                max_restarts=-1,
+                max_task_retries=0,
+            ).remote()
+            self._io_executors[node_id] = actor
+        return actor
+
+    def warm_up(self, node_ids: list[str]) -> None:
+        """Start each node's I/O executor now, so the first I/O task does not pay for it."""
+        refs = [self._io_executor(n).ping.remote() for n in node_ids]
+        try:
+            ray.get(refs, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - tasks still run; only the first is slower
+            log.warning("warming up the I/O executors failed: %s", exc)
+
+    def cancel(self, ref: Any, force: bool) -> None:
+        try:
+            ray.cancel(ref, force=force)
+        except Exception as exc:  # noqa: BLE001 - already finished, or an actor task (not forcible)
+            log.debug("cancel of %s: %s", ref, exc)
+            if force:
+                try:
+                    ray.cancel(ref, force=False)
+                except Exception:  # noqa: BLE001
+                    pass

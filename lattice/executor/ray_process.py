@@ -1,0 +1,156 @@
+"""Starts and stops the Ray processes a head (or a worker node) owns, by process group.
+
+``ray stop`` would kill every Ray process on the machine, including other heads' clusters, so each
+Lattice process starts Ray with ``ray start --block`` in a session of its own and later ends exactly
+that process group. Ray's token auth is on: the token lives in the data dir and is handed to joining
+worker nodes by the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lattice.utils.net import free_port, wait_for_port
+from lattice.utils.tokens import load_or_create_token
+
+RAY_START_TIMEOUT_S = 60.0
+
+
+def ray_env(token: str) -> dict[str, str]:
+    """The environment every Ray process of one cluster shares (Ray 2.60 token auth)."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def apply_ray_env(token: str) -> None:
+    """Set this process's Ray auth; Ray reads it when it is first imported, so re-read it if it was."""
+    os.environ.update(ray_env(token))
+    if "ray._raylet" in sys.modules:
+        try:
+            from ray._raylet import AuthenticationTokenLoader, Config
+
+            Config.initialize("")
+            AuthenticationTokenLoader.instance().reset_cache()
+        except (ImportError, AttributeError):  # another Ray version: the environment must come first
+            pass
+
+
+def ray_temp_dir(data_dir: Path) -> Path:
+    """A short, private temp dir per data dir (Ray's socket paths must stay under ~107 bytes)."""
+    digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    return Path("/tmp") / f"lattice-ray-{digest}"
+
+
+def node_ip() -> str:
+    from ray._private.services import get_node_ip_address
+
+    return get_node_ip_address()
+
+
+class RayProcess:
+    """One ``ray start --block`` process group (a head node or a worker node)."""
+
+    def __init__(self, data_dir: Path, log_name: str) -> None:
+        self.data_dir = data_dir
+        self.log_path = data_dir / "logs" / log_name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address: str | None = None
+
+    @property
+    def token(self) -> str:
+        return load_or_create_token(self.data_dir / "ray_token")
+
+    def start_head(self, num_cpus: float | None, num_gpus: float | None, object_store_mb: int) -> str:
+        port = free_port()
+        args = [
+            "--head", f"--port={port}",
+            f"--object-store-memory={object_store_mb * 1024 * 1024}", "--include-dashboard=false",
+            "--disable-usage-stats",
+        ]
+        if num_cpus is not None:
+            args.append(f"--num-cpus={num_cpus:g}")
+        if num_gpus is not None:
+            args.append(f"--num-gpus={num_gpus:g}")
+        ip = node_ip()
+        self._spawn(args, self.token)
+        if not wait_for_port(ip, port, RAY_START_TIMEOUT_S):
+            self.stop()
+            raise RuntimeError(f"Ray did not start within {RAY_START_TIMEOUT_S:.0f} s; see {self.log_path}")
+        self.address = f"{ip}:{port}"
+        return self.address
+
+    def start_worker(self, address: str, token: str, num_cpus: float | None, num_gpus: float | None,
+                     object_store_mb: int, node_ip_address: str | None = None) -> None:
+        args = [f"--address={address}", f"--object-store-memory={object_store_mb * 1024 * 1024}",
+                "--disable-usage-stats"]
+        if num_cpus is not None:
+            args.append(f"--num-cpus={num_cpus:g}")
+        if num_gpus is not None:
+            args.append(f"--num-gpus={num_gpus:g}")
+        if node_ip_address:
+            args.append(f"--node-ip-address={node_ip_address}")
+        self._spawn(args, token)
+        self.address = address
+
+    def _spawn(self, args: list[str], token: str) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        temp_dir = ray_temp_dir(self.data_dir)
+        ray_cli = str(Path(sys.executable).with_name("ray"))
+        if not Path(ray_cli).exists():
+            ray_cli = "ray"
+        env = {**os.environ, **ray_env(token)}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [ray_cli, "start", "--block", f"--temp-dir={temp_dir}", *args],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        time.sleep(0.2)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {self.proc.returncode}; see {self.log_path}")
+
+    @property
+    def pgid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        kill_process_group(self.proc.pid, timeout)
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
+
+
+def kill_process_group(pgid: int, timeout: float = 15.0) -> None:
+    """SIGTERM a process group, then SIGKILL what is left after ``timeout`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        _reap(pgid)
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,125 @@
+"""What runs inside a Ray worker for one task attempt.
+
+It decodes the task's inputs (literals from the spec, upstream outputs that Ray resolved from the
+object store), calls the function in-process (sandbox level ``none``) or in a sandbox, and returns an
+*envelope*: plain data with the encoded outputs, or the error, plus logs and timings. The envelope is
+what the head stores and what downstream tasks receive as their upstream argument, so user data is
+only ever decoded here.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import cloudpickle
+
+from lattice.errors import ErrorInfo, ErrorKind, error_info_from_exception
+from lattice.executor.builtins import BUILTINS
+from lattice.executor.invoke import InvocationResult, invoke
+from lattice.executor.logcapture import capture_output
+from lattice.executor.serialization import decode_value
+
+_FN_CACHE: OrderedDict[str, Any] = OrderedDict()
+_FN_CACHE_SIZE = 256
+_FN_CACHE_LOCK = threading.Lock()
+
+
+def _load_function(payload: dict[str, Any], fn_blob: bytes | None) -> Any:
+    builtin = payload.get("builtin")
+    if builtin is not None:
+        return BUILTINS[builtin]
+    key = payload.get("fn_key")
+    with _FN_CACHE_LOCK:
+        fn = _FN_CACHE.get(key) if key else None
+        if fn is not None:
+            _FN_CACHE.move_to_end(key)
+            return fn
+    fn = cloudpickle.loads(fn_blob)
+    if key:
+        with _FN_CACHE_LOCK:
+            _FN_CACHE[key] = fn
+            while len(_FN_CACHE) > _FN_CACHE_SIZE:
+                _FN_CACHE.popitem(last=False)
+    return fn
+
+
+def _decode_inputs(payload: dict[str, Any], upstream: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, (encoding, data) in payload.get("literals", {}).items():
+        params[name] = decode_value(encoding, data)
+    for name, (index, output) in payload.get("refs", {}).items():
+        encoding, data = upstream[index]["outputs"][output]
+        params[name] = decode_value(encoding, data)
+    return params
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - outside Ray (tests, sandbox children)
+        return None
+
+
+def run_task(payload: dict[str, Any], fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt; never raises, so a user exception never crosses into the head as an object."""
+    started = time.time()
+    stdout = stderr = ""
+    try:
+        params = _decode_inputs(payload, upstream)
+        fn = _load_function(payload, fn_blob)
+        sandbox = payload.get("sandbox")
+        if sandbox and sandbox.get("level", "none") != "none":
+            result, stdout, stderr = _run_sandboxed(fn, fn_blob, params, payload, sandbox)
+        else:
+            with capture_output(payload.get("log_limit", 1 << 20)) as (out, err):
+                result = invoke(fn, params, payload["outputs"], payload.get("max_output_bytes", 1 << 28))
+            stdout, stderr = out.text(), err.text()
+    except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise
+        info = error_info_from_exception(exc)
+        info = ErrorInfo(ErrorKind.EXCEPTION, info.type, f"while preparing the task: {info.message}",
+                         info.traceback)
+        result = InvocationResult(error=info.to_dict())
+    return {
+        "outputs": result.outputs,
+        "error": result.error,
+        "stdout": stdout,
+        "stderr": stderr,
+        "started_at": started,
+        "finished_at": time.time(),
+        "node_id": _node_id(),
+        "pid": os.getpid(),
+    }
+
+
+def _run_sandboxed(fn: Any, fn_blob: bytes | None, params: dict[str, Any], payload: dict[str, Any],
+                   sandbox: dict[str, Any]) -> tuple[InvocationResult, str, str]:
+    from lattice.executor.sandbox import SandboxConfig, execute
+
+    blob = fn_blob if fn_blob is not None else cloudpickle.dumps(fn)
+    config = SandboxConfig(**sandbox)
+    env = dict(payload.get("env") or {})
+    gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if gpu_ids is not None:
+        env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
+    outcome = execute(blob, params, payload["outputs"], config, env=env)
+    return outcome.result, outcome.stdout, outcome.stderr
+
+
+class IOExecutor:
+    """A threaded executor per node for I/O-bound tasks (``cpu=0``).
+
+    Such tasks hold no core, so running them as threads of one long-lived worker avoids starting a
+    Ray worker process per concurrent task (about a second each on a small machine).
+    """
+
+    def ping(self) -> str | None:
+        return _node_id()
+
+    def run(self, payload: dict[str, Any], fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+        return run_task(payload, fn_blob, *upstream)

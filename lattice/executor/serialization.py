@@ -1,0 +1,78 @@
+"""How task values become bytes, and back.
+
+A value is stored as JSON when it is made only of JSON's own types (so the head, the Board and other
+languages can read it), and as cloudpickle otherwise. Decoding a ``pickle`` value runs code, so it is
+done only where user code runs anyway: inside an executor, or in the user's own client process.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from enum import StrEnum
+from typing import Any
+
+import cloudpickle
+
+
+class Encoding(StrEnum):
+    JSON = "json"
+    PICKLE = "pickle"
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def is_json_native(value: Any, _depth: int = 0) -> bool:
+    """True when ``json.loads(json.dumps(value)) == value`` with the same types all the way down."""
+    if _depth > 100:
+        return False
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if type(value) in _JSON_SCALARS:
+        return True
+    if type(value) is list:
+        return all(is_json_native(v, _depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and is_json_native(v, _depth + 1) for k, v in value.items())
+    return False
+
+
+def encode_value(value: Any) -> tuple[Encoding, bytes]:
+    if is_json_native(value):
+        return Encoding.JSON, json.dumps(value, separators=(",", ":")).encode()
+    return Encoding.PICKLE, cloudpickle.dumps(value)
+
+
+def decode_value(encoding: str, data: bytes) -> Any:
+    if encoding == Encoding.JSON:
+        return json.loads(data)
+    if encoding == Encoding.PICKLE:
+        return cloudpickle.loads(data)
+    raise ValueError(f"unknown value encoding {encoding!r}")
+
+
+def to_wire(encoding: str, data: bytes) -> dict[str, Any]:
+    """A stored value as it travels in JSON over HTTP: JSON values inline, others base64."""
+    if encoding == Encoding.JSON:
+        return {"encoding": "json", "value": json.loads(data)}
+    return {"encoding": str(encoding), "data": base64.b64encode(data).decode()}
+
+
+def from_wire(item: dict[str, Any]) -> tuple[Encoding, bytes]:
+    """Inverse of :func:`to_wire`; never decodes a pickle (safe in the head)."""
+    encoding = Encoding(item.get("encoding", "json"))
+    if encoding == Encoding.JSON:
+        return encoding, json.dumps(item.get("value"), separators=(",", ":")).encode()
+    return encoding, base64.b64decode(item["data"])
+
+
+def value_to_wire(value: Any) -> dict[str, Any]:
+    return to_wire(*encode_value(value))
+
+
+def value_from_wire(item: dict[str, Any]) -> Any:
+    """Client side: decode a value the head sent (unpickles: only for the user's own data)."""
+    if item.get("encoding", "json") == Encoding.JSON:
+        return item.get("value")
+    return decode_value(item["encoding"], base64.b64decode(item["data"]))
