@@ -53,7 +53,7 @@ class TaskDefinition:
             _ship_module_by_value(self.fn)
             try:
                 blob = cloudpickle.dumps(self.fn)
-            except Exception as exc:  # noqa: BLE001 - unpicklable globals raise many error types
+            except Exception as exc:
                 raise TaskDefinitionError(
                     f"task {self.name!r} cannot be serialized to send to workers: {exc}. "
                     "A task function must not capture open files, locks, clients or sockets; "

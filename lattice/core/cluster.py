@@ -40,6 +40,7 @@ class Node:
     used_gpu_memory_mb: int = 0
     used_io: int = 0
     running: int = 0
+    busy_cpu: float = 0.0  # cores believed executing (the rest of used_cpu waits in Ray's queue)
 
     @property
     def gpu_memory_mb(self) -> int:
@@ -59,13 +60,16 @@ class Node:
             return max(g.memory_total_mb for g in self.gpus)
         return 0
 
-    def fits_now(self, r: Resources) -> bool:
+    def fits_now(self, r: Resources, prefetch: bool = False) -> bool:
+        """Fits in what is free now; with ``prefetch`` a CPU task may also take one of the node's
+        prefetch slots (up to its core count again), waiting in Ray's local queue for a core."""
         if not self.alive:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
             return False
+        cpu_limit = self.cpu * 4 if prefetch and r.resource_class is ResourceClass.CPU else self.cpu
         return (
-            self.used_cpu + r.cpu <= self.cpu + _EPS
+            self.used_cpu + r.cpu <= cpu_limit + _EPS
             and self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS
             and self.used_memory_mb + r.memory <= self.memory_mb
             and self.used_gpu_memory_mb + r.gpu_memory <= self.gpu_memory_mb
@@ -147,11 +151,11 @@ class ResourceManager:
             "gpu_memory_mb": max((n.max_gpu_memory_mb() for n in alive), default=0),
         }
 
-    def try_place(self, r: Resources) -> str | None:
+    def try_place(self, r: Resources, prefetch: bool = False) -> str | None:
         """Reserve ``r`` on the node with the most free CPU where it fits; None when none fits now."""
         best: Node | None = None
         for node in self.nodes.values():
-            if node.fits_now(r) and (best is None or _headroom(node) > _headroom(best)):
+            if node.fits_now(r, prefetch) and (best is None or _headroom(node) > _headroom(best)):
                 best = node
         if best is None:
             return None

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from lattice.core.scheduler import QueuedTask, Scheduler
 from lattice.core.spec import RunCreate, TaskSpec, WorkflowSpec
 from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
 from lattice.core.store import Batch, Store
+from lattice.core.writer import StoreWriter
 from lattice.errors import ErrorInfo, ErrorKind
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.dispatch import Attempt, RayBackend
@@ -54,6 +57,7 @@ class WorkflowEntry:
     graph: Graph
     tasks: dict[str, TaskSpec]
     literals: dict[str, dict[str, tuple[str, bytes]]]
+    code_keys: dict[str, str]
     fn_refs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,9 +112,11 @@ class Orchestrator:
         self.runs: dict[str, RunExec] = {}
         self.workflows: dict[str, WorkflowEntry] = {}
         self._completions: list[tuple[str, str, str, Any]] = []
+        self._waiting: dict[str, deque[tuple[str, str, str]]] = {}
         self._step_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._writer: StoreWriter | None = None
         self._batch = Batch()
         self._announce: list[tuple[str, dict[str, Any]]] = []
         self._finished: list[RunExec] = []
@@ -120,6 +126,7 @@ class Orchestrator:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._writer = StoreWriter(self.store, self._loop)
         self.refresh_nodes()
         self._resume_unfinished()
         self._refresher = asyncio.create_task(self._refresh_nodes_forever())
@@ -128,6 +135,9 @@ class Orchestrator:
     async def stop(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._writer is not None:
+            await self._flush()
+            self._writer.stop()
         for run in self.runs.values():
             run.done.set()
 
@@ -144,7 +154,7 @@ class Orchestrator:
                 if after != before:
                     log.info("cluster changed: %d alive node(s)", len(after))
                     self._kick()
-            except Exception:  # noqa: BLE001 - keep refreshing; Ray may be restarting
+            except Exception:
                 log.exception("refreshing the cluster view failed")
 
     # --- workflows ----------------------------------------------------------------------------------
@@ -183,7 +193,8 @@ class Orchestrator:
                     raise SpecError(f"input {name!r} is not valid: {exc}",
                                     f"tasks[{index}].inputs.{name}") from exc
                 literals[task.name][name] = (str(encoding), data)
-        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals)
+        code_keys = {t.name: hashlib.sha1(t.code.pickle.encode()).hexdigest() for t in spec.tasks if t.code}
+        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys)
 
     def get_workflow(self, workflow_id: str) -> WorkflowEntry:
         entry = self.workflows.get(workflow_id)
@@ -220,7 +231,6 @@ class Orchestrator:
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
-        self._flush()  # the run exists in the store before its id is handed out
         self._kick()
         return run_id
 
@@ -255,7 +265,6 @@ class Orchestrator:
             self._set_task(run, name, TaskState.CANCELLED, finished_at=time.time())
             self._event(run, "task_cancelled", name, {})
         self._finish_run(run, RunState.CANCELLED)
-        self._flush()
         self._kick()
         return RunState.CANCELLED
 
@@ -298,7 +307,7 @@ class Orchestrator:
             run = self.runs.get(run_id)
             if run is not None:
                 self._guarded(run, self._handle_completion, run, name, attempt_id, future)
-        for placement in self.scheduler.schedule(self.resources.try_place):
+        for placement in self.scheduler.schedule(self._place):
             run_id, name = placement.task.key  # type: ignore[misc]
             run = self.runs.get(run_id)
             if run is None or run.tasks[name].state is not TaskState.READY:
@@ -307,31 +316,51 @@ class Orchestrator:
             self._guarded(run, self._dispatch, run, name, placement.node_id)
         self._flush()
 
-    def _flush(self) -> None:
+    def _place(self, queued: QueuedTask) -> str | None:
+        """Admit a task on a node. CPU tasks without a timeout may queue one round ahead in Ray
+        (prefetch), so a node's cores never idle while the head turns a finished task around; a task
+        with a timeout is only sent where it starts at once, so its clock starts when it does."""
+        return self.resources.try_place(queued.resources, prefetch=queued.prefetch)
+
+    def _flush(self) -> asyncio.Future[None]:
+        """Hand this step's changes to the store writer; announce them once they are committed."""
+        assert self._loop is not None and self._writer is not None
         batch, self._batch = self._batch, Batch()
         announce, self._announce = self._announce, []
         finished, self._finished = self._finished, []
-        try:
-            self.store.commit(batch)
-        except Exception:  # noqa: BLE001 - keep the head alive; the runs involved fail
-            log.exception("committing %d event(s) failed", len(batch.event_rows))
-            for run_id in {run_id for run_id, _ in announce}:
-                run = self.runs.get(run_id)
-                if run is not None and not run.state.terminal:
-                    self._fail_run_internal(run, "the store refused a write; see the head's log")
-            self._kick()
-            return
-        for run_id, event in announce:
-            self.bus.publish(run_id, event)
-        for run in finished:
-            run.done.set()
-            self.runs.pop(run.run_id, None)
+        done: asyncio.Future[None] = self._loop.create_future()
+
+        def committed(error: BaseException | None) -> None:
+            if error is not None:
+                for run_id in {run_id for run_id, _ in announce}:
+                    run = self.runs.get(run_id)
+                    if run is not None and not run.state.terminal:
+                        self._fail_run_internal(run, f"the store refused a write: {error}")
+                self._kick()
+            else:
+                for run_id, event in announce:
+                    self.bus.publish(run_id, event)
+            for run in finished:
+                run.done.set()
+                self.runs.pop(run.run_id, None)
+            if not done.done():
+                done.set_result(None)
+
+        if batch or announce or finished:
+            self._writer.submit(batch, committed)
+        else:
+            done.set_result(None)
+        return done
+
+    async def flush(self) -> None:
+        """Wait until every change made so far is committed (used before handing out an id)."""
+        await self._flush()
 
     def _guarded(self, run: RunExec, fn: Callable[..., None], *args: Any) -> None:
         """Run one piece of step logic; a bug there fails that run only, never the loop."""
         try:
             fn(*args)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("run %s: internal error", run.run_id)
             if not run.state.terminal:
                 self._fail_run_internal(run, f"{type(exc).__name__}: {exc}")
@@ -376,7 +405,8 @@ class Orchestrator:
         self.scheduler.push(QueuedTask(
             key=(run.run_id, name), resources=task.spec.resources,
             priority=run.priority + task.spec.priority, enqueued_at=now,
-            critical_path=run.workflow.graph.critical_path[name]))
+            critical_path=run.workflow.graph.critical_path[name],
+            prefetch=task.spec.timeout is None))
         self._event(run, "task_queued", name, {"attempt": task.attempt + 1})
 
     def _dispatch(self, run: RunExec, name: str, node_id: str) -> None:
@@ -392,7 +422,7 @@ class Orchestrator:
         index = {u: i for i, u in enumerate(upstream_names)}
         payload = {
             "run_id": run.run_id, "task": name, "attempt_id": task.attempt_id,
-            "fn_key": f"{entry.workflow_id}:{name}" if spec.code else None, "builtin": spec.builtin,
+            "fn_key": entry.code_keys.get(name), "builtin": spec.builtin,
             "outputs": list(spec.outputs), "literals": entry.literals[name],
             "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
             "sandbox": self._sandbox_config(spec, level), "env": {},
@@ -408,19 +438,56 @@ class Orchestrator:
         task.ref = ref
         attempt_id = task.attempt_id
         future.add_done_callback(lambda f: self._on_done(run.run_id, name, attempt_id, f))
-        now = time.time()
-        self._set_task(run, name, TaskState.SCHEDULED)
-        self._set_task(run, name, TaskState.RUNNING, attempt=task.attempt, attempt_id=attempt_id,
-                       node_id=node_id, started_at=now, finished_at=None, error=None)
+        self._set_task(run, name, TaskState.SCHEDULED, attempt=task.attempt, attempt_id=attempt_id,
+                       node_id=node_id, started_at=None, finished_at=None, error=None)
         self._batch.add_attempt(id=attempt_id, run_id=run.run_id, task=name, number=task.attempt,
-                                state=TaskState.RUNNING, node_id=node_id, started_at=now)
-        self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": attempt_id,
-                                                 "node_id": node_id})
+                                state=TaskState.SCHEDULED, node_id=node_id)
         self.stats["tasks_dispatched"] += 1
+        cpu = spec.resources.cpu
+        if cpu == 0 or node.busy_cpu + cpu <= node.cpu + 1e-9:
+            node.busy_cpu += cpu
+            self._mark_running(run, name)
+        else:
+            self._event(run, "task_scheduled", name, {"attempt": task.attempt, "attempt_id": attempt_id,
+                                                       "node_id": node_id, "waiting_for": "a free core"})
+            self._waiting.setdefault(node_id, deque()).append((run.run_id, name, attempt_id))
         if spec.timeout is not None:
             grace = 0.0 if level == "none" else self.settings.sandbox_timeout_grace_s
             task.timer = self._loop.call_later(  # type: ignore[union-attr]
                 spec.timeout + grace, self._on_timeout, run.run_id, name, attempt_id)
+
+    def _mark_running(self, run: RunExec, name: str) -> None:
+        task = run.tasks[name]
+        now = time.time()
+        self._set_task(run, name, TaskState.RUNNING, started_at=now)
+        self._batch.update_attempt(task.attempt_id, state=TaskState.RUNNING, started_at=now)
+        self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": task.attempt_id,
+                                                 "node_id": task.node_id})
+
+    def _free(self, task: TaskRun) -> None:
+        """Give back an attempt's reservation; tasks waiting in that node's queue take the core."""
+        node_id, task.node_id = task.node_id, None
+        if node_id is None:
+            return
+        self.resources.release(node_id, task.spec.resources)
+        node = self.resources.nodes.get(node_id)
+        if node is None:
+            return
+        if task.state is TaskState.RUNNING:
+            node.busy_cpu = max(0.0, node.busy_cpu - task.spec.resources.cpu)
+        waiting = self._waiting.get(node_id)
+        while waiting:
+            run_id, name, attempt_id = waiting[0]
+            run = self.runs.get(run_id)
+            queued = run.tasks.get(name) if run else None
+            if queued is None or queued.attempt_id != attempt_id or queued.state is not TaskState.SCHEDULED:
+                waiting.popleft()
+                continue
+            if node.busy_cpu + queued.spec.resources.cpu > node.cpu + 1e-9:
+                break
+            waiting.popleft()
+            node.busy_cpu += queued.spec.resources.cpu
+            self._mark_running(run, name)  # type: ignore[arg-type]
 
     def _sandbox_config(self, spec: TaskSpec, level: str) -> dict[str, Any] | None:
         if level == "none":
@@ -436,12 +503,14 @@ class Orchestrator:
         return config
 
     def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
+        """The function's bytes in Ray's object store, put once per distinct function of a workflow."""
         if spec.code is None:
             return None
-        ref = entry.fn_refs.get(spec.name)
+        key = entry.code_keys[spec.name]
+        ref = entry.fn_refs.get(key)
         if ref is None:
             ref = self.backend.put(base64.b64decode(spec.code.pickle))
-            entry.fn_refs[spec.name] = ref
+            entry.fn_refs[key] = ref
         return ref
 
     def _on_timeout(self, run_id: str, name: str, attempt_id: str) -> None:
@@ -466,19 +535,20 @@ class Orchestrator:
             task.timer = None
         if task.ref is not None:
             self.backend.cancel(task.ref, force=task.killable)
-        if task.node_id is not None:
-            self.resources.release(task.node_id, task.spec.resources)
-            task.node_id = None
+        self._free(task)
 
     def _handle_completion(self, run: RunExec, name: str, attempt_id: str, future: Any) -> None:
         task = run.tasks[name]
-        if task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
+        if task.attempt_id != attempt_id or task.state not in (TaskState.RUNNING, TaskState.SCHEDULED):
             return  # a late answer from an attempt that was cancelled or timed out
         if task.timer is not None:
             task.timer.cancel()
             task.timer = None
-        if task.node_id is not None:
-            self.resources.release(task.node_id, task.spec.resources)
+        node_id = task.node_id
+        self._free(task)
+        task.node_id = node_id
+        if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
+            self._mark_running(run, name)
         exc = future.exception()
         if exc is not None:
             self._attempt_failed(run, name, attempt_id, error_from_ray_exception(exc), {})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from lattice.core.resources import ResourceClass, Resources
 
-Placer = Callable[[Resources], str | None]
+Placer = Callable[["QueuedTask"], str | None]
 
 
 @dataclass(order=True)
@@ -35,6 +35,7 @@ class QueuedTask:
     priority: int
     enqueued_at: float
     critical_path: int = 1
+    prefetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Scheduler:
                 entry = heapq.heappop(queue)
                 if self._live.get(entry.item.key) is not entry:
                     continue  # removed or re-queued since
-                node_id = place(entry.item.resources)
+                node_id = place(entry.item)
                 if node_id is None:
                     skipped.append(entry)
                     continue

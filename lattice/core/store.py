@@ -8,6 +8,7 @@ many tasks under load.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -159,6 +161,20 @@ class Batch:
             {"run_id": run_id, "task": task, "output": output, "encoding": encoding, "data": data}
         )
 
+    def merge(self, other: Batch) -> None:
+        """Append a later batch: its inserts follow ours and its updates win."""
+        self.run_inserts.extend(other.run_inserts)
+        self.task_inserts.extend(other.task_inserts)
+        for run_id, values in other.run_updates.items():
+            self.run_updates.setdefault(run_id, {}).update(values)
+        for key, values in other.task_updates.items():
+            self.task_updates.setdefault(key, {}).update(values)
+        self.attempt_inserts.extend(other.attempt_inserts)
+        for attempt_id, values in other.attempt_updates.items():
+            self.attempt_updates.setdefault(attempt_id, {}).update(values)
+        self.event_rows.extend(other.event_rows)
+        self.blob_rows.extend(other.blob_rows)
+
     def __bool__(self) -> bool:
         return bool(
             self.run_inserts or self.task_inserts or self.run_updates or self.task_updates
@@ -194,15 +210,11 @@ class Store:
                 conn.execute(insert(runs), batch.run_inserts)
             if batch.task_inserts:
                 conn.execute(insert(tasks), batch.task_inserts)
-            for run_id, values in batch.run_updates.items():
-                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-            for (run_id, name), values in batch.task_updates.items():
-                conn.execute(
-                    update(tasks).where(tasks.c.run_id == run_id, tasks.c.name == name).values(**values))
+            _update_many(conn, runs, (runs.c.id,), {(k,): v for k, v in batch.run_updates.items()})
+            _update_many(conn, tasks, (tasks.c.run_id, tasks.c.name), batch.task_updates)
             if batch.attempt_inserts:
                 conn.execute(insert(attempts), batch.attempt_inserts)
-            for attempt_id, values in batch.attempt_updates.items():
-                conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
+            _update_many(conn, attempts, (attempts.c.id,), {(k,): v for k, v in batch.attempt_updates.items()})
             if batch.event_rows:
                 conn.execute(insert(events), batch.event_rows)
             if batch.blob_rows:
@@ -277,6 +289,26 @@ class Store:
             rows = conn.execute(select(runs.c.id).where(runs.c.state.in_(["pending", "running"]))
                                 .order_by(runs.c.created_at)).all()
         return [row[0] for row in rows]
+
+
+def _update_many(conn: Any, table: Table, keys: tuple[Column[Any], ...],
+                 updates: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+    """One executemany per set of updated columns instead of one statement per row."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for key, values in updates.items():
+        columns = tuple(sorted(values))
+        row = {f"v_{c}": values[c] for c in columns}
+        row.update({f"k_{col.name}": part for col, part in zip(keys, key, strict=True)})
+        groups.setdefault(columns, []).append(row)
+    for columns, rows in groups.items():
+        conn.execute(_update_statement(table, keys, columns), rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_statement(table: Table, keys: tuple[Column[Any], ...], columns: tuple[str, ...]) -> Any:
+    return (update(table)
+            .where(*(col == bindparam(f"k_{col.name}") for col in keys))
+            .values({c: bindparam(f"v_{c}") for c in columns}))
 
 
 def event_dict(row: Any) -> dict[str, Any]:

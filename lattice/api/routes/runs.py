@@ -128,5 +128,6 @@ async def get_logs(run_id: str, store: StoreDep, task: str | None = None) -> Log
 async def cancel_run(run_id: str, orchestrator: OrchestratorDep, store: StoreDep) -> RunPublic:
     """Cancel a run: queued tasks never start, running ones are stopped. A finished run is unchanged."""
     orchestrator.cancel_run(run_id)
+    await orchestrator.flush()
     row = await orchestrator.wait_run(run_id, 0)
     return _public(row, _tasks(store, run_id, False))

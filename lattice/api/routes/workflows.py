@@ -37,4 +37,5 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep,
                      options: RunCreate | None = Body(None)) -> RunCreated:
     """Start a run of a registered workflow; returns at once with the run's id."""
     run_id = orchestrator.create_run(workflow_id, options)
+    await orchestrator.flush()  # the run is in the store before its id is handed out
     return RunCreated(run_id=run_id, workflow_id=workflow_id, state="running")
