@@ -268,6 +268,19 @@ class Orchestrator:
         self._kick()
         return RunState.CANCELLED
 
+    def emit_custom_event(self, run_id: str, task: str | None, data: dict[str, Any]) -> int:
+        """Record an event a running task sends (progress, a LangGraph stream write); returns its seq."""
+        run = self.runs.get(run_id)
+        if run is None or run.state.terminal:
+            if self.store.get_run(run_id) is None:
+                raise NotFound("run", run_id)
+            raise Conflict(f"run {run_id} has finished; it takes no more events")
+        if task is not None and task not in run.tasks:
+            raise NotFound("task", task)
+        self._event(run, "custom", task, data)
+        self._kick()
+        return run.seq
+
     async def wait_run(self, run_id: str, timeout: float) -> dict[str, Any]:
         run = self.runs.get(run_id)
         if run is not None and timeout > 0:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import time
+
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from lattice.api.deps import OrchestratorDep, StoreDep
 from lattice.api.schemas import (
@@ -109,6 +112,22 @@ async def get_events(run_id: str, store: StoreDep, after: int = Query(0, ge=0),
     events = store.get_events(run_id, after, limit)
     return EventList(run_id=run_id, events=[Event(**e) for e in events],
                      last_seq=events[-1]["seq"] if events else after)
+
+
+class CustomEvent(BaseModel):
+    task: str | None = Field(None, description="the task that sends it")
+    data: dict[str, Any] = Field(default_factory=dict, description="any JSON object")
+
+
+@router.post("/{run_id}/events", status_code=201, response_model=Event, responses={409: {"model": ErrorResponse}})
+async def post_event(run_id: str, body: CustomEvent, orchestrator: OrchestratorDep) -> Event:
+    """Add a ``custom`` event to a running run (a task's progress, a LangGraph stream write).
+
+    It is stored and streamed like every other event; a finished run answers 409.
+    """
+    seq = orchestrator.emit_custom_event(run_id, body.task, body.data)
+    await orchestrator.flush()
+    return Event(seq=seq, ts=time.time(), type="custom", task=body.task, data=body.data)
 
 
 @router.get("/{run_id}/logs", response_model=LogList, responses=_errors)

@@ -1,0 +1,74 @@
+"""Starts and stops real heads for tests and benchmarks: a subprocess each, stopped by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from lattice.utils.net import free_port
+
+
+@dataclass
+class HeadProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "token").read_text().strip()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "test-head.log"
+
+    def start(self, timeout: float = 120.0) -> HeadProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "lattice.cli.main", "start", "--head", "--block", "--port", str(self.port),
+                "--data-dir", str(self.data_dir), "--object-store-mb", "256", *self.extra_args]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"head exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"head did not start in {timeout} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 30.0) -> float:
+        """SIGTERM the head (it stops its own Ray); returns the seconds it took. Kills leftovers by group."""
+        if self.proc is None:
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        took = time.monotonic() - started
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in the head's own group
+        except ProcessLookupError:
+            pass
+        self.proc = None
+        return took
