@@ -14,6 +14,9 @@ from typing import Any
 from lattice.core.resources import ResourceClass, Resources
 
 _EPS = 1e-9
+# CPU tasks without a timeout may wait in Ray's queue on a node, this many per core, so its cores
+# never idle while the head turns a finished task around.
+PREFETCH_PER_CORE = 3
 
 
 @dataclass
@@ -67,12 +70,14 @@ class Node:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
             return False
-        cpu_limit = self.cpu * 4 if prefetch and r.resource_class is ResourceClass.CPU else self.cpu
+        cpu_limit = self.cpu * (1 + PREFETCH_PER_CORE) if prefetch and r.resource_class is ResourceClass.CPU \
+            else self.cpu
+        # Only what the task asks for is checked: a cpu=0 task fits even while prefetch over-books cores.
         return (
-            self.used_cpu + r.cpu <= cpu_limit + _EPS
-            and self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS
-            and self.used_memory_mb + r.memory <= self.memory_mb
-            and self.used_gpu_memory_mb + r.gpu_memory <= self.gpu_memory_mb
+            (r.cpu == 0 or self.used_cpu + r.cpu <= cpu_limit + _EPS)
+            and (r.gpu == 0 and r.gpu_memory == 0 or self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS)
+            and (r.memory == 0 or self.used_memory_mb + r.memory <= self.memory_mb)
+            and (r.gpu_memory == 0 or self.used_gpu_memory_mb + r.gpu_memory <= self.gpu_memory_mb)
         )
 
     def gpu_fraction(self, r: Resources) -> float:

@@ -1,0 +1,78 @@
+"""Sandboxed task execution: levels none < subprocess < seccomp < docker.
+
+::
+
+    from lattice.executor.sandbox import SandboxConfig, SandboxLevel, execute, set_sandbox_config
+
+    set_sandbox_config(SandboxConfig(level=SandboxLevel.SECCOMP, timeout=300, max_memory_mb=2048))
+    outcome = execute(fn_blob, params, ["result"], get_sandbox_config())
+    outcome.result      # InvocationResult: encoded outputs, or an ErrorInfo dict (timeout, ...)
+
+Modules, one job each: ``config`` (levels, limits, process default), ``outcome`` (result and typed
+errors), ``pool`` (warm launchers), ``child`` (what runs in the sandbox), ``subprocess_level`` (the
+worker's watch over a child), ``cgroups``, ``namespaces``, ``seccomp_filter``, ``landlock``,
+``violations`` (naming a blocked call), ``protocol`` (frames), ``docker_level`` and
+``docker_image``. See docs/security.md for what each level stops.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lattice.executor.sandbox.config import (
+    DEFAULT_DOCKER_IMAGE,
+    SandboxConfig,
+    SandboxLevel,
+    get_sandbox_config,
+    set_sandbox_config,
+)
+from lattice.executor.sandbox.outcome import SandboxOutcome
+
+
+def execute(
+    fn_blob: bytes,
+    params: dict[str, Any],
+    outputs: list[str],
+    config: SandboxConfig | None = None,
+    env: dict[str, str] | None = None,
+) -> SandboxOutcome:
+    """Run the cloudpickled ``fn(params) -> dict`` under ``config`` (default: the process default).
+
+    Never raises for anything the task does: every failure is in ``outcome.result.error``. Safe to
+    call from many threads at once. At level ``none`` the task runs in this process (no limits, no
+    timeout: the caller's own watchdog applies) and ``env`` is ignored.
+    """
+    config = config or get_sandbox_config()
+    if config.level is SandboxLevel.NONE:
+        from lattice.executor.invoke import invoke
+
+        started = time.monotonic()
+        result = invoke(fn_blob, params, outputs, config.max_result_bytes)
+        return SandboxOutcome(result, duration_s=time.monotonic() - started)
+    if config.level is SandboxLevel.DOCKER:
+        from lattice.executor.sandbox.docker_level import execute_in_container
+
+        return execute_in_container(fn_blob, params, outputs, config, env)
+    from lattice.executor.sandbox.subprocess_level import execute_in_child
+
+    return execute_in_child(fn_blob, params, outputs, config, env)
+
+
+def capabilities() -> dict[str, Any]:
+    """What this machine gives the sandbox (for logs, ``lattice doctor`` and the tests' skips)."""
+    from lattice.executor.sandbox.probe_host import host_capabilities
+
+    return host_capabilities()
+
+
+__all__ = [
+    "DEFAULT_DOCKER_IMAGE",
+    "SandboxConfig",
+    "SandboxLevel",
+    "SandboxOutcome",
+    "capabilities",
+    "execute",
+    "get_sandbox_config",
+    "set_sandbox_config",
+]

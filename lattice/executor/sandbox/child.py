@@ -1,0 +1,210 @@
+"""The sandbox child: a warm launcher that forks exactly one task, and the task's own setup.
+
+Process tree at levels subprocess and seccomp::
+
+    Ray worker ── launcher (pre-spawned, imports done, in the task's cgroups, own session)
+                   └── task: PID 1 of a new PID namespace, own session, scrubbed env, rlimits,
+                       [seccomp: private /proc, net namespace, Landlock, seccomp filter], then invoke()
+
+The launcher waits (warm) on its stdin for one task frame, forks the task and mirrors how it ended in
+its own exit status (``128 + signal`` when the task was killed). It kills the task if the worker
+goes away (EOF on stdin). The task writes its result frame to an inherited pipe and exits; the end
+of PID 1 makes the kernel kill whatever it left behind in its namespace.
+
+At level docker the same task setup runs as ``python -m lattice.executor.sandbox.child --oneshot
+IN OUT`` inside the container, reading the task from a file and writing the result to one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import select
+import signal
+import sys
+from typing import Any
+
+import cloudpickle
+
+from lattice.executor.invoke import InvocationResult, invoke
+from lattice.executor.sandbox import landlock, namespaces, seccomp_filter
+from lattice.executor.sandbox.protocol import pack_result, read_frame
+from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
+
+PR_SET_PDEATHSIG = 1
+MAX_TASK_FRAME = 1 << 40
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def apply_rlimits(limits: dict[str, Any]) -> None:
+    """Per-process limits; a value already lower (set by an outer sandbox) is kept."""
+    mib = 1024 * 1024
+    wanted = {
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_DATA: limits.get("memory_mb") and limits["memory_mb"] * mib,
+        resource.RLIMIT_CPU: limits.get("cpu_s"),
+        resource.RLIMIT_FSIZE: limits.get("fsize_mb") and limits["fsize_mb"] * mib,
+        resource.RLIMIT_NOFILE: limits.get("nofile"),
+    }
+    for which, value in wanted.items():
+        if value is None:
+            continue
+        soft, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        # CPU: SIGXCPU at the soft limit, SIGKILL one second later if it is ignored
+        new_hard = value + 1 if which == resource.RLIMIT_CPU and hard == resource.RLIM_INFINITY else value
+        resource.setrlimit(which, (value, new_hard))
+
+
+def run_task(
+    header: dict[str, Any],
+    blobs: list[bytes],
+    ruleset: landlock.Ruleset | None,
+    syscall_names: dict[int, str],
+) -> bytes:
+    """Set the task's process up, run it through :func:`invoke`, return the result frame."""
+    level = header["level"]
+    network = bool(header.get("network"))
+    recorder: CallRecorder | None = None
+    try:
+        os.chdir(header["workdir"])
+        os.environ.clear()
+        os.environ.update(header["env"])
+        apply_rlimits(header["limits"])
+        if level == "seccomp":
+            if header.get("private_proc", True):
+                namespaces.private_proc()
+            if ruleset is not None:
+                ruleset.allow([header["workdir"], *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
+                ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
+                ruleset.restrict_self()
+            seccomp_filter.install(network)
+        if level in ("seccomp", "docker"):
+            recorder = CallRecorder(syscall_names)
+            recorder.install()
+    except BaseException as exc:  # noqa: BLE001 - report, never run the task half-sandboxed
+        return pack_result(InvocationResult(error=internal_error(exc)))
+
+    captured: dict[str, BaseException] = {}
+
+    def call(params: dict[str, Any]) -> Any:
+        try:
+            fn = cloudpickle.loads(blobs[0])
+            return fn(params)
+        except BaseException as exc:
+            captured["exc"] = exc
+            raise
+
+    try:
+        params = cloudpickle.loads(blobs[1])
+    except BaseException as exc:  # noqa: BLE001
+        params, captured["exc"] = {}, exc
+        result = invoke(_raiser(exc), {}, header["outputs"], header["max_result_bytes"])
+    else:
+        result = invoke(call, params, header["outputs"], header["max_result_bytes"])
+    if result.error is not None and "exc" in captured:
+        result.error = classify(captured["exc"], result.error, level, network, recorder)
+    return pack_result(result)
+
+
+def _raiser(exc: BaseException) -> Any:
+    def fail(_params: dict[str, Any]) -> Any:
+        raise exc
+
+    return fail
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _task_main(header: dict[str, Any], blobs: list[bytes], result_fd: int, ruleset: Any, names: Any) -> None:
+    """In the forked task process; never returns."""
+    code = 0
+    try:
+        os.setsid()
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        frame = run_task(header, blobs, ruleset, names)
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        _write_all(result_fd, frame)
+    except BaseException:  # noqa: BLE001
+        code = 70
+    os._exit(code)
+
+
+def _launcher(result_fd: int) -> int:
+    """Warm launcher: wait for one task frame, fork it, mirror its end, return the exit code."""
+    os.set_inheritable(result_fd, False)
+    # everything that may fork a helper (ctypes.util.find_library runs ldconfig) before unshare:
+    # the first child after it becomes PID 1 of the namespace, which must be the task
+    names = seccomp_filter.syscall_numbers()
+    warm_ruleset = landlock.prepare(network=False)
+    in_pid_ns = namespaces.enter_pid_namespace()
+    try:
+        header, blobs = read_frame(sys.stdin.buffer, MAX_TASK_FRAME)
+    except (EOFError, ValueError):
+        return 0  # the worker went away (or closed an unused launcher)
+    ruleset = None
+    if header["level"] == "seccomp":
+        ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
+        if not header.get("network"):
+            namespaces.isolate_network()
+    header["private_proc"] = in_pid_ns
+    pid = os.fork()
+    if pid == 0:
+        _task_main(header, blobs, result_fd, ruleset, names)
+    os.close(result_fd)
+    return _supervise(pid)
+
+
+def _supervise(pid: int) -> int:
+    pidfd = os.pidfd_open(pid)
+    stdin = sys.stdin.buffer.fileno()
+    watch = [pidfd, stdin]
+    while True:
+        ready, _, _ = select.select(watch, [], [])
+        if stdin in ready and not os.read(stdin, 4096):
+            watch.remove(stdin)  # worker gone: kill the task (its PID namespace goes with it)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if pidfd in ready:
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)
+
+
+def _oneshot(task_path: str, result_path: str) -> int:
+    """Docker: one task from a file, result to a file (the container is the sandbox around it)."""
+    with open(task_path, "rb") as fh:
+        header, blobs = read_frame(fh, MAX_TASK_FRAME)
+    frame = run_task(header, blobs, None, seccomp_filter.syscall_numbers())
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    with open(result_path, "wb") as fh:
+        fh.write(frame)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[1] == "--oneshot":
+        return _oneshot(argv[2], argv[3])
+    if len(argv) == 2:
+        return _launcher(int(argv[1]))
+    print("usage: python -m lattice.executor.sandbox.child RESULT_FD | --oneshot TASK RESULT", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    os._exit(main(sys.argv))

@@ -1,0 +1,162 @@
+"""Landlock for level ``seccomp``: a file-system allow list, and no signals or ptrace beyond the task.
+
+seccomp filters syscalls by number and arguments but cannot see paths, and the tasks run as root
+here, so "read /etc/shadow" and "write /etc" are stopped by Landlock instead: the task may read the
+system's libraries, its interpreter and its own import paths, read and write its working directory,
+and nothing else (``$HOME``, the head's data dir, ``/etc/shadow`` stay out of reach). Landlock also
+forbids ptrace and ``/proc/<pid>/environ`` of processes outside the task's own domain, and from ABI
+6 on signals to them (``os.kill`` of the worker) and abstract unix sockets. ABI 4+ also denies TCP
+bind/connect when the network is off (a second line behind seccomp).
+
+Plain ctypes on the three syscalls: there is no maintained Python binding. x86_64 and aarch64 share
+the syscall numbers 444-446.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
+CREATE_RULESET_VERSION = 1
+RULE_PATH_BENEATH, RULE_NET_PORT = 1, 2
+
+EXECUTE, WRITE_FILE, READ_FILE, READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+REMOVE_DIR, REMOVE_FILE, MAKE_CHAR, MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+MAKE_REG, MAKE_SOCK, MAKE_FIFO, MAKE_BLOCK, MAKE_SYM = 1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12
+REFER, TRUNCATE, IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX, SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+FILE_ONLY = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV
+READ = EXECUTE | READ_FILE | READ_DIR
+WRITE = (
+    WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO | MAKE_SYM | TRUNCATE | REFER
+)
+
+#: system paths a Python task needs to read (when they exist)
+SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt", "/sys")  # /proc: per task
+#: files of /etc a task must not read; every other entry of /etc is readable
+ETC_DENIED = frozenset(
+    {"shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl", "security", "docker"}
+)
+ETC_EXTRA = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf")
+DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def abi_version() -> int:
+    """Landlock ABI of this kernel (0 when it has none or it is disabled)."""
+    version = _libc.syscall(SYS_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(CREATE_RULESET_VERSION))
+    return max(int(version), 0)
+
+
+def _handled_fs(abi: int) -> int:
+    handled = READ | (WRITE & ~(TRUNCATE | REFER)) | MAKE_CHAR | MAKE_BLOCK
+    if abi >= 2:
+        handled |= REFER
+    if abi >= 3:
+        handled |= TRUNCATE
+    if abi >= 5:
+        handled |= IOCTL_DEV
+    return handled
+
+
+def default_read_paths() -> list[str]:
+    """Interpreter, import paths, libraries and /etc (less its secrets) for a task to read."""
+    paths = [*SYSTEM_READ_PATHS, sys.prefix, sys.base_prefix, sys.exec_prefix]
+    paths += [p for p in sys.path if p and os.path.isabs(p)]
+    try:
+        paths += [os.path.join("/etc", name) for name in os.listdir("/etc") if name not in ETC_DENIED]
+    except OSError:
+        pass
+    paths += list(ETC_EXTRA)
+    return paths
+
+
+class Ruleset:
+    """A Landlock ruleset being built; :meth:`restrict_self` applies it to the calling thread's process."""
+
+    def __init__(self, abi: int, network: bool) -> None:
+        self.abi = abi
+        self.handled = _handled_fs(abi)
+        attr = _RulesetAttr(self.handled, 0, 0)
+        size = 8
+        if abi >= 4 and not network:
+            attr.net = NET_BIND_TCP | NET_CONNECT_TCP
+            size = 16
+        if abi >= 6:
+            attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX
+            size = 24
+        fd = _libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
+        self.fd = int(fd)
+
+    def allow(self, paths: Iterable[str], access: int) -> None:
+        """Allow ``access`` beneath each existing path (files get their file-only subset)."""
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+                rights = access & self.handled & (~0 if is_dir else FILE_ONLY)
+                if not rights:
+                    continue
+                rule = _PathBeneath(rights, fd)
+                if _libc.syscall(SYS_ADD_RULE, self.fd, RULE_PATH_BENEATH, ctypes.byref(rule), 0) < 0:
+                    log.debug("landlock_add_rule %s: errno %d", path, ctypes.get_errno())
+            finally:
+                os.close(fd)
+
+    def restrict_self(self) -> None:
+        """Enforce the ruleset on this process and its future children (needs no_new_privs)."""
+        _libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        if _libc.syscall(SYS_RESTRICT_SELF, self.fd, 0) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"landlock_restrict_self: {os.strerror(err)}")
+        os.close(self.fd)
+
+
+def prepare(network: bool, extra_read: Iterable[str] = ()) -> Ruleset | None:
+    """The ruleset with every read-only path, built ahead of the task (writes are added per task)."""
+    abi = abi_version()
+    if abi < 1:
+        return None
+    ruleset = Ruleset(abi, network)
+    ruleset.allow([*default_read_paths(), *extra_read], READ)
+    ruleset.allow(DEV_FILES, READ | WRITE_FILE)
+    ruleset.allow(["/dev/shm"], READ | WRITE)
+    nvidia = [os.path.join("/dev", name) for name in _listdir("/dev") if name.startswith(("nvidia", "dri"))]
+    ruleset.allow(nvidia, READ | WRITE_FILE | IOCTL_DEV)
+    return ruleset
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+__all__ = ["READ", "WRITE", "Ruleset", "abi_version", "default_read_paths", "prepare"]

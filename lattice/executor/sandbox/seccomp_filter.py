@@ -1,0 +1,158 @@
+"""The seccomp-bpf filter of level ``seccomp``: a deny list, built with libseccomp (pyseccomp).
+
+Why a deny list with a default of *allow*: task code is arbitrary Python with native extensions
+(numpy, torch, tokenizers), whose syscall needs cannot be listed up front; what a sandbox escape
+needs (the network, ptrace, mounts, namespaces, kernel attack surface such as bpf and io_uring) can.
+
+Why ``EPERM`` and not a kill: the task sees an ordinary ``PermissionError``, its traceback shows
+where it happened, and the child (``violations.py``) turns it into a ``sandbox_violation`` naming
+the call. ``clone3`` answers ``ENOSYS`` so that glibc falls back to ``clone``, whose namespace flags
+the filter can inspect (``clone3`` passes them in memory, out of BPF's reach). A non-native
+architecture (``int 0x80``, x32) is killed by libseccomp's default bad-arch action.
+
+:func:`rules` is pure data (tested as such); :func:`install` loads it into the calling process.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+#: denied at every seccomp-level task, network or not
+DENIED_SYSCALLS: tuple[str, ...] = (
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_getfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "reboot",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "iopl",
+    "ioperm",
+    "syslog",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "lookup_dcookie",
+    "fanotify_init",
+    "landlock_create_ruleset",
+    "seccomp",
+)
+
+#: denied unless the task opted in with ``network=True``
+NETWORK_SYSCALLS: tuple[str, ...] = ("connect", "bind", "listen", "accept", "accept4")
+
+CLONE_NAMESPACE_FLAGS: dict[str, int] = {
+    "CLONE_NEWNS": 0x00020000,
+    "CLONE_NEWCGROUP": 0x02000000,
+    "CLONE_NEWUTS": 0x04000000,
+    "CLONE_NEWIPC": 0x08000000,
+    "CLONE_NEWUSER": 0x10000000,
+    "CLONE_NEWPID": 0x20000000,
+    "CLONE_NEWNET": 0x40000000,
+}
+
+SOCK_TYPE_MASK = 0xF
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One libseccomp rule: ``syscall`` answers ``errno`` when all ``args`` comparisons hold.
+
+    ``args`` are ``(index, op, value)`` or ``(index, "MASKED_EQ", mask, value)``; op is a pyseccomp
+    comparison name (EQ, NE, GT, MASKED_EQ...).
+    """
+
+    syscall: str
+    errno: int = errno.EPERM
+    args: tuple[tuple, ...] = ()
+
+
+def rules(network: bool) -> list[Rule]:
+    """Every rule of the filter for a task with or without network access."""
+    out = [Rule(name) for name in DENIED_SYSCALLS]
+    out.append(Rule("clone3", errno.ENOSYS))
+    out += [Rule("clone", args=((0, "MASKED_EQ", flag, flag),)) for flag in CLONE_NAMESPACE_FLAGS.values()]
+    if not network:
+        out += [Rule(name) for name in NETWORK_SYSCALLS]
+        # only AF_UNIX sockets; sendto() with an address could still reach a host's datagram socket
+        out.append(Rule("socket", args=((0, "NE", socket.AF_UNIX),)))
+        out.append(Rule("sendto", args=((4, "NE", 0),)))
+    else:
+        # network on: IPv4/IPv6 and AF_UNIX only, and no raw sockets (packet crafting, sniffing)
+        allowed = {socket.AF_UNIX, socket.AF_INET, socket.AF_INET6}
+        out += [Rule("socket", args=((0, "EQ", family),)) for family in range(0, 11) if family not in allowed]
+        out.append(Rule("socket", args=((0, "GT", socket.AF_INET6),)))
+        out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, socket.SOCK_RAW),)))
+        out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, socket.SOCK_PACKET),)))
+    return out
+
+
+def install(network: bool) -> None:
+    """Set ``no_new_privs`` and load the filter into this process (inherited by its children)."""
+    import pyseccomp
+
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for rule in rules(network):
+        args = []
+        for spec in rule.args:
+            index, op, *values = spec
+            args.append(pyseccomp.Arg(index, getattr(pyseccomp, op), *values))
+        try:
+            flt.add_rule(pyseccomp.ERRNO(rule.errno), rule.syscall, *args)
+        except (RuntimeError, OSError, ValueError):
+            # a syscall this kernel/libseccomp does not know cannot be called either
+            continue
+    flt.load()  # libseccomp sets PR_SET_NO_NEW_PRIVS itself (its default NNP attribute)
+
+
+def syscall_numbers() -> dict[int, str]:
+    """Native syscall number -> name for every call the filter can deny (names the blocked call)."""
+    import pyseccomp
+
+    table: dict[int, str] = {}
+    for name in (*DENIED_SYSCALLS, *NETWORK_SYSCALLS, "socket", "sendto", "clone", "clone3"):
+        try:
+            table[int(pyseccomp.resolve_syscall(pyseccomp.system_arch(), name))] = name
+        except Exception:  # noqa: BLE001 - unknown on this architecture
+            continue
+    return table
+
+
+__all__ = ["CLONE_NAMESPACE_FLAGS", "DENIED_SYSCALLS", "NETWORK_SYSCALLS", "Rule", "install", "rules"]

@@ -1,0 +1,225 @@
+"""Levels ``subprocess`` and ``seccomp``: run one task in a warm launcher and watch it to the end.
+
+The calling thread (one of the worker's I/O threads) sends the task frame, then runs one
+``selectors`` loop over the child's stdout, stderr and result pipe until the task has ended or its
+deadline passes. Output is drained continuously into bounded tail buffers (a task that prints 1 GB
+costs the worker a pipe copy, never memory), the result frame is bounded by ``max_result_bytes``,
+and at the deadline every process in the task's cgroups is killed, daemons included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from typing import Any
+
+import cloudpickle
+
+from lattice.errors import ErrorKind
+from lattice.executor.sandbox import cgroups
+from lattice.executor.sandbox.config import SandboxConfig
+from lattice.executor.sandbox.outcome import SandboxOutcome, TailBuffer, sandbox_error, with_stderr_tail
+from lattice.executor.sandbox.pool import Launcher, get_pool
+from lattice.executor.sandbox.protocol import ProtocolError, pack, parse_result
+
+CHUNK = 1 << 20
+EXIT_GRACE_S = 0.5
+RESULT_HEADER_ALLOWANCE = 8 * 1024 * 1024
+
+
+def task_env(workdir: str, env: dict[str, str] | None) -> dict[str, str]:
+    """The whole environment of a task: a minimal base plus exactly what the caller passes."""
+    base = {
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]),
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+    }
+    return {**base, **(env or {})}
+
+
+def task_header(config: SandboxConfig, workdir: str, outputs: list[str], env: dict[str, str] | None) -> dict:
+    return {
+        "level": str(config.level),
+        "network": config.network,
+        "workdir": workdir,
+        "env": task_env(workdir, env),
+        "outputs": list(outputs),
+        "max_result_bytes": config.max_result_bytes,
+        "limits": {
+            "memory_mb": config.max_memory_mb,
+            "cpu_s": config.max_cpu_seconds,
+            "fsize_mb": config.max_file_size_mb,
+            "nofile": config.max_open_files,
+        },
+        "extra_read": list(config.extra_read_paths),
+        "extra_write": list(config.extra_write_paths),
+    }
+
+
+class _Run:
+    """The watch over one launcher: pipes, buffers, deadline and the cgroups to kill."""
+
+    def __init__(self, launcher: Launcher, config: SandboxConfig, cgroup: cgroups.TaskCgroup | None) -> None:
+        self.launcher = launcher
+        self.config = config
+        self.cgroup = cgroup
+        self.stdout = TailBuffer(config.output_limit_bytes)
+        self.stderr = TailBuffer(config.output_limit_bytes)
+        self.result = bytearray()
+        self.result_too_large = False
+        self.timed_out = False
+
+    def kill(self) -> None:
+        if self.cgroup is not None and self.cgroup.paths:
+            self.cgroup.kill_all()
+        with contextlib.suppress(OSError):
+            os.killpg(self.launcher.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.launcher.process.kill()
+
+    def watch(self, frame: bytes, deadline: float | None) -> None:
+        proc = self.launcher.process
+        sel = selectors.DefaultSelector()
+        readers: dict[int, Any] = {
+            proc.stdout.fileno(): self.stdout,  # type: ignore[union-attr]
+            proc.stderr.fileno(): self.stderr,  # type: ignore[union-attr]
+            self.launcher.result_fd: None,
+        }
+        for fd in readers:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        stdin_fd = proc.stdin.fileno()  # type: ignore[union-attr]
+        os.set_blocking(stdin_fd, False)
+        sel.register(stdin_fd, selectors.EVENT_WRITE)
+        pending = memoryview(frame)
+        result_cap = self.config.max_result_bytes + RESULT_HEADER_ALLOWANCE
+        exited_at: float | None = None
+        try:
+            while readers:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    self.timed_out = True
+                    self.kill()
+                    break
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at > EXIT_GRACE_S:
+                    self.kill()  # something outside a PID namespace still holds the pipes
+                    break
+                timeout = 0.05 if exited_at is not None else 0.5
+                if deadline is not None:
+                    timeout = max(0.0, min(timeout, deadline - now))
+                for key, _ in sel.select(timeout):
+                    fd = key.fd
+                    if fd == stdin_fd:
+                        try:
+                            pending = pending[os.write(fd, pending[:CHUNK]) :]
+                        except BrokenPipeError:
+                            pending = pending[:0]
+                        if not pending:
+                            sel.unregister(fd)  # stdin stays open: its EOF tells the launcher we died
+                        continue
+                    try:
+                        data = os.read(fd, CHUNK)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        sel.unregister(fd)
+                        del readers[fd]
+                    elif readers[fd] is not None:
+                        readers[fd].write(data)
+                    elif len(self.result) + len(data) > result_cap:
+                        self.result_too_large = True
+                        self.kill()
+                        return
+                    else:
+                        self.result += data
+        finally:
+            sel.close()
+
+
+def execute_in_child(
+    fn_blob: bytes,
+    params: dict[str, Any],
+    outputs: list[str],
+    config: SandboxConfig,
+    env: dict[str, str] | None = None,
+) -> SandboxOutcome:
+    """Run one task at level subprocess or seccomp (see the module docstring)."""
+    started = time.monotonic()
+    deadline = started + config.timeout if config.timeout else None
+    workdir = tempfile.mkdtemp(prefix="lattice-task-")
+    os.chmod(workdir, 0o700)
+    launcher = get_pool().take()
+    cgroup = launcher.cgroup
+    run = _Run(launcher, config, cgroup)
+    try:
+        cgroup.set_limits(config.max_memory_mb, config.max_processes, config.max_cpus)
+        frame = pack(task_header(config, workdir, outputs, env), [fn_blob, cloudpickle.dumps(params)])
+        run.watch(frame, deadline)
+        run.kill()  # the task has ended: nothing of it may stay
+        with contextlib.suppress(Exception):
+            launcher.process.wait(timeout=5)
+        result = _conclude(run, outputs)
+        info = {
+            "pid_limit_hit": cgroup.pids_limit_hit(),
+            "memory_peak_bytes": cgroup.memory_peak_bytes(),
+            "cgroups": sorted(cgroup.paths),
+        }
+    finally:
+        run.kill()
+        launcher.discard()  # removes its cgroups too
+        shutil.rmtree(workdir, ignore_errors=True)
+    stdout, stderr = run.stdout.text(), run.stderr.text()
+    result.error = with_stderr_tail(result.error, stderr)
+    return SandboxOutcome(result, stdout, stderr, time.monotonic() - started, info)
+
+
+def _conclude(run: _Run, outputs: list[str]) -> Any:
+    from lattice.executor.invoke import InvocationResult
+
+    config, stderr = run.config, run.stderr.text()
+    if run.timed_out:
+        message = f"the task ran past its timeout of {config.timeout:g} s and was killed with all its processes"
+        return InvocationResult(error=sandbox_error(ErrorKind.TIMEOUT, message, stderr, {"limit": "timeout"}))
+    if run.result_too_large:
+        message = f"the task's result exceeds the limit of {config.max_result_bytes} bytes"
+        return InvocationResult(error=sandbox_error(ErrorKind.OUTPUT_TOO_LARGE, message, stderr))
+    if run.result:
+        try:
+            return parse_result(bytes(run.result), outputs)
+        except (ProtocolError, ValueError, TypeError) as exc:
+            message = f"the task's process sent a malformed result ({exc})"
+            return InvocationResult(error=sandbox_error(ErrorKind.SANDBOX_VIOLATION, message, stderr))
+    code = run.launcher.process.returncode
+    cgroup = run.cgroup
+    memory = f"{config.max_memory_mb} MB" if config.max_memory_mb else "the machine's memory"
+    if cgroup is not None and cgroup.oom_kills() > 0:
+        message = f"the task used more than its memory limit of {memory} and was killed"
+        return InvocationResult(error=sandbox_error(ErrorKind.MEMORY_EXCEEDED, message, stderr))
+    if code is not None and code > 128:
+        sig = code - 128
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            message = f"the task used more than its CPU time limit of {config.max_cpu_seconds} s"
+            return InvocationResult(error=sandbox_error(ErrorKind.TIMEOUT, message, stderr, {"limit": "cpu"}))
+        if sig == signal.SIGKILL and cgroup is not None and cgroup.memory_failcnt() > 0:
+            message = f"the task hit its memory limit of {memory} and was killed"
+            return InvocationResult(error=sandbox_error(ErrorKind.MEMORY_EXCEEDED, message, stderr))
+        if sig == signal.SIGSYS:
+            message = "the task made a system call the sandbox forbids and was killed"
+            return InvocationResult(error=sandbox_error(ErrorKind.SANDBOX_VIOLATION, message, stderr))
+        message = f"the task's process was killed by {name} before it returned a result"
+        return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr, {"signal": name}))
+    message = f"the task's process exited with code {code} before it returned a result"
+    return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr, {"exit_code": code}))
+
+
+__all__ = ["execute_in_child", "task_env", "task_header"]

@@ -1,0 +1,13 @@
+import lattice
+
+
+def test_public_surface_is_pinned():
+    assert sorted(lattice.__all__) == sorted([
+        "APIError", "AsyncLatticeClient", "AuthenticationError", "LangGraphClient", "LatticeClient", "LatticeError",
+        "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError", "ResourceUnavailable", "RunCancelled",
+        "RunFailed", "SandboxViolation", "TaskDefinition", "TaskFailed", "TaskKilled", "TaskTimeout", "WorkflowError",
+        "__version__", "task",
+    ])
+    for name in lattice.__all__:
+        if name != "LangGraphClient":
+            assert getattr(lattice, name) is not None

@@ -1,0 +1,32 @@
+from lattice.core.store import Batch, Store
+
+
+def test_batches_commit_and_read_back(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.create_workflow("w", "wf", {"tasks": []})
+    b = Batch()
+    b.run_inserts.append({"id": "r", "workflow_id": "w", "workflow_name": "wf", "state": "running", "priority": 0,
+                          "tags": "{}", "created_at": 1.0})
+    b.task_inserts += [{"run_id": "r", "name": n, "state": "pending", "attempt": 0} for n in "ab"]
+    b.add_event("r", 1, "run_started", None, {"x": 1}, 1.0)
+    store.commit(b)
+    later = Batch()
+    later.update_task("r", "a", state="succeeded", error=None)
+    later.update_task("r", "b", state="failed", error={"kind": "exception"})
+    later.put_blob("r", "a", "out", "json", b"1")
+    later.add_event("r", 2, "task_failed", "b", {}, 2.0)
+    later.update_run("r", state="failed", failed_task="b")
+    merged = Batch()
+    merged.merge(later)
+    store.commit(merged)
+    store.close()
+
+    reopened = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert reopened.get_run("r")["state"] == "failed"
+    tasks = {t["name"]: t for t in reopened.get_tasks("r")}
+    assert tasks["b"]["error"] == {"kind": "exception"} and tasks["a"]["state"] == "succeeded"
+    assert reopened.get_blobs("r") == {"a": {"out": ("json", b"1")}}
+    assert [e["seq"] for e in reopened.get_events("r", after=1)] == [2]
+    assert reopened.last_event_seq("r") == 2
+    assert reopened.unfinished_run_ids() == []
+    assert reopened.get_workflow("w")["spec"] == {"tasks": []}
