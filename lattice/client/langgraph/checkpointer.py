@@ -1,0 +1,174 @@
+"""``LatticeSaver``: a LangGraph checkpointer that keeps threads in the Lattice head's store.
+
+A thread's state then outlives the client process and can be resumed from any machine that reaches
+the head. Values are serialized here, with the saver's serde (LangGraph's ``JsonPlusSerializer`` by
+default), and travel as ``(type, bytes)``: the head stores bytes and never decodes them. Metadata
+filters of ``list`` are therefore applied on the client, after decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.base import writes_sort_key as _writes_sort_key
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from lattice.client.base import ClientConfig, connection_error, raise_for_response
+
+_PATH = "/api/v1/checkpoints"
+
+
+def _typed(value: tuple[str, bytes]) -> dict[str, str]:
+    return {"type": value[0], "data": base64.b64encode(value[1]).decode()}
+
+
+def _untyped(item: dict[str, str]) -> tuple[str, bytes]:
+    return item["type"], base64.b64decode(item["data"])
+
+
+def _ref(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
+                             "checkpoint_id": checkpoint_id}}
+
+
+class LatticeSaver(BaseCheckpointSaver[int]):
+    """Checkpoints over the head's HTTP API (``/api/v1/checkpoints``); sync and async, thread-safe."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 serde: SerializerProtocol | None = None, timeout: float = 30.0,
+                 data_dir: str | Path | None = None) -> None:
+        super().__init__(serde=serde)
+        self.config = ClientConfig(url, token, timeout, data_dir)
+        self._http = httpx.Client(base_url=self.config.url, headers=self.config.headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        raise_for_response(response)
+        return response.json()
+
+    def _tuple(self, row: dict[str, Any], config: RunnableConfig | None = None) -> CheckpointTuple:
+        thread_id, ns = row["thread_id"], row["checkpoint_ns"]
+        writes = sorted(row["writes"], key=lambda w: _writes_sort_key(w["task_path"], w["task_id"], w["idx"]))
+        parent = row["parent_checkpoint_id"]
+        return CheckpointTuple(
+            config=config or _ref(thread_id, ns, row["checkpoint_id"]),
+            checkpoint=self.serde.loads_typed(_untyped(row["checkpoint"])),
+            metadata=self.serde.loads_typed(_untyped(row["metadata"])),
+            parent_config=_ref(thread_id, ns, parent) if parent else None,
+            pending_writes=[(w["task_id"], w["channel"], self.serde.loads_typed(_untyped(w["value"])))
+                            for w in writes],
+        )
+
+    # --- the sync interface -------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        checkpoint_id = get_checkpoint_id(config)
+        params: dict[str, Any] = {"thread_id": conf["thread_id"], "checkpoint_ns": conf.get("checkpoint_ns", ""),
+                                  "limit": 1}
+        if checkpoint_id:
+            params["checkpoint_id"] = checkpoint_id
+        rows = self._request("GET", _PATH, params=params)["checkpoints"]
+        if not rows:
+            return None
+        return self._tuple(rows[0], config if checkpoint_id else None)
+
+    def list(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+             before: RunnableConfig | None = None, limit: int | None = None) -> Iterator[CheckpointTuple]:
+        params: dict[str, Any] = {}
+        if config is not None:
+            conf = config["configurable"]
+            if conf.get("thread_id") is not None:
+                params["thread_id"] = conf["thread_id"]
+            if conf.get("checkpoint_ns") is not None:
+                params["checkpoint_ns"] = conf["checkpoint_ns"]
+            if checkpoint_id := get_checkpoint_id(config):
+                params["checkpoint_id"] = checkpoint_id
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            params["before"] = before_id
+        if limit is not None and not filter:
+            if limit <= 0:
+                return
+            params["limit"] = limit
+        remaining = limit
+        for row in self._request("GET", _PATH, params=params)["checkpoints"]:
+            if remaining is not None and remaining <= 0:
+                return
+            item = self._tuple(row)
+            if filter and not all(item.metadata.get(key) == value for key, value in filter.items()):
+                continue
+            if remaining is not None:
+                remaining -= 1
+            yield item
+
+    def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+            new_versions: ChannelVersions) -> RunnableConfig:
+        conf = config["configurable"]
+        thread_id, ns = conf["thread_id"], conf.get("checkpoint_ns", "")
+        body = {
+            "thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"],
+            "parent_checkpoint_id": conf.get("checkpoint_id"),
+            "checkpoint": _typed(self.serde.dumps_typed(checkpoint)),
+            "metadata": _typed(self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))),
+        }
+        self._request("POST", _PATH, json=body)
+        return _ref(thread_id, ns, checkpoint["id"])
+
+    def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                   task_path: str = "") -> None:
+        conf = config["configurable"]
+        body = {
+            "thread_id": conf["thread_id"], "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": conf["checkpoint_id"], "task_id": task_id, "task_path": task_path,
+            "writes": [{"idx": WRITES_IDX_MAP.get(channel, idx), "channel": channel,
+                        "value": _typed(self.serde.dumps_typed(value))}
+                       for idx, (channel, value) in enumerate(writes)],
+        }
+        self._request("POST", f"{_PATH}/writes", json=body)
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._request("DELETE", _PATH, params={"thread_id": thread_id})
+
+    # --- the async interface: the same calls in a thread (one HTTP client serves every loop) --------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(self, config: RunnableConfig | None, *, filter: dict[str, Any] | None = None,
+                    before: RunnableConfig | None = None, limit: int | None = None) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
+        for item in items:
+            yield item
+
+    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+                   new_versions: ChannelVersions) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                          task_path: str = "") -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)

@@ -1,0 +1,174 @@
+"""The client side of a remote LangGraph node: the wrapper LangGraph calls, and one Lattice run per call.
+
+LangGraph calls the wrapper exactly as it would call the node (in its thread pool for a sync node,
+on its event loop for an async one). The wrapper gathers what the node needs from LangGraph's
+per-task context (state, a portable slice of the config, resume values for ``interrupt()``, the
+runtime context, whether a ``custom`` stream is being read), starts a one-task Lattice run tagged
+``{graph, thread, node}``, waits for it, and then replays on the client what the node did to the
+task's context (resume writes) before returning its update or re-raising its exception.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from lattice.client.langgraph.remote import (
+    CHECKPOINT_NS,
+    CONFIG,
+    CONTEXT,
+    NULL_RESUME,
+    RESUME_VALUES,
+    STATE,
+    STREAM,
+    NodeOptions,
+    decode_chunk,
+    execute_node,
+)
+from lattice.client.task import TaskDefinition, _ship_module_by_value, task
+
+if TYPE_CHECKING:
+    from lattice.client.langgraph.client import LangGraphClient
+
+_FORWARDED_KWARGS = ("config", "writer", "runtime")
+_UNSUPPORTED_KWARGS = ("store", "previous")
+_PORTABLE_CONFIG_KEYS = ("tags", "metadata", "run_name", "recursion_limit")
+
+
+def _accepted_kwargs(fn: Any) -> tuple[str, ...]:
+    params = inspect.signature(fn).parameters
+    bad = [name for name in _UNSUPPORTED_KWARGS if name in params]
+    if bad:
+        from lattice.errors import TaskDefinitionError
+
+        raise TaskDefinitionError(
+            f"node {fn.__name__!r} takes {bad}: a remote node cannot reach the graph's store; "
+            "read what it needs from the state or the config, or keep this node local")
+    return tuple(name for name in _FORWARDED_KWARGS if name in params)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        cloudpickle.dumps(value)
+    except Exception:  # noqa: BLE001 - anything unpicklable stays on the client
+        return False
+    return True
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a RunnableConfig that means something on a worker: user keys, no Pregel internals."""
+    out = {key: config[key] for key in _PORTABLE_CONFIG_KEYS if key in config and _picklable(config[key])}
+    configurable = {
+        key: value for key, value in (config.get("configurable") or {}).items()
+        if not key.startswith("__") and key != "checkpoint_map" and _picklable(value)
+    }
+    out["configurable"] = configurable
+    return out
+
+
+class RemoteNode:
+    """One decorated node: its Lattice task definition and how to call it remotely."""
+
+    def __init__(self, client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> None:
+        self.client = client
+        self.fn = fn
+        self.options = NodeOptions(name=getattr(fn, "__name__", "node"),
+                                   is_async=inspect.iscoroutinefunction(fn),
+                                   kwargs=_accepted_kwargs(fn))
+        _ship_module_by_value(fn)  # the node's own module travels with it (tests, scripts)
+        self.definition: TaskDefinition = task(
+            functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
+            name=self.options.name, **policy)
+
+    # --- the call -----------------------------------------------------------------------------------
+
+    def _context(self) -> dict[str, Any]:
+        try:
+            from langgraph.config import get_config
+
+            return get_config()
+        except RuntimeError:  # called outside a graph: no resume values, no stream
+            return {}
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the node on the cluster and return its update (or raise what it raised)."""
+        from langgraph._internal._constants import CONFIG_KEY_RUNTIME, CONFIG_KEY_SCRATCHPAD, CONFIG_KEY_SEND
+        from langgraph.runtime import _no_op_stream_writer
+
+        state = args[0] if args else kwargs.get("state")
+        config = self._context()
+        conf = config.get("configurable") or {}
+        scratchpad = conf.get(CONFIG_KEY_SCRATCHPAD)
+        runtime = conf.get(CONFIG_KEY_RUNTIME)
+        call: dict[str, Any] = {
+            STATE: state, CONFIG: portable_config(config),
+            RESUME_VALUES: list(scratchpad.resume) if scratchpad is not None else [],
+            CHECKPOINT_NS: conf.get("checkpoint_ns", ""),
+            CONTEXT: runtime.context if runtime is not None else None,
+        }
+        if scratchpad is not None and (null := scratchpad.get_null_resume(False)) is not None:
+            call[NULL_RESUME] = null
+        writer = runtime.stream_writer if runtime is not None else _no_op_stream_writer
+        streaming = writer is not _no_op_stream_writer
+        call_id = uuid.uuid4().hex
+        if streaming:
+            call[STREAM] = {"url": self.client.worker_url, "token": self.client.token, "call_id": call_id,
+                            "task": self.definition.name}
+        metadata = config.get("metadata") or {}
+        node = str(metadata.get("langgraph_node") or self.options.name)
+        tags = {"graph": str(config.get("run_name") or self.client.graph), "node": node,
+                "thread": str(conf.get("thread_id", "")), "call": call_id}
+        lattice = self.client.lattice
+        workflow = lattice.create_workflow(f"langgraph.{node}")
+        workflow.add_task(self.definition, inputs={"call": call})
+        run_id = workflow.run(tags=tags)
+        if streaming:
+            for event in lattice.stream(run_id):
+                if event.get("type") == "custom":
+                    is_chunk, chunk = decode_chunk(event.get("data") or {})
+                    if is_chunk:
+                        writer(chunk)
+        outcome = lattice.get_results(run_id, progress=False)["result"]
+        if outcome.get("null_resume_consumed") and scratchpad is not None:
+            scratchpad.get_null_resume(True)
+        send = conf.get(CONFIG_KEY_SEND)
+        if send is not None:
+            for writes in outcome.get("sends") or []:
+                send(writes)
+        if outcome["kind"] == "raise":
+            exc = cloudpickle.loads(outcome["exc"])
+            exc.add_note(f"(raised by LangGraph node {node!r} on Lattice, run {run_id})")
+            raise exc
+        return outcome["value"]
+
+    async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The same call for an async node, in the client's pool so the event loop stays free."""
+        import asyncio
+
+        context = contextvars.copy_context()  # LangGraph's config lives in a context variable
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.client.pool, context.run, self.call, args, kwargs)
+
+
+def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
+    """The function handed to ``StateGraph.add_node``: same name, signature, docstring and sync/async kind."""
+    remote = RemoteNode(client, fn, policy)
+    if remote.options.is_async:
+        @functools.wraps(fn)
+        async def async_node(*args: Any, **kwargs: Any) -> Any:
+            return await remote.acall(args, kwargs)
+
+        node: Any = async_node
+    else:
+        @functools.wraps(fn)
+        def sync_node(*args: Any, **kwargs: Any) -> Any:
+            return remote.call(args, kwargs)
+
+        node = sync_node
+    node.lattice_node = remote
+    return node

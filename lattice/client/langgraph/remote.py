@@ -1,0 +1,181 @@
+"""What runs on a Lattice worker for one LangGraph node call.
+
+A compiled graph does not survive cloudpickle, and the worker has no Pregel loop, so the node runs
+without one: :func:`execute_node` rebuilds just enough of LangGraph's per-task context for the
+functions a node may call (``get_config()``, ``interrupt()``, ``get_stream_writer()``, and the
+``config``/``writer``/``runtime`` parameters), calls the node, and hands back what happened as data:
+
+- ``{"kind": "return", "value": ..., "sends": [...], "null_resume_consumed": bool}``
+- ``{"kind": "raise", "exc": <cloudpickled exception>, "type": ..., "message": ..., ...}``
+
+A node's own exception (and ``GraphInterrupt``, LangGraph's pause signal) is *returned*, cloudpickled,
+so the client can re-raise the very same exception type into the graph: LangGraph's ``RetryPolicy``
+and interrupt handling depend on the class and its attributes, and only the type *name* of an
+exception crosses Lattice's wire. Failures Lattice itself decides (timeout, memory, sandbox, a killed
+worker) still fail the run and reach the graph as Lattice's typed errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import sys
+import traceback
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+# Keys of the call payload the client builds (see node.py); kept here, the module both sides import.
+STATE, CONFIG, RESUME_VALUES, NULL_RESUME, CHECKPOINT_NS, CONTEXT, STREAM = (
+    "state", "config", "resume", "null_resume", "checkpoint_ns", "context", "stream")
+_NO_VALUE = {"__lattice_no_value__": True}
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How the node function is called; fixed at decoration time and shipped with it."""
+
+    name: str
+    is_async: bool
+    kwargs: tuple[str, ...]  # which of config / writer / runtime the function declares
+
+
+def encode_chunk(chunk: Any) -> dict[str, Any]:
+    """A custom stream chunk as a JSON event body: inline when JSON allows it, cloudpickle otherwise."""
+    try:
+        if json.loads(json.dumps(chunk)) == chunk:
+            return {"langgraph_custom": chunk}
+    except (TypeError, ValueError):
+        pass
+    return {"langgraph_custom_pickle": base64.b64encode(cloudpickle.dumps(chunk)).decode()}
+
+
+def decode_chunk(data: dict[str, Any]) -> tuple[bool, Any]:
+    """``(True, chunk)`` for an event made by :func:`encode_chunk`, ``(False, None)`` otherwise."""
+    if "langgraph_custom" in data:
+        return True, data["langgraph_custom"]
+    if "langgraph_custom_pickle" in data:
+        return True, cloudpickle.loads(base64.b64decode(data["langgraph_custom_pickle"]))
+    return False, None
+
+
+class RemoteStreamWriter:
+    """``get_stream_writer()`` on a worker: each chunk is POSTed to the head as a ``custom`` run event.
+
+    The node does not know its Lattice run id (a run is created after its spec), so the writer finds
+    the run by the unique ``call`` tag the client gave it, once, on the first write. This needs the
+    network from the worker to the head: at sandbox levels ``seccomp``/``docker`` pass ``network=True``.
+    """
+
+    def __init__(self, url: str, token: str | None, call_id: str, task: str) -> None:
+        self.url, self.token, self.call_id, self.task = url.rstrip("/"), token, call_id, task
+        self._run_id: str | None = None
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def _find_run(self) -> str:
+        import time
+
+        for delay in (0.0, 0.05, 0.1, 0.2, 0.5, 1.0):
+            time.sleep(delay)
+            runs = self._request("GET", "/api/v1/runs?state=running&limit=1000")["runs"]
+            for run in runs:
+                if (run.get("tags") or {}).get("call") == self.call_id:
+                    return run["run_id"]
+        raise RuntimeError(f"lattice: cannot find the run of node call {self.call_id} to stream to")
+
+    def __call__(self, chunk: Any) -> None:
+        if self._run_id is None:
+            self._run_id = self._find_run()
+        self._request("POST", f"/api/v1/runs/{self._run_id}/events", {"task": self.task, "data": encode_chunk(chunk)})
+
+
+def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str, Any],
+                   writer: Any) -> tuple[dict[str, Any], Any]:
+    """A RunnableConfig carrying the scratchpad (interrupt/resume), send hook and runtime."""
+    from langgraph._internal._constants import (
+        CONFIG_KEY_CHECKPOINT_NS,
+        CONFIG_KEY_RUNTIME,
+        CONFIG_KEY_SCRATCHPAD,
+        CONFIG_KEY_SEND,
+    )
+    from langgraph._internal._scratchpad import PregelScratchpad
+    from langgraph.pregel._algo import LazyAtomicCounter
+    from langgraph.runtime import Runtime
+
+    def get_null_resume(consume: bool = False) -> Any:
+        if null_state["value"] is _NO_VALUE or null_state["consumed"]:
+            return None
+        if consume:
+            null_state["consumed"] = True
+        return null_state["value"]
+
+    scratchpad = PregelScratchpad(
+        step=0, stop=0, call_counter=LazyAtomicCounter(), interrupt_counter=LazyAtomicCounter(),
+        get_null_resume=get_null_resume, resume=list(call.get(RESUME_VALUES) or []),
+        subgraph_counter=LazyAtomicCounter())
+    runtime = Runtime(context=call.get(CONTEXT), store=None, stream_writer=writer)
+    config = dict(call.get(CONFIG) or {})
+    config["configurable"] = {
+        **(config.get("configurable") or {}),
+        CONFIG_KEY_SCRATCHPAD: scratchpad,
+        CONFIG_KEY_SEND: sends.append,
+        CONFIG_KEY_CHECKPOINT_NS: call.get(CHECKPOINT_NS, ""),
+        CONFIG_KEY_RUNTIME: runtime,
+    }
+    return config, runtime
+
+
+def execute_node(fn: Any, options: NodeOptions, params: dict[str, Any]) -> dict[str, Any]:
+    """The Lattice task behind a remote node: ``params["call"]`` in, ``{"result": outcome}`` out."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    call = params["call"]
+    stream = call.get(STREAM)
+    writer: Any = (RemoteStreamWriter(stream["url"], stream.get("token"), stream["call_id"], stream["task"])
+                   if stream else (lambda _chunk: None))
+    sends: list[Any] = []
+    null_state = {"value": call.get(NULL_RESUME, _NO_VALUE), "consumed": False}
+    config, runtime = _remote_config(call, sends, null_state, writer)
+    kwargs = {"config": config, "writer": writer, "runtime": runtime}
+    kwargs = {k: v for k, v in kwargs.items() if k in options.kwargs}
+    token = var_child_runnable_config.set(config)
+    try:
+        value = fn(call[STATE], **kwargs)
+        if options.is_async or inspect.isawaitable(value):
+            value = asyncio.run(_await(value))
+    except Exception as exc:  # noqa: BLE001 - any node exception goes back to the graph as itself
+        return {"result": _raised(exc, sends, null_state)}
+    finally:
+        var_child_runnable_config.reset(token)
+    return {"result": {"kind": "return", "value": value, "sends": sends,
+                       "null_resume_consumed": null_state["consumed"]}}
+
+
+async def _await(value: Any) -> Any:
+    return await value
+
+
+def _raised(exc: Exception, sends: list[Any], null_state: dict[str, Any]) -> dict[str, Any]:
+    from langgraph.errors import GraphBubbleUp
+
+    if not isinstance(exc, GraphBubbleUp):
+        # The run "succeeds" (the node's exception is its result), so keep the traceback in its logs.
+        traceback.print_exception(exc, file=sys.stderr)
+    try:
+        blob = cloudpickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - an exception holding a lock or socket cannot travel
+        raise exc from None  # the run fails; the client raises Lattice's TaskFailed with its type name
+    return {"kind": "raise", "exc": blob, "type": type(exc).__qualname__, "message": str(exc),
+            "sends": sends, "null_resume_consumed": null_state["consumed"]}
