@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import Send
+from langgraph.types import Command, RetryPolicy, Send, interrupt
 from pydantic import BaseModel
 
-from lattice.client.langgraph import LangGraphClient
+from lattice import TaskTimeout
+from lattice.client.langgraph import LangGraphClient, LatticeSaver
 
 Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -267,3 +272,166 @@ def test_node_with_config(io: Wrap) -> None:
     expected = build(plain).invoke({"text": "mundo", "steps": []}, config)
     assert build(io).invoke({"text": "mundo", "steps": []}, config) == expected == {
         "text": "hola mundo", "steps": ["greet"]}
+
+
+# --- RetryPolicy: the node's own exception type reaches LangGraph -----------------------------------
+
+class Flaky(Exception):
+    """Raised by the flaky node; RetryPolicy retries only this type."""
+
+
+def build_flaky(node: Wrap, counter: Path) -> Any:
+    @node
+    def flaky(state: SubState) -> dict[str, Any]:
+        calls = int(counter.read_text() or "0") + 1 if counter.exists() else 1
+        counter.write_text(str(calls))
+        if calls <= 2:
+            raise Flaky(f"attempt {calls} fails")
+        return {"text": f"ok after {calls}", "steps": ["flaky"]}
+
+    g = StateGraph(SubState)
+    g.add_node(flaky, retry_policy=RetryPolicy(retry_on=Flaky, initial_interval=0.01, max_attempts=3))
+    g.add_edge(START, "flaky")
+    return g.compile()
+
+
+def test_retry_policy_sees_the_original_exception(io: Wrap, tmp_path: Path) -> None:
+    expected = build_flaky(plain, tmp_path / "plain").invoke({"text": "", "steps": []})
+    got = build_flaky(io, tmp_path / "remote").invoke({"text": "", "steps": []})
+    assert got == expected == {"text": "ok after 3", "steps": ["flaky"]}
+    assert (tmp_path / "remote").read_text() == "3"
+
+
+def test_node_exception_is_raised_as_its_own_type(io: Wrap, tmp_path: Path) -> None:
+    counter = tmp_path / "c"
+    counter.write_text("-100")  # always fails: with max_attempts=3 the graph raises Flaky itself
+    with pytest.raises(Flaky, match="attempt -97 fails"):
+        build_flaky(io, counter).invoke({"text": "", "steps": []})
+
+
+# --- timeout: a blocking node is killed -----------------------------------------------------------
+
+def test_timeout_kills_a_blocking_node(lg: LangGraphClient) -> None:
+    @lg.task(cpu=1, timeout=1.5)
+    def stuck(state: SubState) -> dict[str, Any]:
+        time.sleep(60)  # LangGraph's own timeouts cannot stop this; Lattice kills the process
+        return {"text": "never"}
+
+    g = StateGraph(SubState)
+    g.add_node(stuck)
+    g.add_edge(START, "stuck")
+    started = time.monotonic()
+    with pytest.raises(TaskTimeout) as info:
+        g.compile().invoke({"text": "", "steps": []})
+    assert time.monotonic() - started < 20
+    assert info.value.task == "stuck"
+    assert info.value.error.kind == "timeout"
+
+
+# --- interrupt and resume, with the head's checkpointer ---------------------------------------------
+
+class Approval(TypedDict):
+    draft: str
+    decision: str
+    steps: Annotated[list[str], operator.add]
+
+
+def build_approval(node: Wrap, saver: Any) -> Any:
+    @node
+    def write(state: Approval) -> dict[str, Any]:
+        return {"draft": f"draft of {state['draft']}", "steps": ["write"]}
+
+    @node
+    def review(state: Approval) -> dict[str, Any]:
+        answer = interrupt({"question": "approve?", "draft": state["draft"]})
+        return {"decision": answer, "steps": ["review"]}
+
+    g = StateGraph(Approval)
+    g.add_node(write)
+    g.add_node(review)
+    g.add_edge(START, "write")
+    g.add_edge("write", "review")
+    return g.compile(checkpointer=saver)
+
+
+def run_approval(node: Wrap, saver: Any, saver_after: Any, thread: str) -> tuple[Any, Any]:
+    config = {"configurable": {"thread_id": thread}}
+    first = build_approval(node, saver).invoke({"draft": "memo", "steps": []}, config)
+    # A fresh graph and checkpointer (as another process would have) resumes the thread.
+    final = build_approval(node, saver_after).invoke(Command(resume="yes"), config)
+    return first, final
+
+
+def test_interrupt_in_remote_node_and_resume(lg: LangGraphClient, io: Wrap) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    memory = InMemorySaver()
+    expected_first, expected = run_approval(plain, memory, memory, "plain")
+    thread = f"approval-{time.time_ns()}"
+    first, final = run_approval(io, lg.checkpointer(), LatticeSaver(lg.url, token=lg.token), thread)
+    assert [i.value for i in first["__interrupt__"]] == [i.value for i in expected_first["__interrupt__"]]
+    assert [i.id for i in first["__interrupt__"]] != []
+    assert final == expected
+    assert final["decision"] == "yes" and final["steps"] == ["write", "review"]
+    history = list(LatticeSaver(lg.url, token=lg.token).list({"configurable": {"thread_id": thread}}))
+    assert len(history) >= 4
+
+
+# --- custom streaming reaches the client while the node still runs ---------------------------------
+
+def test_custom_stream_is_live(io: Wrap) -> None:
+    @io
+    def progress(state: SubState) -> dict[str, Any]:
+        writer = get_stream_writer()
+        writer({"progress": "started"})
+        time.sleep(2.0)
+        writer({"progress": "done", "at": time.time()})
+        return {"text": "finished", "steps": ["progress"]}
+
+    g = StateGraph(SubState)
+    g.add_node(progress)
+    g.add_edge(START, "progress")
+    seen: list[tuple[float, Any]] = []
+    for mode, chunk in g.compile().stream({"text": "", "steps": []}, stream_mode=["custom", "updates"]):
+        seen.append((time.time(), mode, chunk))
+    customs = [(t, c) for t, m, c in seen if m == "custom"]
+    assert [c["progress"] for _, c in customs] == ["started", "done"]
+    # the first chunk arrived about 2 s before the second was even written
+    assert customs[1][1]["at"] - customs[0][0] > 1.0
+    assert seen[-1][1] == "updates"
+
+
+# --- many threads invoke one graph at once; runs are tagged -----------------------------------------
+
+def test_graph_invoked_from_ten_threads(lg: LangGraphClient, io: Wrap) -> None:
+    graph = build_loop(io)
+    expected = build_loop(plain)
+    results: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            results[i] = graph.invoke(LoopState(value=i + 10), {"configurable": {"thread_id": f"t{i}"}})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    for i in range(10):
+        assert results[i] == expected.invoke(LoopState(value=i + 10))
+    runs = lg.lattice.list_runs(limit=500)
+    tagged = {r["tags"]["thread"] for r in runs if r["tags"].get("node") == "double" and r["tags"]["graph"] == "tests"}
+    assert {f"t{i}" for i in range(10)} <= tagged
+
+
+def test_stream_and_batch(io: Wrap) -> None:
+    inputs = [{"start": n, "parts": []} for n in (1, 2, 3)]
+    assert build_fan(io).batch(inputs) == build_fan(plain).batch(inputs)
+    plain_updates = list(build_fan(plain).stream(inputs[0], stream_mode="updates"))
+    remote_updates = list(build_fan(io).stream(inputs[0], stream_mode="updates"))
+    key = lambda u: sorted(u)  # noqa: E731 - parallel branches may report in either order
+    assert sorted(map(key, remote_updates)) == sorted(map(key, plain_updates))
