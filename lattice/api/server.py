@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,13 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     def build_state() -> HeadState:
         store = Store(settings.resolved_store_url)
         backend = RayBackend(ray_address, io_slots=settings.io_slots)
+        # ray.init installs a SIGTERM handler that raises SystemExit inside the event loop; keep
+        # uvicorn's, which shuts the head down in order (and then stops the Ray processes we own).
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         backend.connect()
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
         resources = ResourceManager(io_slots_per_node=settings.io_slots)
         bus = EventBus()
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
@@ -81,12 +88,20 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     else:
         announce("  auth:  DISABLED (--no-auth); anyone who reaches the port can run code")
     announce(f"  ray:   {ray_address}  (workers join with: lattice start --worker --addr {settings.url})")
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown with the handlers it found; make
+    # those raise SystemExit so the Ray processes below are stopped instead of the process just dying.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     try:
         server.run()
     finally:
         if ray_proc is not None:
             ray_proc.stop()
         info_path.unlink(missing_ok=True)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _sandbox_defaults() -> dict[str, Any]:

@@ -118,7 +118,7 @@ class RayProcess:
     def pgid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
         if self.proc is None:
             return
         kill_process_group(self.proc.pid, timeout)
