@@ -145,6 +145,8 @@ def _task_main(header: dict[str, Any], blobs: list[bytes], result_fd: int, rules
 def _launcher(result_fd: int) -> int:
     """Warm launcher: wait for one task frame, fork it, mirror its end, return the exit code."""
     os.set_inheritable(result_fd, False)
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path.pop(0)  # ``-m`` put the working directory ("/") first; the task must not import from it
     # everything that may fork a helper (ctypes.util.find_library runs ldconfig) before unshare:
     # the first child after it becomes PID 1 of the namespace, which must be the task
     names = seccomp_filter.syscall_numbers()

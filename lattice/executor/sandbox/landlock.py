@@ -82,7 +82,8 @@ def _handled_fs(abi: int) -> int:
 def default_read_paths() -> list[str]:
     """Interpreter, import paths, libraries and /etc (less its secrets) for a task to read."""
     paths = [*SYSTEM_READ_PATHS, sys.prefix, sys.base_prefix, sys.exec_prefix]
-    paths += [p for p in sys.path if p and os.path.isabs(p)]
+    # never "/" (``python -m`` puts the working directory first on sys.path) or a parent of /etc
+    paths += [p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) not in ("/", "/root")]
     try:
         paths += [os.path.join("/etc", name) for name in os.listdir("/etc") if name not in ETC_DENIED]
     except OSError:

@@ -60,8 +60,9 @@ def enter_pid_namespace() -> bool:
                 fh.write(f"{gid} {gid} 1")
         return True
     except OSError as exc:
-        log.warning("no PID namespace for sandboxed tasks (%s): kill(-1) and daemons are contained by "
-                    "the cgroup only", exc)
+        log.warning(
+            "no PID namespace for sandboxed tasks (%s): kill(-1) and daemons are contained by the cgroup only", exc
+        )
         return False
 
 

@@ -34,7 +34,9 @@ def launcher_env() -> dict[str, str]:
     """The launcher's environment: no secret of the worker; the task gets its own env later."""
     paths = [p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)]
     return {
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]),
+        "PATH": os.pathsep.join(
+            [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        ),
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",

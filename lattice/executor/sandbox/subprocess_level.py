@@ -36,7 +36,9 @@ RESULT_HEADER_ALLOWANCE = 8 * 1024 * 1024
 def task_env(workdir: str, env: dict[str, str] | None) -> dict[str, str]:
     """The whole environment of a task: a minimal base plus exactly what the caller passes."""
     base = {
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]),
+        "PATH": os.pathsep.join(
+            [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        ),
         "HOME": workdir,
         "TMPDIR": workdir,
         "LANG": "C.UTF-8",

@@ -37,6 +37,7 @@ _WATCHED = frozenset(
 NETWORK_EVENTS = frozenset(
     {"socket.__new__", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo", "socket.gethostbyname"}
 )
+_NETWORK_CALLS = frozenset({event.split(".")[1] for event in NETWORK_EVENTS} | {"socket"})
 DENIAL_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.EROFS})
 
 
@@ -100,6 +101,12 @@ class CallRecorder:
     def last(self) -> dict[str, Any] | None:
         return self.events[-1] if self.events else None
 
+    def last_network(self) -> dict[str, Any] | None:
+        for event in reversed(self.events):
+            if event["call"] in _NETWORK_CALLS:
+                return event
+        return None
+
 
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
@@ -115,32 +122,47 @@ def classify(
     """Turn the task's exception into a typed sandbox error where it was the sandbox that stopped it."""
     chain = _chain(exc)
     last = recorder.last() if recorder else None
+    net = recorder.last_network() if recorder else None
     for item in chain:
         if isinstance(item, MemoryError):
             return _retype(error, ErrorKind.MEMORY_EXCEEDED, "the task ran out of its memory limit", {})
         if isinstance(item, OSError) and item.errno == errno.EFBIG:
-            return _retype(error, ErrorKind.SANDBOX_VIOLATION, "the task wrote a file past its size limit",
-                           {"limit": "max_file_size_mb"})
+            return _retype(
+                error,
+                ErrorKind.SANDBOX_VIOLATION,
+                "the task wrote a file past its size limit",
+                {"limit": "max_file_size_mb"},
+            )
         if (isinstance(item, BlockingIOError) and item.errno == errno.EAGAIN) or (
             isinstance(item, RuntimeError) and "can't start new thread" in str(item)
         ):
-            return _retype(error, ErrorKind.SANDBOX_VIOLATION,
-                           "the task hit its limit on processes and threads", {"limit": "max_processes"})
+            return _retype(
+                error,
+                ErrorKind.SANDBOX_VIOLATION,
+                "the task hit its limit on processes and threads",
+                {"limit": "max_processes"},
+            )
     if level not in ("seccomp", "docker"):
         return error
     for item in chain:
         if not isinstance(item, OSError):
             continue
-        if last and not network and last["call"] in {e.split(".")[1] for e in NETWORK_EVENTS} | {"socket"}:
-            return _retype(error, ErrorKind.SANDBOX_VIOLATION,
-                           f"network access is disabled in the {level} sandbox (blocked: {last['call']})",
-                           {"blocked_call": last["call"], "call": last})
+        if net and not network:
+            return _retype(
+                error,
+                ErrorKind.SANDBOX_VIOLATION,
+                f"network access is disabled in the {level} sandbox (blocked: {net['call']})",
+                {"blocked_call": net["call"], "call": net},
+            )
         if item.errno in DENIAL_ERRNOS:
             call = last["call"] if last else "unknown"
             why = errno.errorcode.get(item.errno or 0, str(item.errno))
-            return _retype(error, ErrorKind.SANDBOX_VIOLATION,
-                           f"the {level} sandbox blocked {call} ({why}): {item}",
-                           {"blocked_call": call, "call": last, "errno": why})
+            return _retype(
+                error,
+                ErrorKind.SANDBOX_VIOLATION,
+                f"the {level} sandbox blocked {call} ({why}): {item}",
+                {"blocked_call": call, "call": last, "errno": why},
+            )
     return error
 
 
