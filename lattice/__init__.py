@@ -4,9 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from lattice.errors import (  # noqa: E402
+from lattice.errors import (
     APIError,
     AuthenticationError,
+    HeadUnavailableError,
     LatticeError,
     MemoryExceeded,
     NotFoundError,
@@ -32,7 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module-level lazy import keeps `import lattice` light
+def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lattice' has no attribute {name!r}")
@@ -47,6 +48,7 @@ __all__ = [
     "APIError",
     "AsyncLatticeClient",
     "AuthenticationError",
+    "HeadUnavailableError",
     "LangGraphClient",
     "LatticeClient",
     "LatticeError",
@@ -59,6 +61,7 @@ __all__ = [
     "RunFailed",
     "SandboxViolation",
     "TaskDefinition",
+    "TaskDefinitionError",
     "TaskFailed",
     "TaskKilled",
     "TaskTimeout",

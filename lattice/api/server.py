@@ -67,7 +67,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
             sandbox_defaults=_sandbox_defaults()))
         resources.update_nodes(backend.nodes())
-        backend.warm_up([n for n, node in resources.nodes.items() if node.alive])
+        backend.warm_up([node for node in resources.nodes.values() if node.alive])
         return HeadState(settings=settings, token=token, store=store, backend=backend, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token)
 

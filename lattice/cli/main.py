@@ -33,40 +33,50 @@ def cli() -> None:
 @cli.command()
 @click.option("--head", "role", flag_value="head", help="Start a head (API server, scheduler, embedded Ray).")
 @click.option("--worker", "role", flag_value="worker", help="Join this machine to a head's cluster.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Head: HTTP port.")
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--port", type=int, default=8000, show_default=True, envvar="LATTICE_PORT",
+              help="Head: HTTP port.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="LATTICE_HOST",
               help="Head: address to bind. Use 0.0.0.0 only on a trusted network; auth stays on.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Where runs, the token and logs live [default: $LATTICE_HOME or ~/.lattice].")
-@click.option("--store-url", default=None, help="Head: SQLAlchemy URL of the store (e.g. postgresql+psycopg://...).")
-@click.option("--ray-address", default=None, help="Head: join an existing Ray cluster instead of starting one.")
+@click.option("--store-url", default=None, envvar="LATTICE_STORE_URL",
+              help="Head: SQLAlchemy URL of the store (e.g. postgresql+psycopg://...).")
+@click.option("--ray-address", default=None, envvar="LATTICE_RAY_ADDRESS",
+              help="Head: join an existing Ray cluster instead of starting one.")
 @click.option("--num-cpus", type=float, default=None, help="CPUs this node offers [default: all].")
 @click.option("--num-gpus", type=float, default=None, help="GPUs this node offers [default: detected].")
 @click.option("--object-store-mb", type=int, default=512, show_default=True, help="Ray object store size.")
-@click.option("--sandbox", type=SANDBOX_CHOICES, default="none", show_default=True,
+@click.option("--sandbox", type=SANDBOX_CHOICES, default="none", show_default=True, envvar="LATTICE_SANDBOX",
               help="Head: default sandbox level of tasks.")
 @click.option("--min-sandbox", type=SANDBOX_CHOICES, default=None,
               help="Head: weakest level a task may ask for [default: the --sandbox level].")
 @click.option("--no-auth", is_flag=True, help="Head: do not require a token (never on a shared network).")
+@click.option("--max-body-mb", type=int, default=64, show_default=True, envvar="LATTICE_MAX_BODY_MB",
+              help="Head: largest accepted request body.")
+@click.option("--io-slots", type=int, default=256, show_default=True, envvar="LATTICE_IO_SLOTS",
+              help="Head: concurrent I/O-bound (cpu=0) tasks per node.")
 @click.option("--addr", default=None, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
+@click.option("--node-ip", default=None,
+              help="Worker: this node's address as the cluster sees it (e.g. 127.0.0.2 for a second local node).")
 @click.option("--block", is_flag=True, help="Stay in the foreground until stopped (Ctrl-C stops).")
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
-          sandbox: str, min_sandbox: str | None, no_auth: bool, addr: str | None, token: str | None,
-          block: bool) -> None:
+          sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
+          addr: str | None, token: str | None, node_ip: str | None, block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = (data_dir or default_home()).expanduser().resolve()
     if role == "head":
         settings = HeadSettings(host=host, port=port, data_dir=data_dir, store_url=store_url,
                                 ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
                                 object_store_mb=object_store_mb, sandbox=sandbox,
-                                min_sandbox=min_sandbox or sandbox, auth=not no_auth)
+                                min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
+                                io_slots=io_slots)
         _start_head(settings, block)
     elif role == "worker":
         if not addr:
             raise click.UsageError("--worker needs --addr HEAD_HOST:PORT")
-        _start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, block)
+        _start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, node_ip, block)
     else:
         raise click.UsageError("say what to start: --head or --worker")
 
@@ -114,7 +124,7 @@ def _start_head(settings: HeadSettings, block: bool) -> None:
 
 
 def _start_worker(addr: str, token: str | None, data_dir: Path, num_cpus: float | None,
-                  num_gpus: float | None, object_store_mb: int, block: bool) -> None:
+                  num_gpus: float | None, object_store_mb: int, node_ip: str | None, block: bool) -> None:
     from lattice.client.base import discover_token
     from lattice.executor.ray_process import RayProcess
 
@@ -131,7 +141,11 @@ def _start_worker(addr: str, token: str | None, data_dir: Path, num_cpus: float 
     join = response.json()
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = RayProcess(data_dir, "ray-worker.log")
-    proc.start_worker(join["ray_address"], join["ray_token"] or "", num_cpus, num_gpus, object_store_mb)
+    existing = _read_json(data_dir / "worker.json")
+    if existing and _alive(existing["pid"]):
+        raise click.ClickException(f"a worker already runs for {data_dir} (pid {existing['pid']}); "
+                                   "stop it with 'lattice stop --data-dir ...' or use another --data-dir")
+    proc.start_worker(join["ray_address"], join["ray_token"] or "", num_cpus, num_gpus, object_store_mb, node_ip)
     info = {"pid": proc.pgid, "head": url, "ray_address": join["ray_address"], "started_at": time.time()}
     (data_dir / "worker.json").write_text(json.dumps(info, indent=2))
     console.print(f"[green]worker joined[/] {join['ray_address']} (Ray pid {proc.pgid}); stop: lattice stop"

@@ -18,9 +18,10 @@ from lattice.client.base import (
     connection_error,
     raise_for_response,
     results_or_raise,
+    stream_close_error,
 )
 from lattice.client.workflow import AsyncLatticeWorkflow
-from lattice.errors import AuthenticationError, LatticeError, NotFoundError
+from lattice.errors import LatticeError
 
 _RECONNECT_TRIES = 5
 
@@ -106,11 +107,10 @@ class AsyncLatticeClient:
                         yield event
                         if event.get("type") == "run_finished":
                             return
-                    if ws.close_code == 4401:
-                        raise AuthenticationError(401, "unauthorized", "invalid or missing token", "token")
-                    if ws.close_code == 4404:
-                        raise NotFoundError(404, "not_found", f"run {run_id!r} not found", "run_id")
             except (ConnectionClosed, OSError, InvalidStatus, TimeoutError) as exc:
+                typed = stream_close_error(exc, run_id)
+                if typed is not None:
+                    raise typed from None
                 failures += 1
                 if failures > _RECONNECT_TRIES:
                     raise connection_error(self.config.url, exc) from exc

@@ -72,6 +72,17 @@ def connection_error(url: str, exc: Exception) -> HeadUnavailableError:
         "'lattice start --head --port 8000', or pass the right URL to the client")
 
 
+def stream_close_error(exc: Exception, run_id: str) -> Exception | None:
+    """The typed error for a WebSocket the head closed on purpose (4401 bad token, 4404 unknown run)."""
+    code = getattr(getattr(exc, "rcvd", None), "code", None)
+    if code == 4401:
+        return AuthenticationError(401, "unauthorized", "invalid or missing token", "token",
+                                   "pass token= or set LATTICE_TOKEN")
+    if code == 4404:
+        return NotFoundError(404, "not_found", f"run {run_id!r} not found", "run_id")
+    return None
+
+
 def decode_outputs(outputs: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     return {name: value_from_wire(item) for name, item in (outputs or {}).items()}
 

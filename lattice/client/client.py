@@ -17,6 +17,7 @@ from lattice.client.base import (
     connection_error,
     raise_for_response,
     results_or_raise,
+    stream_close_error,
 )
 from lattice.client.progress import RunProgress
 from lattice.client.workflow import LatticeWorkflow
@@ -141,8 +142,10 @@ class LatticeClient:
                         yield event
                         if event.get("type") == "run_finished":
                             return
-                    _check_close(ws, run_id)
             except (ConnectionClosed, OSError, InvalidStatus, TimeoutError) as exc:
+                typed = stream_close_error(exc, run_id)
+                if typed is not None:
+                    raise typed from None
                 failures += 1
                 if failures > _RECONNECT_TRIES:
                     raise connection_error(self.config.url, exc) from exc
@@ -164,14 +167,3 @@ def _parse(message: str | bytes) -> dict[str, Any]:
     import json
 
     return json.loads(message)
-
-
-def _check_close(ws: Any, run_id: str) -> None:
-    """A server-side close before ``run_finished`` that is not a network fault is final."""
-    from lattice.errors import AuthenticationError, NotFoundError
-
-    code = getattr(ws, "close_code", None)
-    if code == 4401:
-        raise AuthenticationError(401, "unauthorized", "invalid or missing token", "token")
-    if code == 4404:
-        raise NotFoundError(404, "not_found", f"run {run_id!r} not found", "run_id")

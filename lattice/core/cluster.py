@@ -65,7 +65,7 @@ class Node:
 
     def fits_now(self, r: Resources, prefetch: bool = False) -> bool:
         """Fits in what is free now; with ``prefetch`` a CPU task may also take one of the node's
-        prefetch slots (up to its core count again), waiting in Ray's local queue for a core."""
+        prefetch slots (PREFETCH_PER_CORE per core), waiting in Ray's local queue for a core."""
         if not self.alive:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
@@ -75,7 +75,7 @@ class Node:
         # Only what the task asks for is checked: a cpu=0 task fits even while prefetch over-books cores.
         return (
             (r.cpu == 0 or self.used_cpu + r.cpu <= cpu_limit + _EPS)
-            and (r.gpu == 0 and r.gpu_memory == 0 or self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS)
+            and ((r.gpu == 0 and r.gpu_memory == 0) or self.used_gpu + self.gpu_fraction(r) <= self.gpu + _EPS)
             and (r.memory == 0 or self.used_memory_mb + r.memory <= self.memory_mb)
             and (r.gpu_memory == 0 or self.used_gpu_memory_mb + r.gpu_memory <= self.gpu_memory_mb)
         )

@@ -101,7 +101,7 @@ def _find_cycle(candidates: set[str], upstream: dict[str, set[str]]) -> list[str
     while True:
         node = min(u for u in upstream[node] if u in candidates)
         if node in seen:
-            loop = path[seen[node]:] + [node]
+            loop = [*path[seen[node]:], node]
             return list(reversed(loop))
         seen[node] = len(path)
         path.append(node)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from lattice.core.cluster import ResourceManager
 from lattice.core.dag import Graph, SpecError, build_graph
 from lattice.core.events import EventBus
@@ -161,7 +163,7 @@ class Orchestrator:
 
     def register_workflow(self, spec: WorkflowSpec) -> str:
         entry = self._build_entry(uuid.uuid4().hex, spec)
-        self.store.create_workflow(entry.workflow_id, spec.name, spec.model_dump(mode="json"))
+        self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec))
         self.workflows[entry.workflow_id] = entry
         return entry.workflow_id
 
@@ -330,9 +332,10 @@ class Orchestrator:
         self._flush()
 
     def _place(self, queued: QueuedTask) -> str | None:
-        """Admit a task on a node. CPU tasks without a timeout may queue one round ahead in Ray
-        (prefetch), so a node's cores never idle while the head turns a finished task around; a task
-        with a timeout is only sent where it starts at once, so its clock starts when it does."""
+        """Admit a task on a node. CPU tasks without a timeout may wait in Ray's queue on the node
+        (prefetch slots, see ``cluster.PREFETCH_PER_CORE``), so its cores never idle while the head turns
+        a finished task around; a task with a timeout is only sent where it starts at once, so its clock
+        starts when it does."""
         return self.resources.try_place(queued.resources, prefetch=queued.prefetch)
 
     def _flush(self) -> asyncio.Future[None]:
@@ -664,7 +667,7 @@ class Orchestrator:
             assert row is not None
             try:
                 entry = self.get_workflow(row["workflow_id"])
-            except (NotFound, SpecError) as exc:
+            except (NotFound, SpecError, ValidationError) as exc:
                 log.error("cannot resume run %s: %s", run_id, exc)
                 continue
             stored = {t["name"]: t for t in self.store.get_tasks(run_id)}
@@ -704,6 +707,11 @@ class Orchestrator:
                         self._make_ready(run, name)
             self._maybe_finish(run)
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
+
+
+def stored_spec(spec: WorkflowSpec) -> dict[str, Any]:
+    """The spec as submitted (fields left unset stay unset), so it validates again after a restart."""
+    return spec.model_dump(mode="json", exclude_unset=True)
 
 
 def _json(value: Any) -> str:

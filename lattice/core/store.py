@@ -205,15 +205,13 @@ class Store:
     def commit(self, batch: Batch) -> None:
         if not batch:
             return
+        _fold_updates_into_inserts(batch)
         with self.engine.begin() as conn:
-            if batch.run_inserts:
-                conn.execute(insert(runs), batch.run_inserts)
-            if batch.task_inserts:
-                conn.execute(insert(tasks), batch.task_inserts)
+            _insert_many(conn, runs, batch.run_inserts)
+            _insert_many(conn, tasks, batch.task_inserts)
             _update_many(conn, runs, (runs.c.id,), {(k,): v for k, v in batch.run_updates.items()})
             _update_many(conn, tasks, (tasks.c.run_id, tasks.c.name), batch.task_updates)
-            if batch.attempt_inserts:
-                conn.execute(insert(attempts), batch.attempt_inserts)
+            _insert_many(conn, attempts, batch.attempt_inserts)
             _update_many(conn, attempts, (attempts.c.id,), {(k,): v for k, v in batch.attempt_updates.items()})
             if batch.event_rows:
                 conn.execute(insert(events), batch.event_rows)
@@ -274,7 +272,8 @@ class Store:
             value = conn.execute(select(func.max(events.c.seq)).where(events.c.run_id == run_id)).scalar()
         return int(value or 0)
 
-    def get_blobs(self, run_id: str, task_names: Iterable[str] | None = None) -> dict[str, dict[str, tuple[str, bytes]]]:
+    def get_blobs(self, run_id: str,
+                  task_names: Iterable[str] | None = None) -> dict[str, dict[str, tuple[str, bytes]]]:
         query = select(blobs).where(blobs.c.run_id == run_id)
         if task_names is not None:
             query = query.where(blobs.c.task.in_(list(task_names)))
@@ -289,6 +288,29 @@ class Store:
             rows = conn.execute(select(runs.c.id).where(runs.c.state.in_(["pending", "running"]))
                                 .order_by(runs.c.created_at)).all()
         return [row[0] for row in rows]
+
+
+def _fold_updates_into_inserts(batch: Batch) -> None:
+    """A row inserted and updated in the same batch is inserted once, already updated."""
+    if batch.task_inserts and batch.task_updates:
+        for row in batch.task_inserts:
+            values = batch.task_updates.pop((row["run_id"], row["name"]), None)
+            if values:
+                row.update(values)
+    if batch.attempt_inserts and batch.attempt_updates:
+        for row in batch.attempt_inserts:
+            values = batch.attempt_updates.pop(row["id"], None)
+            if values:
+                row.update(values)
+
+
+def _insert_many(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    """executemany needs one set of columns: insert rows grouped by the columns they set."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for group in groups.values():
+        conn.execute(insert(table), group)
 
 
 def _update_many(conn: Any, table: Table, keys: tuple[Column[Any], ...],

@@ -148,9 +148,14 @@ class RayBackend:
             self._io_executors[node_id] = actor
         return actor
 
-    def warm_up(self, node_ids: list[str]) -> None:
-        """Start each node's I/O executor now, so the first I/O task does not pay for it."""
-        refs = [self._io_executor(n).ping.remote() for n in node_ids]
+    def warm_up(self, nodes: list[Node]) -> None:
+        """Start each node's I/O executor and one worker per core now (importing Lattice in a fresh
+        worker takes a second or more), so the first tasks do not pay for it."""
+        refs = [self._io_executor(n.node_id).ping.remote() for n in nodes]
+        noop = {"outputs": [], "builtin": "noop"}
+        for node in nodes:
+            remote = self._remote_for(node.node_id, 1.0 if node.cpu >= 1 else node.cpu, 0.0, 0)
+            refs += [remote.remote(noop, None) for _ in range(max(1, int(node.cpu)))]
         try:
             ray.get(refs, timeout=60)
         except Exception as exc:  # noqa: BLE001 - tasks still run; only the first is slower

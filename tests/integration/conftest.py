@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from headproc import HeadProcess  # noqa: E402
+from headproc import HeadProcess
 
-from lattice import LatticeClient  # noqa: E402
+from lattice import LatticeClient
 
 
 @pytest.fixture(scope="session")

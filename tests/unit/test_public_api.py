@@ -3,10 +3,10 @@ import lattice
 
 def test_public_surface_is_pinned():
     assert sorted(lattice.__all__) == sorted([
-        "APIError", "AsyncLatticeClient", "AuthenticationError", "LangGraphClient", "LatticeClient", "LatticeError",
-        "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError", "ResourceUnavailable", "RunCancelled",
-        "RunFailed", "SandboxViolation", "TaskDefinition", "TaskFailed", "TaskKilled", "TaskTimeout", "WorkflowError",
-        "__version__", "task",
+        "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailableError", "LangGraphClient",
+        "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError",
+        "ResourceUnavailable", "RunCancelled", "RunFailed", "SandboxViolation", "TaskDefinition",
+        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "WorkflowError", "__version__", "task",
     ])
     for name in lattice.__all__:
         if name != "LangGraphClient":

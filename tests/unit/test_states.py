@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from lattice.core.states import (
@@ -13,7 +15,7 @@ from lattice.core.states import (
 def test_happy_path_and_retry():
     path = [TaskState.PENDING, TaskState.READY, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.RETRYING,
             TaskState.READY, TaskState.SCHEDULED, TaskState.RUNNING, TaskState.SUCCEEDED]
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in itertools.pairwise(path):
         check_task_transition(a, b)
 
 

@@ -30,3 +30,18 @@ def test_batches_commit_and_read_back(tmp_path):
     assert reopened.last_event_seq("r") == 2
     assert reopened.unfinished_run_ids() == []
     assert reopened.get_workflow("w")["spec"] == {"tasks": []}
+
+
+def test_rows_inserted_and_updated_in_one_batch(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    b = Batch()
+    b.task_inserts += [{"run_id": "r", "name": n, "state": "pending", "attempt": 0} for n in "abc"]
+    b.update_task("r", "a", state="ready", queued_at=5.0)
+    b.update_task("r", "c", state="failed", error={"kind": "exception"})
+    b.add_attempt(id="r:a:1", run_id="r", task="a", number=1, state="scheduled")
+    b.update_attempt("r:a:1", state="running", started_at=6.0)
+    store.commit(b)
+    tasks = {t["name"]: t for t in store.get_tasks("r")}
+    assert (tasks["a"]["state"], tasks["a"]["queued_at"]) == ("ready", 5.0)
+    assert tasks["b"]["state"] == "pending" and tasks["c"]["error"] == {"kind": "exception"}
+    assert store.get_attempts("r")[0]["state"] == "running"

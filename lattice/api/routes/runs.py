@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -97,12 +96,21 @@ async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDe
         return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
                           error=row["error"])
     sinks = orchestrator.sinks(row["workflow_id"])
-    blobs = store.get_blobs(run_id, sinks)
+    return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(sinks,
+                                                                                     store.get_blobs(run_id, sinks)))
+
+
+def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[str, bytes]]]) -> dict[str, Any]:
+    """The sinks' outputs in one dict; a name two sinks share is kept once per sink as ``task.output``."""
+    seen: dict[str, int] = {}
+    for sink in sinks:
+        for name in blobs.get(sink, {}):
+            seen[name] = seen.get(name, 0) + 1
     outputs: dict[str, dict[str, Any]] = {}
     for sink in sinks:
         for name, value in blobs.get(sink, {}).items():
-            outputs[name] = to_wire(*value)
-    return RunResults(run_id=run_id, state=state, done=True, outputs=outputs)
+            outputs[name if seen[name] == 1 else f"{sink}.{name}"] = to_wire(*value)
+    return outputs
 
 
 @router.get("/{run_id}/events", response_model=EventList, responses=_errors)

@@ -22,13 +22,14 @@ async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
     4404 unknown run.
     """
     state: HeadState = websocket.app.state.head
+    # Accept first, then close with a specific code: a refused handshake would only say "403".
+    await websocket.accept()
     if not websocket_authorized(websocket):
         await websocket.close(code=4401, reason="invalid or missing token")
         return
     if state.store.get_run(run_id) is None:
         await websocket.close(code=4404, reason=f"run {run_id!r} not found")
         return
-    await websocket.accept()
     queue = state.bus.subscribe(run_id)
     last = after
     try:

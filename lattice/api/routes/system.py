@@ -29,7 +29,7 @@ async def metrics(request: Request) -> Response:
     runs = Gauge("lattice_runs", "runs in the store by state", ["state"], registry=registry)
     for run_state, count in state.store.count_runs_by_state().items():
         runs.labels(run_state).set(count)
-    tasks = Gauge("lattice_tasks_total", "task attempts since the head started", ["outcome"], registry=registry)
+    tasks = Gauge("lattice_task_attempts", "task attempts since the head started", ["outcome"], registry=registry)
     for key in ("tasks_dispatched", "tasks_succeeded", "tasks_failed"):
         tasks.labels(key.removeprefix("tasks_")).set(state.orchestrator.stats[key])
     queued = Gauge("lattice_queued_tasks", "ready tasks waiting for capacity", ["resource_class"],
