@@ -63,3 +63,28 @@ def test_stream_chunks_round_trip() -> None:
     for chunk in ({"a": 1}, ("tuple", 1), {1: "int key"}, b"bytes"):
         assert decode_chunk(encode_chunk(chunk)) == (True, chunk)
     assert decode_chunk({"other": 1}) == (False, None)
+
+
+def test_custom_stream_detection_follows_the_stream_mode() -> None:
+    from typing import TypedDict
+
+    from langgraph.config import get_stream_writer
+    from langgraph.graph import START, StateGraph
+    from langgraph.runtime import _no_op_stream_writer
+
+    from lattice.client.langgraph.node import _writer_is_live
+
+    class S(TypedDict):
+        live: bool
+
+    def probe(state: S) -> dict[str, Any]:
+        return {"live": _writer_is_live(get_stream_writer(), _no_op_stream_writer)}
+
+    g = StateGraph(S)
+    g.add_node(probe)
+    g.add_edge(START, "probe")
+    graph = g.compile()
+    assert graph.invoke({"live": None}) == {"live": False}
+    assert list(graph.stream({"live": None}, stream_mode="custom")) == []
+    assert [c for m, c in graph.stream({"live": None}, stream_mode=["custom", "values"]) if m == "values"][-1] == {
+        "live": True}

@@ -71,6 +71,18 @@ def portable_config(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _writer_is_live(writer: Any, no_op: Any) -> bool:
+    """Whether the graph is streaming ``custom`` chunks, i.e. whether relaying them is worth a WebSocket.
+
+    Without ``stream_mode="custom"`` LangGraph hands nodes a writer whose body is ``pass`` (a new
+    function per run, so it cannot be compared by identity): no names, no closure.
+    """
+    if writer is no_op:
+        return False
+    code = getattr(writer, "__code__", None)
+    return code is None or bool(code.co_names or code.co_freevars)
+
+
 class RemoteNode:
     """One decorated node: its Lattice task definition and how to call it remotely."""
 
@@ -114,7 +126,7 @@ class RemoteNode:
         if scratchpad is not None and (null := scratchpad.get_null_resume(False)) is not None:
             call[NULL_RESUME] = null
         writer = runtime.stream_writer if runtime is not None else _no_op_stream_writer
-        streaming = writer is not _no_op_stream_writer
+        streaming = _writer_is_live(writer, _no_op_stream_writer)
         call_id = uuid.uuid4().hex
         if streaming:
             call[STREAM] = {"url": self.client.worker_url, "token": self.client.token, "call_id": call_id,
