@@ -100,13 +100,13 @@ class RayProcess:
     def _spawn(self, args: list[str], token: str) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         temp_dir = ray_temp_dir(self.data_dir)
-        ray_cli = str(Path(sys.executable).with_name("ray"))
-        if not Path(ray_cli).exists():
-            ray_cli = "ray"
+        # Ray's own CLI module, run by this interpreter: works without the `ray` script on PATH
+        # (a --target install, a venv that is not activated).
+        ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
         env = {**os.environ, **ray_env(token)}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [ray_cli, "start", "--block", f"--temp-dir={temp_dir}", *args],
+                [*ray_cli, "start", "--block", f"--temp-dir={temp_dir}", *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
