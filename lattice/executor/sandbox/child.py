@@ -51,7 +51,7 @@ def apply_rlimits(limits: dict[str, Any]) -> None:
     for which, value in wanted.items():
         if value is None:
             continue
-        soft, hard = resource.getrlimit(which)
+        _soft, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         # CPU: SIGXCPU at the soft limit, SIGKILL one second later if it is ignored
@@ -81,8 +81,8 @@ def run_task(
                 ruleset.allow([header["workdir"], *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
                 ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
                 ruleset.restrict_self()
+        if level in ("seccomp", "docker"):  # docker: the same filter again, inside the container
             seccomp_filter.install(network)
-        if level in ("seccomp", "docker"):
             recorder = CallRecorder(syscall_names)
             recorder.install()
     except BaseException as exc:  # noqa: BLE001 - report, never run the task half-sandboxed
