@@ -96,6 +96,8 @@ def run_task(
             return fn(params)
         except BaseException as exc:
             captured["exc"] = exc
+            if recorder is not None:
+                recorder.frozen = True
             raise
 
     try:

@@ -3,8 +3,9 @@
 A denied call reaches the task as an ordinary ``OSError`` (``EPERM`` from seccomp, ``EACCES`` from
 Landlock, a DNS or connect failure without a network). The exception alone does not say which call
 it was, so the child installs an audit hook (PEP 578) that remembers the last risky operation the
-task attempted: a socket, connect, bind, DNS lookup, file open, signal, or a ctypes call of a denied
-syscall (``libc.syscall(nr, ...)`` or ``libc.ptrace(...)``, resolved by function address). When the
+task attempted: a socket, connect, bind, DNS lookup, file open, signal, or a ctypes lookup of a denied
+libc function (``libc.ptrace``, ``libc.mount``; a raw ``libc.syscall(nr, ...)`` is named "syscall":
+ctypes audits the symbol lookup, not the call and its arguments). When the
 task then fails with such an ``OSError``, :func:`classify` reports ``sandbox_violation`` naming it.
 
 The hook is only an attribution aid: enforcement is the kernel's (seccomp, Landlock, namespaces,
@@ -31,7 +32,7 @@ _WATCHED = frozenset(
         "open",
         "os.kill",
         "os.killpg",
-        "ctypes.call_function",
+        "ctypes.dlsym",
     }
 )
 NETWORK_EVENTS = frozenset(
@@ -46,29 +47,16 @@ class CallRecorder:
 
     def __init__(self, syscall_names: dict[int, str]) -> None:
         self.events: deque[dict[str, Any]] = deque(maxlen=8)
-        self._by_address: dict[int, str] = {}
-        self._syscall_fn = 0
-        self._syscall_names = syscall_names
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-            self._syscall_fn = ctypes.cast(libc.syscall, ctypes.c_void_p).value or 0
-            for name in set(syscall_names.values()):
-                try:
-                    address = ctypes.cast(getattr(libc, name), ctypes.c_void_p).value
-                except AttributeError:
-                    continue
-                if address:
-                    self._by_address[address] = name
-        except OSError:
-            pass
+        self._denied_names = frozenset(syscall_names.values())
+        #: set when the task's exception is caught: later events (the traceback reading source
+        #: files) must not hide the call that failed
+        self.frozen = False
 
     def install(self) -> None:
         sys.addaudithook(self._hook)
 
     def _hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event not in _WATCHED:
+        if self.frozen or event not in _WATCHED:
             return
         try:
             record = self._describe(event, args)
@@ -78,14 +66,13 @@ class CallRecorder:
             self.events.append(record)
 
     def _describe(self, event: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        if event == "ctypes.call_function":
-            address, call_args = args[0], args[1]
-            if address == self._syscall_fn and call_args:
-                number = getattr(call_args[0], "value", call_args[0])
-                name = self._syscall_names.get(int(number)) if isinstance(number, int) else None
-                return {"call": name, "via": "ctypes"} if name else None
-            name = self._by_address.get(address)
-            return {"call": name, "via": "ctypes"} if name else None
+        if event == "ctypes.dlsym":
+            # ctypes raises no event per foreign call, only when it looks a symbol up: a task that
+            # fetches libc.ptrace is about to call it. ``syscall(nr, ...)`` hides the number.
+            name = args[1] if len(args) > 1 and isinstance(args[1], str) else None
+            if name in self._denied_names or name == "syscall":
+                return {"call": name, "via": "ctypes"}
+            return None
         if event == "open":
             path, mode = args[0], args[1]
             if not isinstance(path, str | bytes):
