@@ -75,6 +75,7 @@ class TaskRun:
     killable: bool = False
     timer: asyncio.TimerHandle | None = None
     enqueued_at: float = 0.0
+    dispatched_node: str | None = None
 
 
 @dataclass
@@ -115,6 +116,8 @@ class Orchestrator:
         self.workflows: dict[str, WorkflowEntry] = {}
         self._completions: list[tuple[str, str, str, Any]] = []
         self._waiting: dict[str, deque[tuple[str, str, str]]] = {}
+        self._arrived: deque[tuple[str, str, str, Any]] = deque()  # appended on Ray's threads
+        self._wake_pending = False
         self._step_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -263,6 +266,7 @@ class Orchestrator:
                 continue
             if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
                 self._abort_attempt(run, task)
+                self._record_attempt_end(run, name, task.attempt_id, TaskState.CANCELLED, {}, None)  # type: ignore[arg-type]
             self.scheduler.remove((run.run_id, name))
             self._set_task(run, name, TaskState.CANCELLED, finished_at=time.time())
             self._event(run, "task_cancelled", name, {})
@@ -306,12 +310,19 @@ class Orchestrator:
             self._loop.call_soon(self._step)
 
     def _on_done(self, run_id: str, name: str, attempt_id: str, future: Any) -> None:
-        """Called on a Ray thread when an attempt ends; hands it to the loop."""
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._completed, run_id, name, attempt_id, future)
+        """Called on a Ray thread when an attempt ends. Completions are queued and the loop is woken
+        once per burst, not once per task (each wake-up is a system call and a loop iteration)."""
+        self._arrived.append((run_id, name, attempt_id, future))
+        if not self._wake_pending:
+            self._wake_pending = True
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._take_arrived)
 
-    def _completed(self, run_id: str, name: str, attempt_id: str, future: Any) -> None:
-        self._completions.append((run_id, name, attempt_id, future))
+    def _take_arrived(self) -> None:
+        self._wake_pending = False
+        arrived = self._arrived
+        while arrived:
+            self._completions.append(arrived.popleft())
         self._kick()
 
     def _step(self) -> None:
@@ -387,6 +398,7 @@ class Orchestrator:
                 continue
             if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
                 self._abort_attempt(run, task)
+                self._record_attempt_end(run, name, task.attempt_id, TaskState.FAILED, {}, None)  # type: ignore[arg-type]
             self.scheduler.remove((run.run_id, name))
             task.state = TaskState.FAILED
             self._batch.update_task(run.run_id, name, state=TaskState.FAILED, finished_at=time.time())
@@ -430,7 +442,7 @@ class Orchestrator:
         spec = task.spec
         task.attempt += 1
         task.attempt_id = f"{run.run_id}:{name}:{task.attempt}:{uuid.uuid4().hex[:8]}"
-        task.node_id = node_id
+        task.node_id = task.dispatched_node = node_id
         level = spec.sandbox or self.settings.default_sandbox
         task.killable = spec.timeout is not None and level == "none"
         entry = run.workflow
@@ -456,8 +468,6 @@ class Orchestrator:
         future.add_done_callback(lambda f: self._on_done(run.run_id, name, attempt_id, f))
         self._set_task(run, name, TaskState.SCHEDULED, attempt=task.attempt, attempt_id=attempt_id,
                        node_id=node_id, started_at=None, finished_at=None, error=None)
-        self._batch.add_attempt(id=attempt_id, run_id=run.run_id, task=name, number=task.attempt,
-                                state=TaskState.SCHEDULED, node_id=node_id)
         self.stats["tasks_dispatched"] += 1
         cpu = spec.resources.cpu
         if cpu == 0 or node.busy_cpu + cpu <= node.cpu + 1e-9:
@@ -476,7 +486,6 @@ class Orchestrator:
         task = run.tasks[name]
         now = time.time()
         self._set_task(run, name, TaskState.RUNNING, started_at=now)
-        self._batch.update_attempt(task.attempt_id, state=TaskState.RUNNING, started_at=now)
         self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": task.attempt_id,
                                                  "node_id": task.node_id})
 
@@ -577,11 +586,14 @@ class Orchestrator:
 
     def _record_attempt_end(self, run: RunExec, name: str, attempt_id: str, state: TaskState,
                             envelope: dict[str, Any], error: ErrorInfo | None) -> None:
-        self._batch.update_attempt(
-            attempt_id, state=state, finished_at=envelope.get("finished_at", time.time()),
-            started_at=envelope.get("started_at"), worker_pid=envelope.get("pid"),
+        """An attempt is written once, when it ends (its live state is on the task row and in events)."""
+        task = run.tasks[name]
+        self._batch.add_attempt(
+            id=attempt_id, run_id=run.run_id, task=name, number=task.attempt, state=state,
+            node_id=envelope.get("node_id") or task.dispatched_node, worker_pid=envelope.get("pid"),
+            started_at=envelope.get("started_at"), finished_at=envelope.get("finished_at", time.time()),
             stdout=envelope.get("stdout") or None, stderr=envelope.get("stderr") or None,
-            error=error.to_dict() if error else None)
+            error=_json(error.to_dict()) if error else None)
         for stream in ("stdout", "stderr"):
             text = envelope.get(stream)
             if text:
