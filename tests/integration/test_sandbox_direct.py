@@ -111,3 +111,12 @@ def test_env_is_scrubbed_and_given_env_passes(monkeypatch) -> None:
 def test_level_none_runs_in_process() -> None:
     outcome = execute(cloudpickle.dumps(lambda p: {"r": p["x"]}), {"x": 3}, ["r"], SandboxConfig(level="none"))
     assert outcome.ok and outcome.result.outputs["r"] == ("json", b"3")
+
+
+@pytest.mark.timeout(60)
+def test_network_opt_in_reaches_the_loopback_listener(probe_context) -> None:  # noqa: F811
+    config = SandboxConfig(level="seccomp", timeout=10, network=True)
+    outcome = execute(cloudpickle.dumps(probes.tcp_connect), probe_context.params("seccomp"), ["escaped"], config)
+    assert probes.outcome_of(outcome.result) == "escaped", outcome.result.error
+    raw = execute(cloudpickle.dumps(probes.raw_socket), probe_context.params("seccomp"), ["escaped"], config)
+    assert probes.outcome_of(raw.result) == "sandbox_violation"  # raw sockets stay off even with network

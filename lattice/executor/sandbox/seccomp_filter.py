@@ -89,6 +89,7 @@ CLONE_NAMESPACE_FLAGS: dict[str, int] = {
 }
 
 SOCK_TYPE_MASK = 0xF
+SOCK_PACKET = 10  # obsolete packet sockets; not exported by the socket module
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def rules(network: bool) -> list[Rule]:
         out += [Rule("socket", args=((0, "EQ", family),)) for family in range(0, 11) if family not in allowed]
         out.append(Rule("socket", args=((0, "GT", socket.AF_INET6),)))
         out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, socket.SOCK_RAW),)))
-        out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, socket.SOCK_PACKET),)))
+        out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, SOCK_PACKET),)))
     return out
 
 
