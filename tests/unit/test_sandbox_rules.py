@@ -10,8 +10,7 @@ import pytest
 
 from lattice.errors import ErrorKind, error_info_from_exception
 from lattice.executor.invoke import InvocationResult
-from lattice.executor.sandbox import SandboxConfig
-from lattice.executor.sandbox import seccomp_filter
+from lattice.executor.sandbox import SandboxConfig, seccomp_filter
 from lattice.executor.sandbox.outcome import TailBuffer, sandbox_error
 from lattice.executor.sandbox.protocol import ProtocolError, pack, pack_result, parse_result
 from lattice.executor.sandbox.violations import classify
