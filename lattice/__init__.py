@@ -30,6 +30,7 @@ _LAZY = {
     "AsyncLatticeClient": "lattice.client.aio",
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
+    "current_task": "lattice.executor.context",
 }
 
 
@@ -67,5 +68,6 @@ __all__ = [
     "TaskTimeout",
     "WorkflowError",
     "__version__",
+    "current_task",
     "task",
 ]

@@ -22,6 +22,7 @@ from lattice.client.base import (
 from lattice.client.progress import RunProgress
 from lattice.client.workflow import LatticeWorkflow
 from lattice.errors import LatticeError
+from lattice.executor.serialization import value_to_wire
 
 _RECONNECT_TRIES = 5
 
@@ -66,8 +67,13 @@ class LatticeClient:
     def submit_workflow(self, spec: dict[str, Any]) -> str:
         return self._request("POST", "/api/v1/workflows", json=spec)["workflow_id"]
 
-    def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None) -> str:
-        body = {"priority": priority, "tags": tags or {}}
+    def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
+                        inputs: dict[str, dict[str, Any]] | None = None) -> str:
+        """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``."""
+        body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
+        if inputs:
+            body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()}
+                              for task, values in inputs.items()}
         return self._request("POST", f"/api/v1/workflows/{workflow_id}/runs", json=body)["run_id"]
 
     def get_run(self, run_id: str) -> dict[str, Any]:

@@ -141,9 +141,14 @@ class LatticeWorkflow(WorkflowBuilder):
             self._registered = (digest, self.client.submit_workflow(spec))
         return self._registered[1]
 
-    def run(self, priority: int = 0, tags: dict[str, str] | None = None) -> str:
-        """Start a run and return its id at once; each call is a new, independent run."""
-        return self.client.start_run(self.register(), priority=priority, tags=tags)
+    def run(self, priority: int = 0, tags: dict[str, str] | None = None,
+            inputs: dict[str, dict[str, Any]] | None = None) -> str:
+        """Start a run and return its id at once; each call is a new, independent run.
+
+        ``inputs={"task": {"input": value}}`` replaces literal inputs for this run only, without
+        registering the workflow again.
+        """
+        return self.client.start_run(self.register(), priority=priority, tags=tags, inputs=inputs)
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
         return self.client.get_results(run_id, timeout=timeout, progress=progress)
@@ -178,8 +183,9 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
             self._registered = (digest, await self.client.submit_workflow(spec))
         return self._registered[1]
 
-    async def run(self, priority: int = 0, tags: dict[str, str] | None = None) -> str:
-        return await self.client.start_run(await self.register(), priority=priority, tags=tags)
+    async def run(self, priority: int = 0, tags: dict[str, str] | None = None,
+                  inputs: dict[str, dict[str, Any]] | None = None) -> str:
+        return await self.client.start_run(await self.register(), priority=priority, tags=tags, inputs=inputs)
 
     async def get_results(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
         return await self.client.get_results(run_id, timeout=timeout)

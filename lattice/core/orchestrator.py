@@ -85,6 +85,7 @@ class RunExec:
     priority: int
     state: RunState
     tasks: dict[str, TaskRun]
+    literals: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
     seq: int = 0
     active: int = 0
     failed_task: str | None = None
@@ -224,11 +225,15 @@ class Orchestrator:
                           waiting_on=len(entry.graph.upstream[name]))
             for name in entry.graph.order
         }
-        run = RunExec(run_id, entry, options.priority, RunState.RUNNING, tasks, active=len(tasks))
+        overrides = {task: {name: item.model_dump(exclude_unset=True) for name, item in values.items()}
+                     for task, values in options.inputs.items()}
+        literals = self._run_literals(entry, overrides)
+        run = RunExec(run_id, entry, options.priority, RunState.RUNNING, tasks, literals=literals, active=len(tasks))
         self._batch.run_inserts.append({
             "id": run_id, "workflow_id": workflow_id, "workflow_name": entry.spec.name,
             "state": RunState.RUNNING, "priority": options.priority,
-            "tags": _json(options.tags), "created_at": now, "started_at": now,
+            "tags": _json(options.tags), "inputs": _json(overrides) if overrides else None,
+            "created_at": now, "started_at": now,
         })
         self._batch.task_inserts.extend(
             {"run_id": run_id, "name": name, "state": TaskState.PENDING, "attempt": 0} for name in tasks)
@@ -238,6 +243,31 @@ class Orchestrator:
         self._guarded(run, self._start_run, run)
         self._kick()
         return run_id
+
+    @staticmethod
+    def _run_literals(entry: WorkflowEntry,
+                      overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[str, bytes]]]:
+        """The workflow's literal inputs with this run's values in place of the ones it overrides."""
+        if not overrides:
+            return entry.literals
+        literals = dict(entry.literals)
+        for task, values in overrides.items():
+            if task not in entry.tasks:
+                raise SpecError(f"the workflow has no task {task!r}", f"inputs.{task}",
+                                f"its tasks are {sorted(entry.tasks)[:20]}")
+            merged = dict(literals[task])
+            for name, item in values.items():
+                if name not in merged:
+                    kind = "a reference" if name in entry.tasks[task].inputs else "not an input"
+                    raise SpecError(f"input {name!r} of task {task!r} is {kind}; only literal inputs can be "
+                                    "given per run", f"inputs.{task}.{name}")
+                try:
+                    encoding, data = from_wire(item)
+                except (ValueError, KeyError) as exc:
+                    raise SpecError(f"input {name!r} is not valid: {exc}", f"inputs.{task}.{name}") from exc
+                merged[name] = (str(encoding), data)
+            literals[task] = merged
+        return literals
 
     def _start_run(self, run: RunExec) -> None:
         for name, task in run.tasks.items():
@@ -451,9 +481,10 @@ class Orchestrator:
         payload = {
             "run_id": run.run_id, "task": name, "attempt_id": task.attempt_id,
             "fn_key": entry.code_keys.get(name), "builtin": spec.builtin,
-            "outputs": list(spec.outputs), "literals": entry.literals[name],
+            "outputs": list(spec.outputs), "literals": run.literals[name],
             "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
-            "sandbox": self._sandbox_config(spec, level), "env": {},
+            "sandbox": self._sandbox_config(spec, level),
+            "env": {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": task.attempt_id},
             "max_output_bytes": self.settings.max_output_bytes,
             "log_limit": self.settings.log_limit_bytes,
         }
@@ -694,6 +725,7 @@ class Orchestrator:
                     task.ref = self.backend.put({"outputs": blobs.get(name, {})})
                 tasks[name] = task
             run = RunExec(run_id, entry, int(row["priority"]), RunState.RUNNING, tasks,
+                          literals=self._run_literals(entry, row.get("inputs") or {}),
                           seq=self.store.last_event_seq(run_id))
             run.failed_task = row.get("failed_task")
             run.error = row.get("error")

@@ -107,3 +107,7 @@ class RunCreate(_Strict):
 
     priority: int = Field(0, ge=-1000, le=1000, description="added to every task's own priority")
     tags: dict[str, str] = Field(default_factory=dict, description="free labels, e.g. graph/thread/node")
+    inputs: dict[str, dict[str, InputSpec]] = Field(
+        default_factory=dict,
+        description="per-run values for literal inputs: {task: {input: {value} or {encoding, data}}}; "
+                    "a workflow registered once can run with new arguments each time")

@@ -53,6 +53,7 @@ runs = Table(
     Column("state", String(16), nullable=False, index=True),
     Column("priority", Integer, nullable=False, default=0),
     Column("tags", Text, nullable=False, default="{}"),
+    Column("inputs", Text),
     Column("created_at", Float, nullable=False, index=True),
     Column("started_at", Float),
     Column("finished_at", Float),
@@ -339,7 +340,8 @@ def event_dict(row: Any) -> dict[str, Any]:
 
 
 def _run_dict(row: Any) -> dict[str, Any]:
-    return {**row, "tags": _loads(row["tags"]) or {}, "error": _loads(row["error"])}
+    return {**row, "tags": _loads(row["tags"]) or {}, "error": _loads(row["error"]),
+            "inputs": _loads(row["inputs"]) or {}}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

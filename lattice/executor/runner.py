@@ -19,6 +19,7 @@ import cloudpickle
 
 from lattice.errors import ErrorInfo, ErrorKind, error_info_from_exception
 from lattice.executor.builtins import BUILTINS
+from lattice.executor.context import TaskContext, task_context
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.logcapture import capture_output
 from lattice.executor.serialization import decode_value
@@ -77,7 +78,10 @@ def run_task(payload: dict[str, Any], fn_blob: bytes | None, *upstream: dict[str
         if sandbox and sandbox.get("level", "none") != "none":
             result, stdout, stderr = _run_sandboxed(fn, fn_blob, params, payload, sandbox)
         else:
-            with capture_output(payload.get("log_limit", 1 << 20)) as (out, err):
+            env = payload.get("env") or {}
+            context = TaskContext(env.get("LATTICE_RUN_ID", ""), env.get("LATTICE_TASK", ""),
+                                  env.get("LATTICE_ATTEMPT_ID", "")) if env.get("LATTICE_RUN_ID") else None
+            with capture_output(payload.get("log_limit", 1 << 20)) as (out, err), task_context(context):
                 result = invoke(fn, params, payload["outputs"], payload.get("max_output_bytes", 1 << 28))
             stdout, stderr = out.text(), err.text()
     except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise

@@ -324,3 +324,29 @@ def test_logs_are_captured(client: LatticeClient):
     run_id = wf.run()
     wf.get_results(run_id)
     assert "hello from the task" in client.get_logs(run_id)[0]["stdout"]
+
+
+def test_per_run_inputs_and_task_context(client: LatticeClient):
+    from lattice import current_task
+
+    @task(inputs=["x"], outputs=["y", "where"])
+    def scaled(params):
+        ctx = current_task()
+        return {"y": params["x"] * 10, "where": [ctx.run_id, ctx.task, ctx.attempt_id]}
+
+    wf = client.create_workflow()
+    first = wf.add_task(scaled, inputs={"x": 1})
+    wf.add_task(inc, inputs={"x": first.outputs["y"]})
+    default_run = wf.run()
+    custom_run = wf.run(inputs={"scaled": {"x": 5}})
+    assert wf.get_results(default_run)["y"] == 11
+    assert wf.get_results(custom_run)["y"] == 51
+    where = wf.get_task_results(custom_run)["scaled"].outputs["where"]
+    assert where[0] == custom_run and where[1] == "scaled" and where[2].startswith(custom_run)
+    from lattice import APIError
+
+    with pytest.raises(APIError) as err:
+        wf.run(inputs={"inc": {"x": 3}})  # a reference, not a literal
+    assert err.value.status == 422 and err.value.field == "inputs.inc.x"
+    with pytest.raises(APIError, match="no task 'ghost'"):
+        wf.run(inputs={"ghost": {"x": 3}})
