@@ -69,6 +69,8 @@ class WorkflowBuilder:
         self.name = name
         self.tasks: dict[str, TaskHandle] = {}
         self._registered: tuple[str, str] | None = None  # (spec digest, workflow id)
+        self._registered_version = -1
+        self._version = 0  # bumped by add_task: a run re-registers only after the graph changed
 
     def add_task(self, fn: TaskDefinition, inputs: dict[str, Any] | None = None,
                  name: str | None = None) -> TaskHandle:
@@ -95,6 +97,7 @@ class WorkflowBuilder:
             raise WorkflowError(f"the workflow already has a task named {task_name!r}")
         handle = TaskHandle(self, task_name, fn, inputs)
         self.tasks[task_name] = handle
+        self._version += 1
         return handle
 
     def _unique_name(self, base: str) -> str:
@@ -136,9 +139,13 @@ class LatticeWorkflow(WorkflowBuilder):
 
     def register(self) -> str:
         """Send the spec to the head (once per change) and return the workflow's id."""
+        if self._registered is not None and self._registered_version == self._version:
+            return self._registered[1]
+        version = self._version
         spec, digest = self._spec_and_digest()
         if self._registered is None or self._registered[0] != digest:
             self._registered = (digest, self.client.submit_workflow(spec))
+        self._registered_version = version
         return self._registered[1]
 
     def run(self, priority: int = 0, tags: dict[str, str] | None = None,
@@ -178,9 +185,13 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
         self.client = client
 
     async def register(self) -> str:
+        if self._registered is not None and self._registered_version == self._version:
+            return self._registered[1]
+        version = self._version
         spec, digest = self._spec_and_digest()
         if self._registered is None or self._registered[0] != digest:
             self._registered = (digest, await self.client.submit_workflow(spec))
+        self._registered_version = version
         return self._registered[1]
 
     async def run(self, priority: int = 0, tags: dict[str, str] | None = None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from lattice.client.langgraph.remote import (
     execute_node,
 )
 from lattice.client.task import TaskDefinition, _ship_module_by_value, task
+from lattice.client.workflow import LatticeWorkflow
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient
@@ -96,6 +98,18 @@ class RemoteNode:
         self.definition: TaskDefinition = task(
             functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
             name=self.options.name, **policy)
+        self._lock = threading.Lock()
+        self._registered: LatticeWorkflow | None = None
+
+    def _workflow(self) -> LatticeWorkflow:
+        """One registered workflow per node; each call is a run of it with the call as its input."""
+        with self._lock:
+            if self._registered is None:
+                workflow = self.client.lattice.create_workflow(f"langgraph.{self.options.name}")
+                workflow.add_task(self.definition, inputs={"call": None})
+                workflow.register()
+                self._registered = workflow
+            return self._registered
 
     # --- the call -----------------------------------------------------------------------------------
 
@@ -136,9 +150,7 @@ class RemoteNode:
         tags = {"graph": str(config.get("run_name") or self.client.graph), "node": node,
                 "thread": str(conf.get("thread_id", "")), "call": call_id}
         lattice = self.client.lattice
-        workflow = lattice.create_workflow(f"langgraph.{node}")
-        workflow.add_task(self.definition, inputs={"call": call})
-        run_id = workflow.run(tags=tags)
+        run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}})
         if streaming:
             for event in lattice.stream(run_id):
                 if event.get("type") == "custom":

@@ -66,9 +66,10 @@ def decode_chunk(data: dict[str, Any]) -> tuple[bool, Any]:
 class RemoteStreamWriter:
     """``get_stream_writer()`` on a worker: each chunk is POSTed to the head as a ``custom`` run event.
 
-    The node does not know its Lattice run id (a run is created after its spec), so the writer finds
-    the run by the unique ``call`` tag the client gave it, once, on the first write. This needs the
-    network from the worker to the head: at sandbox levels ``seccomp``/``docker`` pass ``network=True``.
+    The writer posts to the run it executes in (``lattice.current_task()``); only a runtime without
+    that context falls back to finding the run by the unique ``call`` tag the client gave it. This
+    needs the network from the worker to the head: at sandbox levels ``seccomp``/``docker`` pass
+    ``network=True``.
     """
 
     def __init__(self, url: str, token: str | None, call_id: str, task: str) -> None:
@@ -97,7 +98,10 @@ class RemoteStreamWriter:
 
     def __call__(self, chunk: Any) -> None:
         if self._run_id is None:
-            self._run_id = self._find_run()
+            from lattice.executor.context import current_task
+
+            context = current_task()
+            self._run_id = context.run_id if context is not None else self._find_run()
         self._request("POST", f"/api/v1/runs/{self._run_id}/events", {"task": self.task, "data": encode_chunk(chunk)})
 
 
