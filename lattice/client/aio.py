@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from lattice.client.base import (
     RESULT_POLL_S,
+    AsyncHeadHTTP,
     ClientConfig,
     TaskResult,
     connection_error,
-    raise_for_response,
     results_or_raise,
     stream_close_error,
 )
@@ -31,8 +29,8 @@ class AsyncLatticeClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
                  data_dir: str | Path | None = None) -> None:
         self.config = ClientConfig(url, token, timeout, data_dir)
-        self._http = httpx.AsyncClient(base_url=self.config.url, headers=self.config.headers,
-                                       timeout=httpx.Timeout(timeout, read=RESULT_POLL_S + timeout))
+        self._http = AsyncHeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
+        self._request = self._http.request
 
     async def __aenter__(self) -> AsyncLatticeClient:
         return self
@@ -42,14 +40,6 @@ class AsyncLatticeClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise connection_error(self.config.url, exc) from exc
-        raise_for_response(response)
-        return response.json()
 
     def create_workflow(self, name: str = "workflow") -> AsyncLatticeWorkflow:
         return AsyncLatticeWorkflow(self, name)

@@ -126,6 +126,46 @@ class TaskResult:
         )
 
 
+class HeadHTTP:
+    """An ``httpx.Client`` bound to a head: its URL and token, and error bodies turned into exceptions."""
+
+    def __init__(self, config: ClientConfig, read_timeout: float | None = None) -> None:
+        self.config = config
+        timeout = httpx.Timeout(config.timeout, read=read_timeout or config.timeout)
+        self._http = httpx.Client(base_url=config.url, headers=config.headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        raise_for_response(response)
+        return response.json()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class AsyncHeadHTTP:
+    """The async twin of :class:`HeadHTTP`."""
+
+    def __init__(self, config: ClientConfig, read_timeout: float | None = None) -> None:
+        self.config = config
+        timeout = httpx.Timeout(config.timeout, read=read_timeout or config.timeout)
+        self._http = httpx.AsyncClient(base_url=config.url, headers=config.headers, timeout=timeout)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        raise_for_response(response)
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 class ClientConfig:
     """URL, token and request building shared by both clients."""
 

@@ -8,14 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from lattice.client.base import (
     RESULT_POLL_S,
     ClientConfig,
+    HeadHTTP,
     TaskResult,
     connection_error,
-    raise_for_response,
     results_or_raise,
     stream_close_error,
 )
@@ -39,8 +37,8 @@ class LatticeClient:
                  progress: bool | None = None, data_dir: str | Path | None = None) -> None:
         self.config = ClientConfig(url, token, timeout, data_dir)
         self.progress = progress
-        self._http = httpx.Client(base_url=self.config.url, headers=self.config.headers,
-                                  timeout=httpx.Timeout(timeout, read=RESULT_POLL_S + timeout))
+        self._http = HeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
+        self._request = self._http.request
 
     def __enter__(self) -> LatticeClient:
         return self
@@ -50,14 +48,6 @@ class LatticeClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise connection_error(self.config.url, exc) from exc
-        raise_for_response(response)
-        return response.json()
 
     # --- workflows and runs -------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -29,7 +28,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.base import writes_sort_key as _writes_sort_key
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from lattice.client.base import ClientConfig, connection_error, raise_for_response
+from lattice.client.base import ClientConfig, HeadHTTP
 
 _PATH = "/api/v1/checkpoints"
 
@@ -55,18 +54,11 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                  data_dir: str | Path | None = None) -> None:
         super().__init__(serde=serde)
         self.config = ClientConfig(url, token, timeout, data_dir)
-        self._http = httpx.Client(base_url=self.config.url, headers=self.config.headers, timeout=timeout)
+        self._http = HeadHTTP(self.config)
+        self._request = self._http.request
 
     def close(self) -> None:
         self._http.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise connection_error(self.config.url, exc) from exc
-        raise_for_response(response)
-        return response.json()
 
     def _tuple(self, row: dict[str, Any], config: RunnableConfig | None = None) -> CheckpointTuple:
         thread_id, ns = row["thread_id"], row["checkpoint_ns"]
