@@ -34,6 +34,7 @@ from lattice.executor.sandbox.protocol import pack_result, read_frame
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
 
 PR_SET_PDEATHSIG = 1
+_status_fd = -1  # the launcher's report pipe; closed in the task so that it cannot forge a report
 MAX_TASK_FRAME = 1 << 40
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -129,6 +130,8 @@ def _task_main(header: dict[str, Any], blobs: list[bytes], result_fd: int, rules
     """In the forked task process; never returns."""
     code = 0
     try:
+        if _status_fd >= 0:
+            os.close(_status_fd)
         os.setsid()
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -144,16 +147,29 @@ def _task_main(header: dict[str, Any], blobs: list[bytes], result_fd: int, rules
     os._exit(code)
 
 
-def _launcher(result_fd: int) -> int:
+def launcher_from_fds(fds: list[int], names: dict[int, str]) -> int:
+    """In a launcher just forked by the zygote: wire the worker's pipes, run one task, report."""
+    global _status_fd
+    stdin, stdout, stderr, result_fd, status_fd = fds
+    _status_fd = status_fd
+    for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.setsid()
+    code = 70
+    try:
+        code = _launcher(result_fd, names)
+    finally:
+        with contextlib.suppress(OSError):
+            _write_all(status_fd, code.to_bytes(4, "big"))
+    return code
+
+
+def _launcher(result_fd: int, names: dict[int, str]) -> int:
     """Warm launcher: wait for one task frame, fork it, mirror its end, return the exit code."""
     os.set_inheritable(result_fd, False)
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path.pop(0)  # ``-m`` put the working directory ("/") first; the task must not import from it
-    # everything that may fork a helper (ctypes.util.find_library runs ldconfig) before unshare:
-    # the first child after it becomes PID 1 of the namespace, which must be the task
-    names = seccomp_filter.syscall_numbers()
-    warm_ruleset = landlock.prepare(network=False)
-    in_pid_ns = namespaces.enter_pid_namespace()
+    warm_ruleset = landlock.prepare(network=False)  # per launcher: a ruleset fd must not be shared
+    in_pid_ns = namespaces.enter_pid_namespace()  # nothing may fork between this and the task
     try:
         header, blobs = read_frame(sys.stdin.buffer, MAX_TASK_FRAME)
     except (EOFError, ValueError):
@@ -204,9 +220,13 @@ def _oneshot(task_path: str, result_path: str) -> int:
 def main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[1] == "--oneshot":
         return _oneshot(argv[2], argv[3])
-    if len(argv) == 2:
-        return _launcher(int(argv[1]))
-    print("usage: python -m lattice.executor.sandbox.child RESULT_FD | --oneshot TASK RESULT", file=sys.stderr)
+    if len(argv) == 3 and argv[1] == "--zygote":
+        if sys.path and sys.path[0] in ("", os.getcwd()):
+            sys.path.pop(0)  # ``-m`` put the working directory ("/") first; tasks must not import from it
+        from lattice.executor.sandbox.zygote import serve
+
+        return serve(int(argv[2]))
+    print("usage: python -m lattice.executor.sandbox.child --zygote SOCKET_FD | --oneshot TASK RESULT", file=sys.stderr)
     return 2
 
 

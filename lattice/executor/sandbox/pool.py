@@ -1,14 +1,15 @@
 """A warm pool of launchers: fresh-per-task child processes spawned ahead of time.
 
 Starting a Python interpreter and importing cloudpickle and Lattice costs ~60 ms of CPU here; a
-no-op task must not pay it. The pool keeps a few launchers that have already started and imported
-and now wait on their stdin; each runs exactly one task and exits (nothing of one task can leak into
-the next), and a background thread spawns a replacement. Thread-safe: the worker's I/O executor
+no-op task must not pay it. Launchers are forked by a pre-imported zygote (``zygote.py``, ~2 ms),
+and the pool keeps a few of them ready, already moved into their cgroups (~10 ms, a kernel RCU
+grace period) and waiting on their stdin; each runs exactly one task and exits (nothing of one task
+can leak into the next), and a background thread makes a replacement. Thread-safe: the worker's I/O executor
 calls :func:`take` from many threads at once; when the pool is empty the caller spawns its own.
 
-Launchers are spawned with a scrubbed environment (only what the interpreter needs to find its
-modules), their own session, ``/`` as working directory, and no file descriptor of the worker
-except their three pipes and the result pipe.
+The zygote is started with a scrubbed environment (only what the interpreter needs to find its
+modules), its own session and ``/`` as working directory; a launcher holds no file descriptor of the
+worker except its five pipes.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import atexit
 import contextlib
 import logging
 import os
-import subprocess
+import select
+import signal
 import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
 
 from lattice.executor.sandbox.cgroups import TaskCgroup
+from lattice.executor.sandbox.zygote import Zygote
 
 log = logging.getLogger(__name__)
 
@@ -46,54 +49,70 @@ def launcher_env() -> dict[str, str]:
 
 @dataclass
 class Launcher:
-    """One warm child: its process and the read end of the pipe its task writes the result to."""
+    """One warm child: its PID (and pidfd, safe against PID reuse) and the worker's ends of its pipes."""
 
-    process: subprocess.Popen[bytes]
+    pid: int
+    pidfd: int
+    stdin_fd: int
+    stdout_fd: int
+    stderr_fd: int
     result_fd: int
+    #: 4 bytes with the launcher's exit code when it ends; EOF without them: it was killed
+    status_fd: int
     #: the task's cgroups, joined at spawn: moving a process between v1 groups takes ~10 ms
     cgroup: TaskCgroup
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
     def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        with contextlib.suppress(OSError):
-            self.process.wait(timeout=5)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+        """Kill it (if still there), close the worker's ends, remove its cgroups."""
+        self.kill()
+        for fd in (self.pidfd, self.stdin_fd, self.stdout_fd, self.stderr_fd, self.result_fd, self.status_fd):
             with contextlib.suppress(OSError):
-                stream.close()  # type: ignore[union-attr]
-        with contextlib.suppress(OSError):
-            os.close(self.result_fd)
+                os.close(fd)
         self.cgroup.remove()
+
+    def alive(self) -> bool:
+        ready, _, _ = select.select([self.pidfd], [], [], 0)
+        return not ready
+
+
+_zygote: Zygote | None = None
+_zygote_pid = 0
+_zygote_lock = threading.Lock()
+
+
+def _get_zygote() -> Zygote:
+    global _zygote, _zygote_pid
+    with _zygote_lock:
+        if _zygote is None or _zygote_pid != os.getpid():
+            _zygote, _zygote_pid = Zygote(launcher_env()), os.getpid()
+        return _zygote
 
 
 def spawn() -> Launcher:
-    read_fd, write_fd = os.pipe()
+    """A new launcher, forked by the zygote, already in its own (limitless) cgroups."""
+    pipes = [os.pipe() for _ in range(5)]  # stdin, stdout, stderr, result, status
+    theirs = [pipes[0][0]] + [w for _, w in pipes[1:]]
+    ours = [pipes[0][1]] + [r for r, _ in pipes[1:]]
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lattice.executor.sandbox.child", str(write_fd)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            env=launcher_env(),
-            cwd="/",
-        )
+        pid = _get_zygote().fork(theirs)
+        pidfd = os.pidfd_open(pid)
     except BaseException:
-        os.close(read_fd)
+        for fd in ours:
+            os.close(fd)
         raise
     finally:
-        os.close(write_fd)
+        for fd in theirs:
+            os.close(fd)
     cgroup = TaskCgroup()
     try:
-        cgroup.add(process.pid)
+        cgroup.add(pid)
     except OSError as exc:
         log.warning("cannot move a sandbox launcher into its cgroup: %s", exc)
-    return Launcher(process, read_fd, cgroup)
+    return Launcher(pid, pidfd, *ours, cgroup)
 
 
 class LauncherPool:
@@ -112,7 +131,7 @@ class LauncherPool:
             while self._idle:
                 launcher = self._idle.popleft()
                 self._cond.notify_all()
-                if launcher.process.poll() is None:
+                if launcher.alive():
                     return launcher
                 launcher.discard()
         return spawn()
@@ -175,6 +194,8 @@ def shutdown_pool() -> None:
         pool, _pool = _pool, None
     if pool is not None and _pool_pid == os.getpid():
         pool.close()
+    if _zygote is not None and _zygote_pid == os.getpid():
+        _zygote.close()
 
 
 atexit.register(shutdown_pool)

@@ -9,7 +9,6 @@ and at the deadline every process in the task's cgroups is killed, daemons inclu
 
 from __future__ import annotations
 
-import contextlib
 import os
 import selectors
 import shutil
@@ -77,29 +76,28 @@ class _Run:
         self.result = bytearray()
         self.result_too_large = False
         self.timed_out = False
+        self.exit_code: int | None = None
 
     def kill(self) -> None:
         if self.cgroup is not None and self.cgroup.paths:
             self.cgroup.kill_all()
-        with contextlib.suppress(OSError):
-            os.killpg(self.launcher.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            self.launcher.process.kill()
+        self.launcher.kill()
 
     def watch(self, frame: bytes, deadline: float | None) -> None:
-        proc = self.launcher.process
+        launcher = self.launcher
         sel = selectors.DefaultSelector()
+        status = bytearray()
         readers: dict[int, Any] = {
-            proc.stdout.fileno(): self.stdout,  # type: ignore[union-attr]
-            proc.stderr.fileno(): self.stderr,  # type: ignore[union-attr]
-            self.launcher.result_fd: None,
+            launcher.stdout_fd: self.stdout,
+            launcher.stderr_fd: self.stderr,
+            launcher.result_fd: self.result,
+            launcher.status_fd: status,
         }
         for fd in readers:
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ)
-        stdin_fd = proc.stdin.fileno()  # type: ignore[union-attr]
-        os.set_blocking(stdin_fd, False)
-        sel.register(stdin_fd, selectors.EVENT_WRITE)
+        os.set_blocking(launcher.stdin_fd, False)
+        sel.register(launcher.stdin_fd, selectors.EVENT_WRITE)
         pending = memoryview(frame)
         result_cap = self.config.max_result_bytes + RESULT_HEADER_ALLOWANCE
         exited_at: float | None = None
@@ -110,7 +108,7 @@ class _Run:
                     self.timed_out = True
                     self.kill()
                     break
-                if exited_at is None and proc.poll() is not None:
+                if exited_at is None and launcher.status_fd not in readers:
                     exited_at = now
                 if exited_at is not None and now - exited_at > EXIT_GRACE_S:
                     self.kill()  # something outside a PID namespace still holds the pipes
@@ -120,7 +118,7 @@ class _Run:
                     timeout = max(0.0, min(timeout, deadline - now))
                 for key, _ in sel.select(timeout):
                     fd = key.fd
-                    if fd == stdin_fd:
+                    if fd == launcher.stdin_fd:
                         try:
                             pending = pending[os.write(fd, pending[:CHUNK]) :]
                         except BrokenPipeError:
@@ -135,16 +133,18 @@ class _Run:
                     if not data:
                         sel.unregister(fd)
                         del readers[fd]
-                    elif readers[fd] is not None:
-                        readers[fd].write(data)
-                    elif len(self.result) + len(data) > result_cap:
+                    elif fd == launcher.result_fd and len(self.result) + len(data) > result_cap:
                         self.result_too_large = True
                         self.kill()
                         return
+                    elif isinstance(readers[fd], bytearray):
+                        readers[fd] += data
                     else:
-                        self.result += data
+                        readers[fd].write(data)
         finally:
             sel.close()
+            # 4 bytes: the launcher's own exit code; none: the launcher itself was killed
+            self.exit_code = int.from_bytes(status[:4], "big") if len(status) >= 4 else None
 
 
 def execute_in_child(
@@ -167,8 +167,6 @@ def execute_in_child(
         frame = pack(task_header(config, workdir, outputs, env), [fn_blob, cloudpickle.dumps(params)])
         run.watch(frame, deadline)
         run.kill()  # the task has ended: nothing of it may stay
-        with contextlib.suppress(Exception):
-            launcher.process.wait(timeout=5)
         result = _conclude(run, outputs)
         info = {
             "pid_limit_hit": cgroup.pids_limit_hit(),
@@ -200,7 +198,7 @@ def _conclude(run: _Run, outputs: list[str]) -> Any:
         except (ProtocolError, ValueError, TypeError) as exc:
             message = f"the task's process sent a malformed result ({exc})"
             return InvocationResult(error=sandbox_error(ErrorKind.SANDBOX_VIOLATION, message, stderr))
-    code = run.launcher.process.returncode
+    code = run.exit_code
     cgroup = run.cgroup
     memory = f"{config.max_memory_mb} MB" if config.max_memory_mb else "the machine's memory"
     if cgroup is not None and cgroup.oom_kills() > 0:
@@ -220,6 +218,9 @@ def _conclude(run: _Run, outputs: list[str]) -> Any:
             return InvocationResult(error=sandbox_error(ErrorKind.SANDBOX_VIOLATION, message, stderr))
         message = f"the task's process was killed by {name} before it returned a result"
         return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr, {"signal": name}))
+    if code is None:
+        message = "the task's launcher process was killed before the task returned a result"
+        return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr))
     message = f"the task's process exited with code {code} before it returned a result"
     return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr, {"exit_code": code}))
 
