@@ -8,9 +8,13 @@ secret-holding stand-in for the worker must all survive every probe.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import cloudpickle
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.` imports also under plain `pytest`
 
 import tests.sandbox_probes as probes
 from lattice.executor.sandbox import SandboxConfig, SandboxLevel, capabilities, execute

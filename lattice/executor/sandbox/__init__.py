@@ -9,7 +9,8 @@
     outcome.result      # InvocationResult: encoded outputs, or an ErrorInfo dict (timeout, ...)
 
 Modules, one job each: ``config`` (levels, limits, process default), ``outcome`` (result and typed
-errors), ``pool`` (warm launchers), ``child`` (what runs in the sandbox), ``subprocess_level`` (the
+errors), ``pool`` (warm launchers), ``zygote`` (the fork server that makes them), ``child`` (what
+runs in the sandbox), ``probe_host`` (what this host supports), ``subprocess_level`` (the
 worker's watch over a child), ``cgroups``, ``namespaces``, ``seccomp_filter``, ``landlock``,
 ``violations`` (naming a blocked call), ``protocol`` (frames), ``docker_level`` and
 ``docker_image``. See docs/security.md for what each level stops.

@@ -58,7 +58,19 @@ def _discover() -> dict[str, Path]:
             log.warning("cgroup v1 %s controller not usable at %s: %s", controller, base, exc)
             continue
         bases[controller] = base
+        _remove_stale(base)
     return bases
+
+
+def _remove_stale(base: Path, min_age_s: float = 300.0) -> None:
+    """Remove empty task groups left by a worker that was killed (rmdir fails on a non-empty one)."""
+    now = time.time()
+    for path in base.glob("task-*"):
+        try:
+            if now - path.stat().st_mtime > min_age_s:
+                path.rmdir()
+        except OSError:
+            continue
 
 
 def bases() -> dict[str, Path]:

@@ -2,14 +2,16 @@
 
 Process tree at levels subprocess and seccomp::
 
-    Ray worker ── launcher (pre-spawned, imports done, in the task's cgroups, own session)
-                   └── task: PID 1 of a new PID namespace, own session, scrubbed env, rlimits,
-                       [seccomp: private /proc, net namespace, Landlock, seccomp filter], then invoke()
+    Ray worker ── zygote (pre-imported fork server; never runs task code)
+                   └── launcher (forked ahead of time, moved into the task's cgroups, own session;
+                       wired to the worker by five pipes: task in; stdout, stderr, result, status out)
+                        └── task: PID 1 of a new PID namespace, own session, scrubbed env, rlimits,
+                            [seccomp: private /proc, net namespace, Landlock, seccomp filter], invoke()
 
-The launcher waits (warm) on its stdin for one task frame, forks the task and mirrors how it ended in
-its own exit status (``128 + signal`` when the task was killed). It kills the task if the worker
-goes away (EOF on stdin). The task writes its result frame to an inherited pipe and exits; the end
-of PID 1 makes the kernel kill whatever it left behind in its namespace.
+The launcher waits (warm) on its stdin for one task frame, forks the task and reports how it ended
+on the status pipe (``128 + signal`` when the task was killed). It kills the task if the worker goes
+away (EOF on stdin). The task writes its result frame to an inherited pipe and exits; the end of
+PID 1 makes the kernel kill whatever it left behind in its namespace.
 
 At level docker the same task setup runs as ``python -m lattice.executor.sandbox.child --oneshot
 IN OUT`` inside the container, reading the task from a file and writing the result to one.
