@@ -38,6 +38,13 @@ def _ping(url: str) -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
+def _die_with_parent() -> None:
+    """In the forked dockerd: SIGTERM when the test process dies, even if it is killed."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def private_dockerd(timeout_s: float = 30.0) -> Iterator[str]:
     """Start a private dockerd, yield its URL, stop it by PID. Raises RuntimeError with the reason."""
@@ -64,7 +71,9 @@ def private_dockerd(timeout_s: float = 30.0) -> Iterator[str]:
         "--pidfile",
         os.path.join(root, "dockerd.pid"),
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+    )
     try:
         deadline = time.monotonic() + timeout_s
         error: str | None = "not started"
