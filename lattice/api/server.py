@@ -65,7 +65,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         bus = EventBus()
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
-            sandbox_defaults=_sandbox_defaults()))
+            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024))
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         return HeadState(settings=settings, token=token, store=store, backend=backend, resources=resources,
@@ -104,15 +104,22 @@ def _exit_on_signal(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def _sandbox_defaults() -> dict[str, Any]:
-    try:
-        from lattice.executor.sandbox import get_sandbox_config
-    except ImportError:
-        return {}
+def _sandbox_defaults(settings: HeadSettings) -> dict[str, Any]:
+    """The limits every sandboxed task starts from: this process's ``set_sandbox_config(...)``, then
+    ``LATTICE_SANDBOX_CONFIG`` (JSON of SandboxConfig fields); a task's own timeout, memory and network
+    override them. The level itself is per task (``--sandbox`` is the default and the minimum)."""
+    from lattice.executor.sandbox import SandboxConfig, get_sandbox_config
+
     config = get_sandbox_config()
-    data = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+    if settings.sandbox_config:
+        try:
+            config = config.merged(**json.loads(settings.sandbox_config))
+        except (ValueError, TypeError) as exc:
+            raise SystemExit(f"LATTICE_SANDBOX_CONFIG is not valid: {exc}") from exc
+    data = config.to_dict()
     data.pop("level", None)
-    return {k: v for k, v in data.items() if v is not None}
+    defaults = SandboxConfig().to_dict()
+    return {k: v for k, v in data.items() if v != defaults.get(k)}
 
 
 def _write_info(path: Path, settings: HeadSettings, ray_proc: RayProcess | None, ray_address: str) -> None:

@@ -28,6 +28,8 @@ class HeadSettings(BaseSettings):
     sandbox: str = Field("none", description="default sandbox level of tasks")
     min_sandbox: str = Field("none", description="weakest sandbox level a task may ask for")
     max_body_mb: int = Field(64, ge=1, description="largest accepted request body")
+    max_output_mb: int = Field(256, ge=1, description="largest total size of one task's outputs")
+    sandbox_config: str | None = Field(None, description="JSON of SandboxConfig fields: limits of sandboxed tasks")
     auth: bool = Field(True, description="require the token on every route but /health")
     io_slots: int = Field(256, ge=1, description="concurrent I/O-bound (cpu=0) tasks per node")
 

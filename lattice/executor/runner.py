@@ -106,7 +106,7 @@ def _run_sandboxed(fn: Any, fn_blob: bytes | None, params: dict[str, Any], paylo
     from lattice.executor.sandbox import SandboxConfig, execute
 
     blob = fn_blob if fn_blob is not None else cloudpickle.dumps(fn)
-    config = SandboxConfig(**sandbox)
+    config = SandboxConfig.from_dict({"max_result_bytes": payload.get("max_output_bytes", 1 << 28), **sandbox})
     env = dict(payload.get("env") or {})
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
