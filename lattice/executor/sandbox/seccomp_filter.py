@@ -144,8 +144,15 @@ def install(network: bool) -> None:
 
 
 def syscall_numbers() -> dict[int, str]:
-    """Native syscall number -> name for every call the filter can deny (names the blocked call)."""
-    import pyseccomp
+    """Native syscall number -> name for every call the filter can deny (names the blocked call).
+
+    Empty without pyseccomp: level ``subprocess`` needs no libseccomp, and level ``seccomp`` then
+    fails closed when it installs its filter.
+    """
+    try:
+        import pyseccomp
+    except ImportError:
+        return {}
 
     table: dict[int, str] = {}
     for name in (*DENIED_SYSCALLS, *NETWORK_SYSCALLS, "socket", "sendto", "clone", "clone3"):
