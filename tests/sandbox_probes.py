@@ -351,10 +351,10 @@ PROBES: list[Probe] = [
     Probe(
         "worker's environ (planted secret)",
         read_parent_environ,
-        _e("escaped", "ok", "ok"),
+        _e("ok", "ok", "ok"),
         description="the secret is not inherited; /proc/<worker>/environ",
     ),
-    Probe("scan /proc/*/environ, read /proc/1/environ", scan_proc_environ, _e("escaped", "ok", "ok")),
+    Probe("scan /proc/*/environ, read /proc/1/environ", scan_proc_environ, _e("ok", "ok", "ok")),
     Probe("fork bomb", fork_bomb, _e(V, V, V), config={"max_processes": 32, "timeout": 5}),
     Probe("thread bomb", thread_bomb, _e(V, V, V), config={"max_processes": 32, "timeout": 5}),
     Probe(

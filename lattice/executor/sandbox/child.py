@@ -77,9 +77,12 @@ def run_task(
         os.environ.clear()
         os.environ.update(header["env"])
         apply_rlimits(header["limits"])
+        if level in ("subprocess", "seccomp") and header.get("private_proc", True):
+            # A /proc of the task's own PID namespace: it hides other processes, and CUDA needs it
+            # (in a PID namespace under the host's /proc, cudaGetDeviceCount fails with error 304;
+            # seen on an H200 machine).
+            namespaces.private_proc()
         if level == "seccomp":
-            if header.get("private_proc", True):
-                namespaces.private_proc()
             if ruleset is not None:
                 ruleset.allow([header["workdir"], *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
                 ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
