@@ -1,4 +1,8 @@
-"""Dependencies routes ask for by type: the head's state, and authentication."""
+"""Dependencies routes ask for by type: the head's state, and authentication.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in a thread pool, a thread
+hop per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
 
 
-def get_state(request: Request) -> HeadState:
+async def get_state(request: Request) -> HeadState:
     return request.app.state.head
 
 
@@ -29,7 +33,7 @@ def bearer(header: str | None) -> str | None:
     return None
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     state: HeadState = request.app.state.head
     given = bearer(request.headers.get("authorization"))
     if not token_matches(state, given):
@@ -48,11 +52,11 @@ def websocket_authorized(websocket: WebSocket) -> bool:
 State = Annotated[HeadState, Depends(get_state)]
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
     return request.app.state.head.orchestrator
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.head.store
 
 

@@ -471,7 +471,8 @@ class Orchestrator:
         task = run.tasks[name]
         spec = task.spec
         task.attempt += 1
-        task.attempt_id = f"{run.run_id}:{name}:{task.attempt}:{uuid.uuid4().hex[:8]}"
+        # Unique per run and attempt, also after a restart: attempt numbers continue from the store.
+        task.attempt_id = f"{run.run_id}:{name}:{task.attempt}"
         task.node_id = task.dispatched_node = node_id
         level = spec.sandbox or self.settings.default_sandbox
         task.killable = spec.timeout is not None and level == "none"

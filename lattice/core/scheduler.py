@@ -15,17 +15,11 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lattice.core.resources import ResourceClass, Resources
 
 Placer = Callable[["QueuedTask"], str | None]
-
-
-@dataclass(order=True)
-class _Entry:
-    sort_key: tuple[float, int]
-    item: QueuedTask = field(compare=False)
 
 
 @dataclass
@@ -50,8 +44,9 @@ class Scheduler:
         self.aging_rate = aging_rate
         self.critical_path_weight = critical_path_weight
         self.max_skips_per_class = max_skips_per_class
-        self._queues: dict[ResourceClass, list[_Entry]] = {cls: [] for cls in ResourceClass}
-        self._live: dict[Hashable, _Entry] = {}
+        # Heap entries are (-score, arrival, task): plain tuples compare fast; arrival breaks ties.
+        self._queues: dict[ResourceClass, list[tuple[float, int, QueuedTask]]] = {cls: [] for cls in ResourceClass}
+        self._live: dict[Hashable, tuple[float, int, QueuedTask]] = {}
         self._counter = itertools.count()
 
     def __len__(self) -> int:
@@ -62,8 +57,8 @@ class Scheduler:
 
     def queued(self) -> dict[str, int]:
         counts = {str(cls): 0 for cls in ResourceClass}
-        for entry in self._live.values():
-            counts[str(entry.item.resources.resource_class)] += 1
+        for _, _, item in self._live.values():
+            counts[str(item.resources.resource_class)] += 1
         return counts
 
     def push(self, task: QueuedTask) -> None:
@@ -71,7 +66,7 @@ class Scheduler:
             raise ValueError(f"task {task.key!r} is already queued")
         score = (task.priority - self.aging_rate * task.enqueued_at
                  + self.critical_path_weight * task.critical_path)
-        entry = _Entry((-score, next(self._counter)), task)
+        entry = (-score, next(self._counter), task)
         self._live[task.key] = entry
         heapq.heappush(self._queues[task.resources.resource_class], entry)
 
@@ -84,19 +79,20 @@ class Scheduler:
         placements: list[Placement] = []
         for cls in (ResourceClass.GPU, ResourceClass.CPU, ResourceClass.IO):
             queue = self._queues[cls]
-            skipped: list[_Entry] = []
+            skipped: list[tuple[float, int, QueuedTask]] = []
             while queue and len(skipped) < self.max_skips_per_class:
                 if limit is not None and len(placements) >= limit:
                     break
                 entry = heapq.heappop(queue)
-                if self._live.get(entry.item.key) is not entry:
+                item = entry[2]
+                if self._live.get(item.key) is not entry:
                     continue  # removed or re-queued since
-                node_id = place(entry.item)
+                node_id = place(item)
                 if node_id is None:
                     skipped.append(entry)
                     continue
-                del self._live[entry.item.key]
-                placements.append(Placement(entry.item, node_id))
+                del self._live[item.key]
+                placements.append(Placement(item, node_id))
             for entry in skipped:
                 heapq.heappush(queue, entry)
         return placements

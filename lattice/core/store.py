@@ -153,9 +153,8 @@ class Batch:
 
     def add_event(self, run_id: str, seq: int, type: str, task: str | None, data: dict[str, Any] | None,
                   ts: float) -> None:
-        self.event_rows.append(
-            {"run_id": run_id, "seq": seq, "ts": ts, "type": type, "task": task, "data": _dumps(data)}
-        )
+        # ``data`` stays a dict here; the writer thread encodes it (off the orchestrator's loop).
+        self.event_rows.append({"run_id": run_id, "seq": seq, "ts": ts, "type": type, "task": task, "data": data})
 
     def put_blob(self, run_id: str, task: str, output: str, encoding: str, data: bytes) -> None:
         self.blob_rows.append(
@@ -215,7 +214,7 @@ class Store:
             _insert_many(conn, attempts, batch.attempt_inserts)
             _update_many(conn, attempts, (attempts.c.id,), {(k,): v for k, v in batch.attempt_updates.items()})
             if batch.event_rows:
-                conn.execute(insert(events), batch.event_rows)
+                conn.execute(insert(events), [{**row, "data": _dumps(row["data"])} for row in batch.event_rows])
             if batch.blob_rows:
                 conn.execute(insert(blobs), batch.blob_rows)
 
