@@ -14,9 +14,13 @@ from typing import Any
 from lattice.core.resources import ResourceClass, Resources
 
 _EPS = 1e-9
-# CPU tasks without a timeout may wait in Ray's queue on a node, this many per core, so its cores
-# never idle while the head turns a finished task around.
-PREFETCH_PER_CORE = 3
+# CPU tasks without a timeout may wait in Ray's queue on a node, up to this many per core, so its cores
+# never idle while the head turns a finished task around. How many depends on how long the node's
+# tasks take: about PREFETCH_HORIZON_S of work per core, so short tasks get deep queues (throughput)
+# and long ones none (a later, higher-priority task never waits behind them).
+PREFETCH_PER_CORE = 7
+PREFETCH_HORIZON_S = 0.05
+_EWMA_WEIGHT = 0.2
 
 
 @dataclass
@@ -44,6 +48,17 @@ class Node:
     used_io: int = 0
     running: int = 0
     busy_cpu: float = 0.0  # cores believed executing (the rest of used_cpu waits in Ray's queue)
+    task_seconds: float | None = None  # moving average of how long this node's CPU tasks take
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        previous = self.task_seconds
+        self.task_seconds = seconds if previous is None else previous + _EWMA_WEIGHT * (seconds - previous)
+
+    def prefetch_per_core(self) -> int:
+        if self.task_seconds is None:
+            return 3  # nothing learnt yet: a shallow queue
+        return min(PREFETCH_PER_CORE, int(PREFETCH_HORIZON_S / max(self.task_seconds, 1e-4)))
 
     @property
     def gpu_memory_mb(self) -> int:
@@ -65,12 +80,12 @@ class Node:
 
     def fits_now(self, r: Resources, prefetch: bool = False) -> bool:
         """Fits in what is free now; with ``prefetch`` a CPU task may also take one of the node's
-        prefetch slots (PREFETCH_PER_CORE per core), waiting in Ray's local queue for a core."""
+        prefetch slots (see :meth:`prefetch_per_core`), waiting in Ray's local queue for a core."""
         if not self.alive:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
             return False
-        cpu_limit = self.cpu * (1 + PREFETCH_PER_CORE) if prefetch and r.resource_class is ResourceClass.CPU \
+        cpu_limit = self.cpu * (1 + self.prefetch_per_core()) if prefetch and r.resource_class is ResourceClass.CPU \
             else self.cpu
         # Only what the task asks for is checked: a cpu=0 task fits even while prefetch over-books cores.
         return (

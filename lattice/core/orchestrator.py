@@ -638,6 +638,9 @@ class Orchestrator:
         for output, (encoding, data) in envelope["outputs"].items():
             self._batch.put_blob(run.run_id, name, output, encoding, data)
         started, finished = envelope.get("started_at"), envelope.get("finished_at")
+        node = self.resources.nodes.get(task.dispatched_node or "")
+        if node is not None and started and finished and task.spec.resources.cpu > 0:
+            node.observe(finished - started)
         self._set_task(run, name, TaskState.SUCCEEDED, started_at=started, finished_at=finished,
                        node_id=envelope.get("node_id") or task.node_id)
         self._event(run, "task_succeeded", name, {

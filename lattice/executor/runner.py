@@ -10,6 +10,7 @@ only ever decoded here.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -67,9 +68,14 @@ def _node_id() -> str | None:
         return None
 
 
-def run_task(payload: dict[str, Any], fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
-    """Run one attempt; never raises, so a user exception never crosses into the head as an object."""
+def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt; never raises, so a user exception never crosses into the head as an object.
+
+    ``payload`` comes pickled by the head: plain data only (names, encoded literals, limits).
+    """
     started = time.time()
+    if isinstance(payload, bytes):
+        payload = pickle.loads(payload)
     stdout = stderr = ""
     try:
         params = _decode_inputs(payload, upstream)
@@ -125,5 +131,5 @@ class IOExecutor:
     def ping(self) -> str | None:
         return _node_id()
 
-    def run(self, payload: dict[str, Any], fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+    def run(self, payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
         return run_task(payload, fn_blob, *upstream)

@@ -119,3 +119,18 @@ def test_gpu_memory_admission_and_fraction():
     assert rm.try_place(r) == "n1" and rm.try_place(r) == "n1"
     assert rm.try_place(r) is None
     assert not rm.fits_anywhere(Resources(gpu_memory=200_000))
+
+
+def test_prefetch_depth_follows_task_duration():
+    rm = ResourceManager()
+    rm.update_nodes([node(cpu=2)])
+    n = rm.nodes["n1"]
+    assert n.prefetch_per_core() == 3  # nothing learnt yet
+    for _ in range(30):
+        n.observe(0.001)
+    assert n.prefetch_per_core() == 7  # short tasks: a deep queue keeps the cores busy
+    for _ in range(30):
+        n.observe(2.0)
+    assert n.prefetch_per_core() == 0  # long tasks: nothing waits behind them in Ray's queue
+    assert rm.try_place(Resources(cpu=2), prefetch=True) == "n1"
+    assert rm.try_place(Resources(cpu=1), prefetch=True) is None
