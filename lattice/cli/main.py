@@ -19,7 +19,8 @@ from rich.table import Table
 from lattice import __version__
 from lattice.core.config import HeadSettings, default_home
 
-console = Console(stderr=True)
+# soft_wrap: long lines (paths, URLs) stay whole instead of being broken at the terminal width
+console = Console(stderr=True, soft_wrap=True)
 SANDBOX_CHOICES = click.Choice(["none", "subprocess", "seccomp", "docker"])
 HEAD_START_TIMEOUT_S = 120.0
 
