@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lattice.core.dag import SpecError
-from lattice.core.orchestrator import Conflict, NotFound
+from lattice.core.errors import Conflict, NotFound
 
 log = logging.getLogger("lattice.api")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import logging
 import time
 import uuid
@@ -22,75 +21,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from lattice.core.cluster import ResourceManager
-from lattice.core.dag import Graph, SpecError, build_graph
+from lattice.core.dag import SpecError
+from lattice.core.errors import Conflict, NotFound
 from lattice.core.events import EventBus
+from lattice.core.runs import RunExec, TaskRun, load_unfinished_run
 from lattice.core.scheduler import QueuedTask, Scheduler
 from lattice.core.spec import RunCreate, TaskSpec, WorkflowSpec
 from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
 from lattice.core.store import Batch, Store
+from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.core.writer import StoreWriter
 from lattice.errors import ErrorInfo, ErrorKind
-from lattice.executor.builtins import BUILTINS
 from lattice.executor.dispatch import Attempt, RayBackend
 from lattice.executor.failures import error_from_ray_exception
-from lattice.executor.serialization import from_wire
 
 log = logging.getLogger("lattice.orchestrator")
 
-SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
 NOT_RETRYABLE = {ErrorKind.RESOURCE_UNAVAILABLE, ErrorKind.CANCELLED, ErrorKind.UPSTREAM_FAILED}
-
-
-class NotFound(LookupError):
-    def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"{kind} {ident!r} not found")
-        self.kind = kind
-        self.ident = ident
-
-
-class Conflict(RuntimeError):
-    pass
-
-
-@dataclass
-class WorkflowEntry:
-    workflow_id: str
-    spec: WorkflowSpec
-    graph: Graph
-    tasks: dict[str, TaskSpec]
-    literals: dict[str, dict[str, tuple[str, bytes]]]
-    code_keys: dict[str, str]
-    fn_refs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TaskRun:
-    spec: TaskSpec
-    state: TaskState
-    waiting_on: int
-    attempt: int = 0
-    attempt_id: str | None = None
-    node_id: str | None = None
-    ref: Any = None
-    killable: bool = False
-    timer: asyncio.TimerHandle | None = None
-    enqueued_at: float = 0.0
-    dispatched_node: str | None = None
-
-
-@dataclass
-class RunExec:
-    run_id: str
-    workflow: WorkflowEntry
-    priority: int
-    state: RunState
-    tasks: dict[str, TaskRun]
-    literals: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
-    seq: int = 0
-    active: int = 0
-    failed_task: str | None = None
-    error: dict[str, Any] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -114,7 +61,7 @@ class Orchestrator:
         self.settings = settings or OrchestratorSettings()
         self.scheduler = Scheduler()
         self.runs: dict[str, RunExec] = {}
-        self.workflows: dict[str, WorkflowEntry] = {}
+        self.registry = WorkflowRegistry(store, self.settings.default_sandbox, self.settings.min_sandbox)
         self._completions: list[tuple[str, str, str, Any]] = []
         self._waiting: dict[str, deque[tuple[str, str, str]]] = {}
         self._arrived: deque[tuple[str, str, str, Any]] = deque()  # appended on Ray's threads
@@ -166,52 +113,10 @@ class Orchestrator:
     # --- workflows ----------------------------------------------------------------------------------
 
     def register_workflow(self, spec: WorkflowSpec) -> str:
-        entry = self._build_entry(uuid.uuid4().hex, spec)
-        self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec))
-        self.workflows[entry.workflow_id] = entry
-        return entry.workflow_id
-
-    def _build_entry(self, workflow_id: str, spec: WorkflowSpec) -> WorkflowEntry:
-        graph = build_graph(spec, set(BUILTINS))
-        literals: dict[str, dict[str, tuple[str, bytes]]] = {}
-        for index, task in enumerate(spec.tasks):
-            level = task.sandbox or self.settings.default_sandbox
-            if level not in SANDBOX_LEVELS:
-                raise SpecError(f"unknown sandbox level {level!r}", f"tasks[{index}].sandbox",
-                                f"one of {list(SANDBOX_LEVELS)}")
-            if SANDBOX_LEVELS.index(level) < SANDBOX_LEVELS.index(self.settings.min_sandbox):
-                raise SpecError(
-                    f"task {task.name!r} asks for sandbox {level!r}, weaker than this head's minimum "
-                    f"{self.settings.min_sandbox!r}", f"tasks[{index}].sandbox",
-                    f"use {self.settings.min_sandbox!r} or a stricter level")
-            if task.code is not None:
-                try:
-                    base64.b64decode(task.code.pickle, validate=True)
-                except ValueError as exc:
-                    raise SpecError("code.pickle is not valid base64", f"tasks[{index}].code.pickle") from exc
-            literals[task.name] = {}
-            for name, item in task.inputs.items():
-                if item.is_reference:
-                    continue
-                try:
-                    encoding, data = from_wire(item.model_dump(exclude_unset=True))
-                except ValueError as exc:
-                    raise SpecError(f"input {name!r} is not valid: {exc}",
-                                    f"tasks[{index}].inputs.{name}") from exc
-                literals[task.name][name] = (str(encoding), data)
-        code_keys = {t.name: hashlib.sha1(t.code.pickle.encode()).hexdigest() for t in spec.tasks if t.code}
-        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys)
+        return self.registry.register(spec)
 
     def get_workflow(self, workflow_id: str) -> WorkflowEntry:
-        entry = self.workflows.get(workflow_id)
-        if entry is not None:
-            return entry
-        row = self.store.get_workflow(workflow_id)
-        if row is None:
-            raise NotFound("workflow", workflow_id)
-        entry = self._build_entry(workflow_id, WorkflowSpec.model_validate(row["spec"]))
-        self.workflows[workflow_id] = entry
-        return entry
+        return self.registry.get(workflow_id)
 
     # --- runs ---------------------------------------------------------------------------------------
 
@@ -227,7 +132,7 @@ class Orchestrator:
         }
         overrides = {task: {name: item.model_dump(exclude_unset=True) for name, item in values.items()}
                      for task, values in options.inputs.items()}
-        literals = self._run_literals(entry, overrides)
+        literals = self.registry.run_literals(entry, overrides)
         run = RunExec(run_id, entry, options.priority, RunState.RUNNING, tasks, literals=literals, active=len(tasks))
         self._batch.run_inserts.append({
             "id": run_id, "workflow_id": workflow_id, "workflow_name": entry.spec.name,
@@ -243,31 +148,6 @@ class Orchestrator:
         self._guarded(run, self._start_run, run)
         self._kick()
         return run_id
-
-    @staticmethod
-    def _run_literals(entry: WorkflowEntry,
-                      overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[str, bytes]]]:
-        """The workflow's literal inputs with this run's values in place of the ones it overrides."""
-        if not overrides:
-            return entry.literals
-        literals = dict(entry.literals)
-        for task, values in overrides.items():
-            if task not in entry.tasks:
-                raise SpecError(f"the workflow has no task {task!r}", f"inputs.{task}",
-                                f"its tasks are {sorted(entry.tasks)[:20]}")
-            merged = dict(literals[task])
-            for name, item in values.items():
-                if name not in merged:
-                    kind = "a reference" if name in entry.tasks[task].inputs else "not an input"
-                    raise SpecError(f"input {name!r} of task {task!r} is {kind}; only literal inputs can be "
-                                    "given per run", f"inputs.{task}.{name}")
-                try:
-                    encoding, data = from_wire(item)
-                except (ValueError, KeyError) as exc:
-                    raise SpecError(f"input {name!r} is not valid: {exc}", f"inputs.{task}.{name}") from exc
-                merged[name] = (str(encoding), data)
-            literals[task] = merged
-        return literals
 
     def _start_run(self, run: RunExec) -> None:
         for name, task in run.tasks.items():
@@ -710,56 +590,26 @@ class Orchestrator:
     def _resume_unfinished(self) -> None:
         """Pick up the runs a previous head left unfinished: finished tasks keep their outputs."""
         for run_id in self.store.unfinished_run_ids():
-            row = self.store.get_run(run_id)
-            assert row is not None
             try:
-                entry = self.get_workflow(row["workflow_id"])
+                run, reset = load_unfinished_run(self.store, self.registry, self.backend.put, run_id)
             except (NotFound, SpecError, ValidationError) as exc:
                 log.error("cannot resume run %s: %s", run_id, exc)
                 continue
-            stored = {t["name"]: t for t in self.store.get_tasks(run_id)}
-            blobs = self.store.get_blobs(run_id)
-            tasks: dict[str, TaskRun] = {}
-            for name in entry.graph.order:
-                srow = stored.get(name, {})
-                state = TaskState(srow.get("state", TaskState.PENDING))
-                task = TaskRun(spec=entry.tasks[name], state=state, waiting_on=0,
-                               attempt=int(srow.get("attempt") or 0))
-                if state is TaskState.SUCCEEDED:
-                    task.ref = self.backend.put({"outputs": blobs.get(name, {})})
-                tasks[name] = task
-            run = RunExec(run_id, entry, int(row["priority"]), RunState.RUNNING, tasks,
-                          literals=self._run_literals(entry, row.get("inputs") or {}),
-                          seq=self.store.last_event_seq(run_id))
-            run.failed_task = row.get("failed_task")
-            run.error = row.get("error")
-            for name, task in tasks.items():
-                if task.state.terminal:
-                    continue
-                run.active += 1
-                task.waiting_on = sum(1 for u in entry.graph.upstream[name]
-                                      if tasks[u].state is not TaskState.SUCCEEDED)
-                if task.state is not TaskState.PENDING:
-                    task.state = TaskState.PENDING
-                    self._batch.update_task(run_id, name, state=TaskState.PENDING)
+            for name in reset:
+                self._batch.update_task(run_id, name, state=TaskState.PENDING)
             self.runs[run_id] = run
             self._event(run, "run_resumed", None, {"pending_tasks": run.active})
-            for name, task in tasks.items():
-                if task.state is TaskState.PENDING:
-                    upstream_failed = any(tasks[u].state in (TaskState.FAILED, TaskState.SKIPPED,
-                                                             TaskState.CANCELLED)
-                                          for u in entry.graph.upstream[name])
-                    if upstream_failed:
-                        self._set_task(run, name, TaskState.SKIPPED)
-                    elif task.waiting_on == 0:
-                        self._make_ready(run, name)
+            upstream = run.workflow.graph.upstream
+            for name, task in run.tasks.items():
+                if task.state is not TaskState.PENDING:
+                    continue
+                if any(run.tasks[u].state in (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
+                       for u in upstream[name]):
+                    self._set_task(run, name, TaskState.SKIPPED)
+                elif task.waiting_on == 0:
+                    self._make_ready(run, name)
             self._maybe_finish(run)
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
-
-
-def stored_spec(spec: WorkflowSpec) -> dict[str, Any]:
-    """The spec as submitted (fields left unset stay unset), so it validates again after a restart."""
-    return spec.model_dump(mode="json", exclude_unset=True)
 
 
 def _json(value: Any) -> str:

@@ -20,7 +20,7 @@ from lattice.api.schemas import (
     RunResults,
     TaskPublic,
 )
-from lattice.core.orchestrator import NotFound
+from lattice.core.errors import NotFound
 from lattice.core.states import RunState
 from lattice.core.store import Store
 from lattice.executor.serialization import to_wire

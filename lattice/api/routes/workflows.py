@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body
 
 from lattice.api.deps import OrchestratorDep, StoreDep
 from lattice.api.schemas import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
-from lattice.core.orchestrator import NotFound
+from lattice.core.errors import NotFound
 from lattice.core.spec import RunCreate, WorkflowSpec
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])

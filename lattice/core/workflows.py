@@ -1,0 +1,122 @@
+"""Registered workflows: validated once, kept in memory, rebuilt from the store after a restart.
+
+A :class:`WorkflowEntry` holds what every run of a workflow shares: the validated spec and graph, each
+task's literal inputs already encoded, and a key per distinct function (so its bytes go to Ray's object
+store once). The registry owns that cache; the orchestrator only reads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from lattice.core.dag import Graph, SpecError, build_graph
+from lattice.core.errors import NotFound
+from lattice.core.spec import TaskSpec, WorkflowSpec
+from lattice.core.store import Store
+from lattice.executor.builtins import BUILTINS
+from lattice.executor.serialization import from_wire
+
+SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
+
+
+@dataclass
+class WorkflowEntry:
+    workflow_id: str
+    spec: WorkflowSpec
+    graph: Graph
+    tasks: dict[str, TaskSpec]
+    literals: dict[str, dict[str, tuple[str, bytes]]]
+    code_keys: dict[str, str]
+    fn_refs: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkflowRegistry:
+    def __init__(self, store: Store, default_sandbox: str = "none", min_sandbox: str = "none") -> None:
+        self.store = store
+        self.default_sandbox = default_sandbox
+        self.min_sandbox = min_sandbox
+        self.workflows: dict[str, WorkflowEntry] = {}
+
+    def register(self, spec: WorkflowSpec) -> str:
+        entry = self.build(uuid.uuid4().hex, spec)
+        self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec))
+        self.workflows[entry.workflow_id] = entry
+        return entry.workflow_id
+
+    def build(self, workflow_id: str, spec: WorkflowSpec) -> WorkflowEntry:
+        """Validate a spec (graph, sandbox levels, code, literals) into what runs are made from."""
+        graph = build_graph(spec, set(BUILTINS))
+        literals: dict[str, dict[str, tuple[str, bytes]]] = {}
+        for index, task in enumerate(spec.tasks):
+            level = task.sandbox or self.default_sandbox
+            if level not in SANDBOX_LEVELS:
+                raise SpecError(f"unknown sandbox level {level!r}", f"tasks[{index}].sandbox",
+                                f"one of {list(SANDBOX_LEVELS)}")
+            if SANDBOX_LEVELS.index(level) < SANDBOX_LEVELS.index(self.min_sandbox):
+                raise SpecError(
+                    f"task {task.name!r} asks for sandbox {level!r}, weaker than this head's minimum "
+                    f"{self.min_sandbox!r}", f"tasks[{index}].sandbox",
+                    f"use {self.min_sandbox!r} or a stricter level")
+            if task.code is not None:
+                try:
+                    base64.b64decode(task.code.pickle, validate=True)
+                except ValueError as exc:
+                    raise SpecError("code.pickle is not valid base64", f"tasks[{index}].code.pickle") from exc
+            literals[task.name] = {}
+            for name, item in task.inputs.items():
+                if item.is_reference:
+                    continue
+                try:
+                    encoding, data = from_wire(item.model_dump(exclude_unset=True))
+                except ValueError as exc:
+                    raise SpecError(f"input {name!r} is not valid: {exc}",
+                                    f"tasks[{index}].inputs.{name}") from exc
+                literals[task.name][name] = (str(encoding), data)
+        code_keys = {t.name: hashlib.sha1(t.code.pickle.encode()).hexdigest() for t in spec.tasks if t.code}
+        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys)
+
+    def get(self, workflow_id: str) -> WorkflowEntry:
+        """A workflow from the cache, else from the store (after a restart)."""
+        entry = self.workflows.get(workflow_id)
+        if entry is not None:
+            return entry
+        row = self.store.get_workflow(workflow_id)
+        if row is None:
+            raise NotFound("workflow", workflow_id)
+        entry = self.build(workflow_id, WorkflowSpec.model_validate(row["spec"]))
+        self.workflows[workflow_id] = entry
+        return entry
+
+    @staticmethod
+    def run_literals(entry: WorkflowEntry,
+                      overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[str, bytes]]]:
+        """The workflow's literal inputs with this run's values in place of the ones it overrides."""
+        if not overrides:
+            return entry.literals
+        literals = dict(entry.literals)
+        for task, values in overrides.items():
+            if task not in entry.tasks:
+                raise SpecError(f"the workflow has no task {task!r}", f"inputs.{task}",
+                                f"its tasks are {sorted(entry.tasks)[:20]}")
+            merged = dict(literals[task])
+            for name, item in values.items():
+                if name not in merged:
+                    kind = "a reference" if name in entry.tasks[task].inputs else "not an input"
+                    raise SpecError(f"input {name!r} of task {task!r} is {kind}; only literal inputs can be "
+                                    "given per run", f"inputs.{task}.{name}")
+                try:
+                    encoding, data = from_wire(item)
+                except (ValueError, KeyError) as exc:
+                    raise SpecError(f"input {name!r} is not valid: {exc}", f"inputs.{task}.{name}") from exc
+                merged[name] = (str(encoding), data)
+            literals[task] = merged
+        return literals
+
+
+def stored_spec(spec: WorkflowSpec) -> dict[str, Any]:
+    """The spec as submitted (fields left unset stay unset), so it validates again after a restart."""
+    return spec.model_dump(mode="json", exclude_unset=True)
