@@ -66,6 +66,8 @@ class RunPublic(BaseModel):
     state: str
     priority: int
     tags: dict[str, str]
+    inputs: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                              description="this run's values for literal inputs, as given")
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None

@@ -341,6 +341,7 @@ def test_per_run_inputs_and_task_context(client: LatticeClient):
     custom_run = wf.run(inputs={"scaled": {"x": 5}})
     assert wf.get_results(default_run)["y"] == 11
     assert wf.get_results(custom_run)["y"] == 51
+    assert client.get_run(custom_run)["inputs"] == {"scaled": {"x": {"encoding": "json", "value": 5}}}
     where = wf.get_task_results(custom_run)["scaled"].outputs["where"]
     assert where[0] == custom_run and where[1] == "scaled" and where[2].startswith(custom_run)
     from lattice import APIError
