@@ -17,7 +17,6 @@ import json
 import operator
 import os
 import platform
-import random
 import statistics
 import sys
 import tempfile
@@ -31,8 +30,10 @@ from langgraph.types import Send
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "examples"))
 
 from headproc import HeadProcess  # noqa: E402
+from langgraph_risk import expected_shortfall  # noqa: E402 - the example's node body, measured as is
 
 from lattice.client.langgraph import LangGraphClient  # noqa: E402
 
@@ -44,15 +45,8 @@ def plain(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def monte_carlo(paths: int, seed: int) -> float:
-    """Expected shortfall of a toy daily-return model: a pure-Python loop that holds the GIL."""
-    rng = random.Random(seed)
-    tail, count = 0.0, 0
-    for _ in range(paths):
-        r = rng.gauss(0.0005, 0.02)
-        if r < -0.03:
-            tail += r
-            count += 1
-    return tail / max(count, 1)
+    """The example's Monte Carlo node body (``examples/langgraph_risk.py``): pure Python, holds the GIL."""
+    return expected_shortfall(seed, paths)
 
 
 def calibrate(target_s: float = 2.0) -> int:
