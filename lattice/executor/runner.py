@@ -63,7 +63,8 @@ def _node_id() -> str | None:
     try:
         import ray
 
-        return ray.get_runtime_context().get_node_id()
+        # is_initialized first: the runtime context outside Ray would start a local Ray instance
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:  # noqa: BLE001 - outside Ray (tests, sandbox children)
         return None
 
