@@ -62,9 +62,9 @@ class Orchestrator:
         self.scheduler = Scheduler()
         self.runs: dict[str, RunExec] = {}
         self.registry = WorkflowRegistry(store, self.settings.default_sandbox, self.settings.min_sandbox)
-        self._completions: list[tuple[str, str, str, Any]] = []
+        self._completions: list[tuple[str, str, str, Any, BaseException | None]] = []
         self._waiting: dict[str, deque[tuple[str, str, str]]] = {}
-        self._arrived: deque[tuple[str, str, str, Any]] = deque()  # appended on Ray's threads
+        self._arrived: deque[tuple[str, str, str, Any, BaseException | None]] = deque()  # on Ray threads
         self._wake_pending = False
         self._step_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -219,10 +219,10 @@ class Orchestrator:
             self._step_pending = True
             self._loop.call_soon(self._step)
 
-    def _on_done(self, run_id: str, name: str, attempt_id: str, future: Any) -> None:
+    def _on_done(self, run_id: str, name: str, attempt_id: str, envelope: Any, error: BaseException | None) -> None:
         """Called on a Ray thread when an attempt ends. Completions are queued and the loop is woken
         once per burst, not once per task (each wake-up is a system call and a loop iteration)."""
-        self._arrived.append((run_id, name, attempt_id, future))
+        self._arrived.append((run_id, name, attempt_id, envelope, error))
         if not self._wake_pending:
             self._wake_pending = True
             assert self._loop is not None
@@ -239,10 +239,10 @@ class Orchestrator:
         self._step_pending = False
         self.stats["steps"] += 1
         completions, self._completions = self._completions, []
-        for run_id, name, attempt_id, future in completions:
+        for run_id, name, attempt_id, envelope, error in completions:
             run = self.runs.get(run_id)
             if run is not None:
-                self._guarded(run, self._handle_completion, run, name, attempt_id, future)
+                self._guarded(run, self._handle_completion, run, name, attempt_id, envelope, error)
         for placement in self.scheduler.schedule(self._place):
             run_id, name = placement.task.key  # type: ignore[misc]
             run = self.runs.get(run_id)
@@ -374,10 +374,10 @@ class Orchestrator:
             payload=payload, fn_ref=self._fn_ref(entry, spec),
             upstream=[run.tasks[u].ref for u in upstream_names], resources=spec.resources,
             node_id=node_id, gpu_fraction=node.gpu_fraction(spec.resources), killable=task.killable)
-        ref, future = self.backend.submit(attempt)
-        task.ref = ref
         attempt_id = task.attempt_id
-        future.add_done_callback(lambda f: self._on_done(run.run_id, name, attempt_id, f))
+        run_id = run.run_id
+        task.ref = self.backend.submit(
+            attempt, lambda envelope, error: self._on_done(run_id, name, attempt_id, envelope, error))
         self._set_task(run, name, TaskState.SCHEDULED, attempt=task.attempt, attempt_id=attempt_id,
                        node_id=node_id, started_at=None, finished_at=None, error=None)
         self.stats["tasks_dispatched"] += 1
@@ -474,7 +474,8 @@ class Orchestrator:
             self.backend.cancel(task.ref, force=task.killable)
         self._free(task)
 
-    def _handle_completion(self, run: RunExec, name: str, attempt_id: str, future: Any) -> None:
+    def _handle_completion(self, run: RunExec, name: str, attempt_id: str, envelope: Any,
+                           error: BaseException | None) -> None:
         task = run.tasks[name]
         if task.attempt_id != attempt_id or task.state not in (TaskState.RUNNING, TaskState.SCHEDULED):
             return  # a late answer from an attempt that was cancelled or timed out
@@ -486,11 +487,9 @@ class Orchestrator:
         task.node_id = node_id
         if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
             self._mark_running(run, name)
-        exc = future.exception()
-        if exc is not None:
-            self._attempt_failed(run, name, attempt_id, error_from_ray_exception(exc), {})
+        if error is not None:
+            self._attempt_failed(run, name, attempt_id, error_from_ray_exception(error), {})
             return
-        envelope = future.result()
         if envelope.get("error"):
             self._attempt_failed(run, name, attempt_id, ErrorInfo.from_dict(envelope["error"]), envelope)
             return

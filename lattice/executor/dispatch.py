@@ -1,6 +1,6 @@
 """The head's side of Ray: connect, read the cluster, submit attempts pinned to a node, cancel them.
 
-This is the only module of the head that calls Ray. It hands back ``concurrent.futures.Future``s so
+This is the only module of the head that calls Ray. It reports each attempt's end through a callback so
 the orchestrator can stay an event-driven asyncio loop (no polling of Ray).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,30 @@ class Attempt:
     node_id: str
     gpu_fraction: float
     killable: bool
+
+
+def _when_done(ref: Any, on_done: Callable[[Any, BaseException | None], None]) -> None:
+    """Call ``on_done`` with the attempt's envelope, or with what Ray raised for it.
+
+    ``ObjectRef._on_completed`` hands over the value directly; ``future()`` wraps the same callback in a
+    ``concurrent.futures.Future`` (a lock and a condition per task), used only where the former is absent.
+    """
+    on_completed = getattr(ref, "_on_completed", None)
+    if on_completed is not None:
+        def deliver(result: Any) -> None:
+            if isinstance(result, BaseException):
+                on_done(None, result)
+            else:
+                on_done(result, None)
+
+        on_completed(deliver)
+        return
+
+    def from_future(future: concurrent.futures.Future) -> None:
+        error = future.exception()
+        on_done(None if error else future.result(), error)
+
+    ref.future().add_done_callback(from_future)
 
 
 class RayBackend:
@@ -106,7 +131,8 @@ class RayBackend:
     def put(self, value: Any) -> Any:
         return ray.put(value)
 
-    def submit(self, attempt: Attempt) -> tuple[Any, concurrent.futures.Future]:
+    def submit(self, attempt: Attempt, on_done: Callable[[Any, BaseException | None], None]) -> Any:
+        """Submit an attempt; ``on_done(envelope, error)`` is called on a Ray thread when it ends."""
         r = attempt.resources
         # Plain data (str, bytes, numbers, dicts), pickled here in C: cheaper than letting Ray walk a
         # dict argument, which is most of the cost of a submit after Ray's own bookkeeping.
@@ -117,7 +143,8 @@ class RayBackend:
         else:
             remote = self._remote_for(attempt.node_id, r.cpu, attempt.gpu_fraction, r.memory)
             ref = remote.remote(payload, attempt.fn_ref, *attempt.upstream)
-        return ref, ref.future()
+        _when_done(ref, on_done)
+        return ref
 
     def _remote_for(self, node_id: str, cpu: float, gpu: float, memory_mb: int) -> Any:
         """The remote function with these options, built once: ``.options()`` costs as much as a submit."""
