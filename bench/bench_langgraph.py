@@ -8,6 +8,8 @@
 3. A 50-way ``Send`` fan-out of 0.5 s I/O-bound nodes (``cpu=0``), both with ``max_concurrency=64``.
 
 Run: ``python bench/bench_langgraph.py`` (starts its own head; about two minutes on 2 cores).
+``BENCH_REPEATS`` (default 3), ``BENCH_BRANCHES`` (default ``3,2``) and ``BENCH_OUT`` (default
+docs/benchmarks) change what is measured and where the tables go.
 Writes ``docs/benchmarks/langgraph.md`` and ``docs/benchmarks/langgraph.json``.
 """
 
@@ -195,7 +197,7 @@ def write_report(results: dict[str, Any], out_dir: Path) -> None:
         "|---|---|---|---|---|",
     ]
     for row in results["risk"]:
-        target = "1.4x" if row["branches"] == 3 else "1.8x"
+        target = {3: "1.4x", 2: "1.8x"}.get(row["branches"], "-")
         lines.append(f"| {row['branches']} | {row['plain_s']} | {row['lattice_s']} | {row['speedup']}x | {target} |")
     lines += [
         "", f"## 2. Overhead of one remote call of a trivial node ({ov['calls']} calls of a one-node graph)", "",
@@ -227,7 +229,8 @@ def main() -> None:
                     "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "langgraph": langgraph.version.__version__, "repeats": repeats, "paths": paths,
                     "node_alone_s": round(node_alone, 2)}}
-                results["risk"] = [bench_risk(lg, paths, 3, repeats), bench_risk(lg, paths, 2, repeats)]
+                branches = [int(b) for b in os.environ.get("BENCH_BRANCHES", "3,2").split(",")]
+                results["risk"] = [bench_risk(lg, paths, n, repeats) for n in branches]
                 print(json.dumps(results["risk"], indent=1), flush=True)
                 results["overhead"] = bench_overhead(lg, 200)
                 print(json.dumps(results["overhead"], indent=1), flush=True)
@@ -235,7 +238,7 @@ def main() -> None:
                 print(json.dumps(results["send_fanout"], indent=1), flush=True)
         finally:
             head.stop()
-    write_report(results, ROOT / "docs" / "benchmarks")
+    write_report(results, Path(os.environ.get("BENCH_OUT") or ROOT / "docs" / "benchmarks"))
 
 
 if __name__ == "__main__":

@@ -216,17 +216,71 @@ def _is_installed(module: ModuleType) -> bool:
 
 
 def _ship_module_by_value(fn: Any) -> None:
-    """Make cloudpickle copy the function's own (not installed) package along with it.
+    """Make cloudpickle copy the code a task needs that workers may not have: not installed modules.
 
-    Functions in ``__main__`` and notebooks are shipped by value already. A function in a module next
-    to the script, or in a test module, would be pickled *by reference* and fail on a worker that
-    cannot import it; registering its top-level package by value ships the module's code instead.
+    Functions in ``__main__`` and notebooks are shipped by value already, but what they call is pickled
+    *by reference*: a helper imported from a module next to the script, or a task defined in a test
+    module, would fail on a worker that cannot import it. So the function's own package, and every not
+    installed package its code refers to (followed through the functions and classes found there), is
+    registered to travel by value. Installed packages (site-packages, the standard library) and Lattice
+    itself travel by reference: they must be installed on workers.
     """
+    seen: set[int] = set()
+    _register_reachable(fn, seen, depth=0)
+
+
+_MAX_DEPTH = 4
+
+
+def _register_reachable(obj: Any, seen: set[int], depth: int) -> None:
+    if id(obj) in seen or depth > _MAX_DEPTH:
+        return
+    seen.add(id(obj))
+    fn = getattr(obj, "__wrapped__", obj)
+    if isinstance(fn, functools.partial):
+        for part in (fn.func, *fn.args, *fn.keywords.values()):
+            _register_reachable(part, seen, depth + 1)
+        return
     module_name = getattr(fn, "__module__", None)
-    if not module_name or module_name == "__main__":
+    if isinstance(fn, ModuleType):
+        module_name = fn.__name__
+    if module_name:
+        _register_module(module_name)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return
+    globals_ = getattr(fn, "__globals__", {})
+    referenced = [globals_.get(name) for name in _code_names(code)]
+    referenced += [_cell_contents(cell) for cell in getattr(fn, "__closure__", None) or ()]
+    for value in referenced:
+        if value is None or isinstance(value, int | float | str | bytes | bool):
+            continue
+        if isinstance(value, ModuleType) or inspect.isfunction(value) or inspect.isclass(value) \
+                or isinstance(value, functools.partial) or isinstance(value, TaskDefinition):
+            target = value.fn if isinstance(value, TaskDefinition) else value
+            _register_reachable(target, seen, depth + 1)
+
+
+def _cell_contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+def _code_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def _register_module(module_name: str) -> None:
+    if module_name == "__main__":
         return
     top = module_name.split(".", 1)[0]
-    if top == "lattice":
+    if top == "lattice" or top in sys.builtin_module_names:
         return
     module = sys.modules.get(top)
     if module is None or _is_installed(sys.modules.get(module_name, module)):

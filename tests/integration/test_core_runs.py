@@ -279,6 +279,18 @@ def test_tasks_from_an_uninstalled_module_run_by_value(client: LatticeClient, tm
     sys.path.insert(0, str(tmp_path))
     try:
         helpers = importlib.import_module("client_only_pkg.helpers")
+        # A task defined here that calls a helper of that module: the helper travels with it.
+        shout = helpers.shout
+
+        @task(inputs=["text"], outputs=["loud"])
+        def uses_helper(params):
+            return {"loud": shout(params["text"]) + "?"}
+
+        wf = client.create_workflow()
+        wf.add_task(uses_helper, inputs={"text": "ok"})
+        assert wf.get_results(wf.run()) == {"loud": "OK!?"}
+
+        # A task defined in that module itself.
         wf = client.create_workflow()
         wf.add_task(helpers.make_task(), inputs={"text": "hi"})
         assert wf.get_results(wf.run()) == {"loud": "HI!"}
