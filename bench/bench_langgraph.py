@@ -78,7 +78,7 @@ def risk_graph(node: Wrap, branches: int) -> Any:
     def report(state: RiskState) -> dict[str, Any]:
         return {"report": ", ".join(f"{n}={v:.4f}" for n, v in sorted(state["risks"]))}
 
-    names = ["market_risk", "credit_risk", "liquidity_risk"][:branches]
+    names = ["market_risk", "credit_risk", "liquidity_risk", *(f"risk_{i}" for i in range(3, branches))][:branches]
     g = StateGraph(RiskState)
     g.add_node("start", start)
     g.add_node("report", report)
