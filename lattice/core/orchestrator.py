@@ -24,7 +24,7 @@ from lattice.core.cluster import ResourceManager
 from lattice.core.dag import SpecError
 from lattice.core.errors import Conflict, NotFound
 from lattice.core.events import EventBus
-from lattice.core.runs import RunExec, TaskRun, load_unfinished_run
+from lattice.core.runs import RunExec, TaskRun, attempt_payload, load_unfinished_run
 from lattice.core.scheduler import QueuedTask, Scheduler
 from lattice.core.spec import RunCreate, TaskSpec, WorkflowSpec
 from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
@@ -356,24 +356,13 @@ class Orchestrator:
         task.node_id = task.dispatched_node = node_id
         level = spec.sandbox or self.settings.default_sandbox
         task.killable = spec.timeout is not None and level == "none"
-        entry = run.workflow
         upstream_names = sorted(run.workflow.graph.upstream[name])
-        index = {u: i for i, u in enumerate(upstream_names)}
-        payload = {
-            "run_id": run.run_id, "task": name, "attempt_id": task.attempt_id,
-            "fn_key": entry.code_keys.get(name), "builtin": spec.builtin,
-            "outputs": list(spec.outputs), "literals": run.literals[name],
-            "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
-            "sandbox": self._sandbox_config(spec, level),
-            "env": {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": task.attempt_id},
-            "max_output_bytes": self.settings.max_output_bytes,
-            "log_limit": self.settings.log_limit_bytes,
-        }
         node = self.resources.nodes[node_id]
         attempt = Attempt(
-            payload=payload, fn_ref=self._fn_ref(entry, spec),
-            upstream=[run.tasks[u].ref for u in upstream_names], resources=spec.resources,
-            node_id=node_id, gpu_fraction=node.gpu_fraction(spec.resources), killable=task.killable)
+            payload=attempt_payload(run, name, task.attempt_id, upstream_names, level, self.settings),
+            fn_ref=self._fn_ref(run.workflow, spec), upstream=[run.tasks[u].ref for u in upstream_names],
+            resources=spec.resources, node_id=node_id, gpu_fraction=node.gpu_fraction(spec.resources),
+            killable=task.killable)
         attempt_id = task.attempt_id
         run_id = run.run_id
         task.ref = self.backend.submit(
@@ -425,19 +414,6 @@ class Orchestrator:
             waiting.popleft()
             node.busy_cpu += queued.spec.resources.cpu
             self._mark_running(run, name)  # type: ignore[arg-type]
-
-    def _sandbox_config(self, spec: TaskSpec, level: str) -> dict[str, Any] | None:
-        if level == "none":
-            return None
-        config = dict(self.settings.sandbox_defaults)
-        config["level"] = level
-        if spec.timeout is not None:
-            config["timeout"] = spec.timeout
-        if spec.resources.memory:
-            config["max_memory_mb"] = spec.resources.memory
-        if spec.network is not None:
-            config["network"] = spec.network
-        return config
 
     def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
         """The function's bytes in Ray's object store, put once per distinct function of a workflow."""

@@ -79,3 +79,39 @@ def load_unfinished_run(store: Store, registry: WorkflowRegistry, put: Callable[
             task.state = TaskState.PENDING
             reset.append(name)
     return run, reset
+
+
+def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: str,
+                    settings: Any) -> dict[str, Any]:
+    """What an attempt carries to the executor: plain data only (names, encoded literals, limits).
+
+    ``refs`` maps an input to (position among the upstream arguments, output name): Ray resolves the
+    upstream envelopes and passes them in that order.
+    """
+    spec = run.workflow.tasks[name]
+    index = {u: i for i, u in enumerate(upstream_names)}
+    return {
+        "run_id": run.run_id, "task": name, "attempt_id": attempt_id,
+        "fn_key": run.workflow.code_keys.get(name), "builtin": spec.builtin,
+        "outputs": list(spec.outputs), "literals": run.literals[name],
+        "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
+        "sandbox": sandbox_config(spec, level, settings.sandbox_defaults),
+        "env": {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": attempt_id},
+        "max_output_bytes": settings.max_output_bytes,
+        "log_limit": settings.log_limit_bytes,
+    }
+
+
+def sandbox_config(spec: TaskSpec, level: str, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """The head's sandbox limits, overridden by the task's own timeout, memory and network."""
+    if level == "none":
+        return None
+    config = dict(defaults)
+    config["level"] = level
+    if spec.timeout is not None:
+        config["timeout"] = spec.timeout
+    if spec.resources.memory:
+        config["max_memory_mb"] = spec.resources.memory
+    if spec.network is not None:
+        config["network"] = spec.network
+    return config
