@@ -163,6 +163,23 @@ class RunFailed(LatticeError):
     def traceback(self) -> str:
         return self.error.traceback
 
+    def original_exception(self) -> BaseException | None:
+        """The exception object the task raised, rebuilt here (None if it could not travel).
+
+        Unpickling runs code from the task's side: call it only for runs you submitted yourself.
+        """
+        data = self.error.detail.get("exception")
+        if not data:
+            return None
+        import base64
+
+        import cloudpickle
+
+        try:
+            return cloudpickle.loads(base64.b64decode(data))
+        except Exception:  # noqa: BLE001 - a class the client cannot import
+            return None
+
 
 class TaskFailed(RunFailed):
     """A task raised an exception."""

@@ -8,6 +8,7 @@ head can route the result without ever unpickling user data.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +48,30 @@ def invoke(
             fn = load_function(fn)
         returned = fn(params)
     except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit included
-        return InvocationResult(error=error_info_from_exception(exc).to_dict())
+        error = error_info_from_exception(exc).to_dict()
+        pickled = _pickled_exception(exc)
+        if pickled is not None:
+            error["detail"]["exception"] = pickled
+        return InvocationResult(error=error)
     return encode_outputs(returned, outputs, max_output_bytes)
+
+
+MAX_PICKLED_EXCEPTION_BYTES = 64 * 1024
+
+
+def _pickled_exception(exc: BaseException) -> str | None:
+    """The exception itself (cloudpickle, base64), so the client can raise the very same object.
+
+    The head keeps it as an opaque string and never unpickles it; only the submitting client does
+    (``RunFailed.original_exception()``). Left out when it cannot be pickled or is large.
+    """
+    try:
+        data = cloudpickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - exceptions holding locks, sockets, frames
+        return None
+    if len(data) > MAX_PICKLED_EXCEPTION_BYTES:
+        return None
+    return base64.b64encode(data).decode()
 
 
 def encode_outputs(returned: Any, outputs: list[str], max_output_bytes: int) -> InvocationResult:

@@ -158,6 +158,8 @@ def test_failure_reports_and_skips_downstream_but_finishes_independent_branch(cl
     assert err.value.task == "explode"
     assert err.value.error.type == "ValueError" and err.value.error.message == "cannot handle 7"
     assert "in explode" in err.value.traceback and "ValueError: cannot handle 7" in err.value.traceback
+    original = err.value.original_exception()  # the very exception, rebuilt on the client
+    assert type(original) is ValueError and original.args == ("cannot handle 7",)
     tasks = wf.get_task_results(run_id)
     assert tasks["after_bad"].state == "skipped"
     assert tasks["independent"].state == "succeeded" and tasks["independent"].outputs == {"y": 2}

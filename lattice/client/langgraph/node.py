@@ -33,6 +33,7 @@ from lattice.client.langgraph.remote import (
 )
 from lattice.client.task import TaskDefinition, _ship_module_by_value, task
 from lattice.client.workflow import LatticeWorkflow
+from lattice.errors import ErrorKind, TaskFailed
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient
@@ -157,7 +158,14 @@ class RemoteNode:
                     is_chunk, chunk = decode_chunk(event.get("data") or {})
                     if is_chunk:
                         writer(chunk)
-        outcome = lattice.get_results(run_id, progress=False)["result"]
+        try:
+            outcome = lattice.get_results(run_id, progress=False)["result"]
+        except TaskFailed as failed:
+            original = failed.original_exception() if failed.error.kind == ErrorKind.EXCEPTION else None
+            if original is None:
+                raise
+            original.add_note(f"(raised by LangGraph node {node!r} on Lattice, run {run_id})")
+            raise original from None
         if outcome.get("null_resume_consumed") and scratchpad is not None:
             scratchpad.get_null_resume(True)
         send = conf.get(CONFIG_KEY_SEND)

@@ -21,8 +21,6 @@ import asyncio
 import base64
 import inspect
 import json
-import sys
-import traceback
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -172,14 +170,12 @@ async def _await(value: Any) -> Any:
 
 
 def _raised(exc: Exception, sends: list[Any], null_state: dict[str, Any]) -> dict[str, Any]:
+    """An interrupt (GraphBubbleUp) is control flow: it is the call's result. Any other exception fails
+    the run (type, message and traceback on the head) and travels pickled in the error's detail, so the
+    client raises the node's own exception object into the graph."""
     from langgraph.errors import GraphBubbleUp
 
     if not isinstance(exc, GraphBubbleUp):
-        # The run "succeeds" (the node's exception is its result), so keep the traceback in its logs.
-        traceback.print_exception(exc, file=sys.stderr)
-    try:
-        blob = cloudpickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - an exception holding a lock or socket cannot travel
-        raise exc from None  # the run fails; the client raises Lattice's TaskFailed with its type name
-    return {"kind": "raise", "exc": blob, "type": type(exc).__qualname__, "message": str(exc),
+        raise exc
+    return {"kind": "raise", "exc": cloudpickle.dumps(exc), "type": type(exc).__qualname__, "message": str(exc),
             "sends": sends, "null_resume_consumed": null_state["consumed"]}
