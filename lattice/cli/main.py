@@ -44,12 +44,15 @@ def cli() -> None:
               help="Head: SQLAlchemy URL of the store (e.g. postgresql+psycopg://...).")
 @click.option("--ray-address", default=None, envvar="LATTICE_RAY_ADDRESS",
               help="Head: join an existing Ray cluster instead of starting one.")
-@click.option("--num-cpus", type=float, default=None, help="CPUs this node offers [default: all].")
-@click.option("--num-gpus", type=float, default=None, help="GPUs this node offers [default: detected].")
-@click.option("--object-store-mb", type=int, default=512, show_default=True, help="Ray object store size.")
+@click.option("--num-cpus", type=float, default=None, envvar="LATTICE_NUM_CPUS",
+              help="CPUs this node offers [default: all].")
+@click.option("--num-gpus", type=float, default=None, envvar="LATTICE_NUM_GPUS",
+              help="GPUs this node offers [default: detected].")
+@click.option("--object-store-mb", type=int, default=512, show_default=True, envvar="LATTICE_OBJECT_STORE_MB",
+              help="Ray object store size.")
 @click.option("--sandbox", type=SANDBOX_CHOICES, default="none", show_default=True, envvar="LATTICE_SANDBOX",
               help="Head: default sandbox level of tasks.")
-@click.option("--min-sandbox", type=SANDBOX_CHOICES, default=None,
+@click.option("--min-sandbox", type=SANDBOX_CHOICES, default=None, envvar="LATTICE_MIN_SANDBOX",
               help="Head: weakest level a task may ask for [default: the --sandbox level].")
 @click.option("--no-auth", is_flag=True, help="Head: do not require a token (never on a shared network).")
 @click.option("--max-body-mb", type=int, default=64, show_default=True, envvar="LATTICE_MAX_BODY_MB",
