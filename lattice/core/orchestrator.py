@@ -174,10 +174,7 @@ class Orchestrator:
         for name, task in run.tasks.items():
             if task.state.terminal:
                 continue
-            if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
-                self._abort_attempt(run, task)
-                self._record_attempt_end(run, name, task.attempt_id, TaskState.CANCELLED, {}, None)  # type: ignore[arg-type]
-            self.scheduler.remove((run.run_id, name))
+            self._withdraw(run, name, TaskState.CANCELLED)
             self._set_task(run, name, TaskState.CANCELLED, finished_at=time.time())
             self._event(run, "task_cancelled", name, {})
         self._finish_run(run, RunState.CANCELLED)
@@ -306,11 +303,8 @@ class Orchestrator:
         for name, task in run.tasks.items():
             if task.state.terminal:
                 continue
-            if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
-                self._abort_attempt(run, task)
-                self._record_attempt_end(run, name, task.attempt_id, TaskState.FAILED, {}, None)  # type: ignore[arg-type]
-            self.scheduler.remove((run.run_id, name))
-            task.state = TaskState.FAILED
+            self._withdraw(run, name, TaskState.FAILED)
+            task.state = TaskState.FAILED  # unchecked on purpose: a bug may have left any state
             self._batch.update_task(run.run_id, name, state=TaskState.FAILED, finished_at=time.time())
         run.active = 0
         if run.error is None:
@@ -388,7 +382,7 @@ class Orchestrator:
         now = time.time()
         self._set_task(run, name, TaskState.RUNNING, started_at=now)
         self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": task.attempt_id,
-                                                 "node_id": task.node_id})
+                                                 "node_id": task.dispatched_node})
 
     def _free(self, task: TaskRun) -> None:
         """Give back an attempt's reservation; tasks waiting in that node's queue take the core."""
@@ -441,11 +435,23 @@ class Orchestrator:
         self._guarded(run, self._attempt_failed, run, name, attempt_id, error, {})
         self._kick()
 
-    def _abort_attempt(self, run: RunExec, task: TaskRun) -> None:
-        """Stop a running attempt in Ray and free its reservation now; its late result is ignored."""
+    @staticmethod
+    def _stop_timer(task: TaskRun) -> None:
         if task.timer is not None:
             task.timer.cancel()
             task.timer = None
+
+    def _withdraw(self, run: RunExec, name: str, state: TaskState) -> None:
+        """Take an unfinished task out of the queue, and stop and record its attempt if one is out."""
+        task = run.tasks[name]
+        if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
+            self._abort_attempt(run, task)
+            self._record_attempt_end(run, name, task.attempt_id, state, {}, None)  # type: ignore[arg-type]
+        self.scheduler.remove((run.run_id, name))
+
+    def _abort_attempt(self, run: RunExec, task: TaskRun) -> None:
+        """Stop a running attempt in Ray and free its reservation now; its late result is ignored."""
+        self._stop_timer(task)
         if task.ref is not None:
             self.backend.cancel(task.ref, force=task.killable)
         self._free(task)
@@ -455,12 +461,8 @@ class Orchestrator:
         task = run.tasks[name]
         if task.attempt_id != attempt_id or task.state not in (TaskState.RUNNING, TaskState.SCHEDULED):
             return  # a late answer from an attempt that was cancelled or timed out
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
-        node_id = task.node_id
+        self._stop_timer(task)
         self._free(task)
-        task.node_id = node_id
         if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
             self._mark_running(run, name)
         if error is not None:
@@ -497,7 +499,7 @@ class Orchestrator:
         if node is not None and started and finished and task.spec.resources.cpu > 0:
             node.observe(finished - started)
         self._set_task(run, name, TaskState.SUCCEEDED, started_at=started, finished_at=finished,
-                       node_id=envelope.get("node_id") or task.node_id)
+                       node_id=envelope.get("node_id") or task.dispatched_node)
         self._event(run, "task_succeeded", name, {
             "attempt": task.attempt, "duration_s": round((finished or 0) - (started or 0), 6),
             "node_id": envelope.get("node_id")})

@@ -85,9 +85,8 @@ def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: 
         if sandbox and sandbox.get("level", "none") != "none":
             result, stdout, stderr = _run_sandboxed(fn, fn_blob, params, payload, sandbox)
         else:
-            env = payload.get("env") or {}
-            context = TaskContext(env.get("LATTICE_RUN_ID", ""), env.get("LATTICE_TASK", ""),
-                                  env.get("LATTICE_ATTEMPT_ID", "")) if env.get("LATTICE_RUN_ID") else None
+            context = (TaskContext(payload["run_id"], payload["task"], payload["attempt_id"])
+                       if payload.get("run_id") else None)
             with capture_output(payload.get("log_limit", 1 << 20)) as (out, err), task_context(context):
                 result = invoke(fn, params, payload["outputs"], payload.get("max_output_bytes", 1 << 28))
             stdout, stderr = out.text(), err.text()

@@ -156,5 +156,4 @@ async def cancel_run(run_id: str, orchestrator: OrchestratorDep, store: StoreDep
     """Cancel a run: queued tasks never start, running ones are stopped. A finished run is unchanged."""
     orchestrator.cancel_run(run_id)
     await orchestrator.flush()
-    row = await orchestrator.wait_run(run_id, 0)
-    return _public(row, _tasks(store, run_id, False))
+    return _public(_run_row(store, run_id), _tasks(store, run_id, False))
