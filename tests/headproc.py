@@ -20,6 +20,9 @@ class HeadProcess:
     data_dir: Path
     port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
+    #: the head's working directory and extra environment (e.g. a head started in a user's $HOME)
+    cwd: Path | None = None
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,8 +42,9 @@ class HeadProcess:
         args = [sys.executable, "-m", "lattice.cli.main", "start", "--head", "--block", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--object-store-mb", "256", *self.extra_args]
         with open(self.log_path, "ab") as log:
+            env = {**os.environ, **self.env} if self.env else None
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, cwd=self.cwd, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

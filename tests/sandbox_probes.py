@@ -21,7 +21,11 @@ from typing import Any
 
 #: ``parent_pid`` is a stand-in for the worker started with the planted ``secret`` in its environment
 #: (a secret set later with os.environ would not show in /proc/PID/environ); ``decoy_pid`` one to kill
-CTX_KEYS = ("port", "decoy_pid", "outside_dir", "home", "secret", "marker", "parent_pid")
+CTX_KEYS = ("port", "decoy_pid", "outside_dir", "home", "secret", "marker", "parent_pid", "dgram_path",
+            "stream_path", "marker_dir")
+
+#: where a pickle payload (:class:`MarkerPayload`) records every process it ran in; the tests read it
+MARKER_DIR = "/tmp/lattice-probe-markers"
 
 SUB, SEC, DOC = "subprocess", "seccomp", "docker"
 BLOCKED = frozenset({"sandbox_violation"})
@@ -314,6 +318,304 @@ def bind_port(params: dict) -> dict:
         return {"escaped": True, "port": sock.getsockname()[1]}
 
 
+class MarkerPayload:
+    """A value whose unpickling runs code: it records where it ran (pid, whether Ray or pytest is loaded).
+
+    Wherever a pickle from a task is decoded, this runs. It must never run in a Ray worker or in the
+    test process (the stand-in for a worker): :func:`markers` lists the records for a test to check.
+    The code swallows its own errors so that a sandbox that forbids the write still lets the load go on.
+    """
+
+    def __init__(self, tag: str, patch_runner: bool = False) -> None:
+        self.tag = tag
+        self.patch_runner = patch_runner
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        code = (
+            "import json, os, sys\n"
+            "try:\n"
+            f"    os.makedirs({MARKER_DIR!r}, exist_ok=True)\n"
+            f"    path = os.path.join({MARKER_DIR!r}, {self.tag!r} + '-' + str(os.getpid()) + '.json')\n"
+            "    record = {'pid': os.getpid(), 'ray': 'ray' in sys.modules, 'pytest': 'pytest' in sys.modules}\n"
+            "    with open(path, 'w') as fh:\n"
+            "        json.dump(record, fh)\n"
+            "except Exception:\n"
+            "    pass\n"
+        )
+        if self.patch_runner:
+            # try to make every later task of this process run unsandboxed
+            code += (
+                "try:\n"
+                "    import lattice.executor.runner as runner\n"
+                "    runner._run_sandboxed = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('patched'))\n"
+                "except Exception:\n"
+                "    pass\n"
+            )
+        return (exec, (code,))
+
+
+def markers(tag: str) -> list[dict[str, Any]]:
+    """Every record :class:`MarkerPayload` with ``tag`` left (one per process it ran in)."""
+    import glob
+    import json
+    import os
+
+    out = []
+    for path in glob.glob(os.path.join(MARKER_DIR, f"{tag}-*.json")):
+        with open(path) as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def pickling_default(params: dict, _payload: Any = MarkerPayload("default-arg")) -> dict:
+    """Its default argument runs code when the function is unpickled (only ever in a sandbox)."""
+    return {"escaped": False}
+
+
+def returns_payload(params: dict) -> dict:
+    return {"value": MarkerPayload(params.get("tag", "output"))}
+
+
+def consumes(params: dict) -> dict:
+    return {"escaped": False, "got": type(params.get("value")).__name__}
+
+
+def read_kernel_log(params: dict) -> dict:
+    import os
+
+    leaked = {}
+    for path in ("/proc/kmsg", "/proc/kcore"):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        try:
+            masked = os.fstat(fd).st_rdev == os.stat("/dev/null").st_rdev
+            try:
+                data = os.read(fd, 64)
+            except BlockingIOError:
+                data = b"(open)"
+            if not masked and data:
+                leaked[path] = len(data)
+        finally:
+            os.close(fd)
+    return {"escaped": bool(leaked), "leaked": leaked}
+
+
+def _try_writes(paths: list[str]) -> dict:
+    """Open each path for writing (nothing is written); escaped if any open works; else raise the first error."""
+    import os
+
+    opened, first_error = [], None
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            first_error = first_error or exc
+            continue
+        os.close(fd)
+        opened.append(path)
+    if opened:
+        return {"escaped": True, "opened": opened}
+    if first_error is not None:
+        raise first_error
+    return {"escaped": False}
+
+
+def write_kernel_interfaces(params: dict) -> dict:
+    return _try_writes(["/proc/sysrq-trigger", "/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches",
+                        "/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/uevent_helper"])
+
+
+def raise_own_cgroup_limits(params: dict) -> dict:
+    """Lift pids.max / the memory limit of the task's own groups, or move into the root group."""
+    import os
+
+    paths = []
+    with open("/proc/self/cgroup") as fh:
+        for line in fh:
+            _, controllers, path = line.strip().split(":", 2)
+            for controller in controllers.split(","):
+                base = f"/sys/fs/cgroup/{controller}"
+                if controller == "pids":
+                    paths += [f"{base}{path}/pids.max", f"{base}/cgroup.procs"]
+                if controller == "memory":
+                    paths += [f"{base}{path}/memory.limit_in_bytes", f"{base}/cgroup.procs"]
+    if not paths:
+        return {"escaped": False, "why": "no cgroup v1 groups"}
+    return _try_writes([p for p in dict.fromkeys(paths) if os.path.exists(p)])
+
+
+def send_to_host_unix_sockets(params: dict) -> dict:
+    """Reach a host datagram socket (sendto, sendmsg on a socket and on a socketpair) and a stream one."""
+    import socket
+
+    ctx = params["ctx"]
+    reached, first_error = [], None
+
+    def attempt(name: str, fn: Any) -> None:
+        nonlocal first_error
+        try:
+            fn()
+            reached.append(name)
+        except FileNotFoundError:
+            pass  # the host's socket is not there (a container)
+        except OSError as exc:
+            first_error = first_error or exc
+
+    def dgram_sendto() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"sendto", ctx["dgram_path"])
+
+    def dgram_sendmsg() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendmsg([b"sendmsg"], [], 0, ctx["dgram_path"])
+
+    def pair_sendmsg() -> None:
+        left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        with left, right:
+            left.sendmsg([b"pair"], [], 0, ctx["dgram_path"])
+
+    def stream_connect() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(ctx["stream_path"])
+
+    for name, fn in (("sendto", dgram_sendto), ("sendmsg", dgram_sendmsg), ("socketpair+sendmsg", pair_sendmsg),
+                     ("connect", stream_connect)):
+        attempt(name, fn)
+    if reached:
+        return {"escaped": True, "reached": reached}
+    if first_error is not None:
+        raise first_error
+    return {"escaped": False}
+
+
+def shared_memory_works(params: dict) -> dict:
+    """Control: multiprocessing's shared memory (what DataLoader-style code needs) works in /dev/shm."""
+    import os
+    from multiprocessing import shared_memory
+
+    block = shared_memory.SharedMemory(create=True, size=1 << 20)
+    try:
+        block.buf[:5] = b"hello"
+        other = shared_memory.SharedMemory(name=block.name)
+        same = bytes(other.buf[:5]) == b"hello"
+        other.close()
+    finally:
+        block.close()
+        block.unlink()
+    return {"escaped": False, "result": same and os.path.isdir("/dev/shm")}
+
+
+def write_shm_secret(params: dict) -> dict:
+    """Leave a secret and 64 MB in /dev/shm; a later task, or the host, must not find them."""
+    ctx = params["ctx"]
+    with open(f"/dev/shm/lattice-probe-{ctx['marker']}", "w") as fh:
+        fh.write(ctx["secret"])
+    with open(f"/dev/shm/lattice-probe-{ctx['marker']}-big", "wb") as fh:
+        fh.write(b"x" * (64 << 20))
+    return {"escaped": False}
+
+
+def read_shm_secret(params: dict) -> dict:
+    import glob
+
+    for path in glob.glob("/dev/shm/lattice-probe-*"):
+        try:
+            if params["ctx"]["secret"] in open(path, errors="replace").read(4096):
+                return {"escaped": True, "path": path}
+        except OSError:
+            continue
+    return {"escaped": False}
+
+
+def forge_result_frame(params: dict) -> dict:
+    """Write a result frame of its own (an output labelled JSON that is not JSON) and exit at once."""
+    import json
+    import os
+    import struct
+
+    header = json.dumps({"error": None, "outputs": [["escaped", "json"]], "blob_sizes": [9]}).encode()
+    frame = struct.pack("!Q", len(header)) + header + b"{not json"
+    if os.path.isdir("/lattice/io"):  # docker: the result is a file in the shared io dir
+        with open("/lattice/io/result.bin", "wb") as fh:
+            fh.write(frame)
+    else:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2:
+                try:
+                    os.write(fd, frame)
+                except OSError:
+                    pass
+    os._exit(0)
+
+
+def result_symlink(params: dict) -> dict:
+    """docker: replace the result file by a symlink to a host file (the worker must not follow it)."""
+    import os
+
+    if not os.path.isdir("/lattice/io"):
+        return {"escaped": False}
+    os.symlink("/etc/passwd", "/lattice/io/result.bin")
+    os._exit(0)
+
+
+def fill_workdir(params: dict) -> dict:
+    """Write until the disk is full: the working directory has a quota, the host's disk is untouched."""
+    chunk = b"x" * (8 << 20)
+    for i in range(100_000):
+        with open(f"fill-{i}", "wb") as fh:
+            fh.write(chunk)
+    return {"escaped": True}
+
+
+def pidfd_signal_decoy(params: dict) -> dict:
+    import os
+    import signal
+
+    try:
+        fd = os.pidfd_open(params["ctx"]["decoy_pid"])
+    except ProcessLookupError:
+        return {"escaped": False}
+    signal.pidfd_send_signal(fd, 0)
+    return {"escaped": True}
+
+
+def personality_no_aslr(params: dict) -> dict:
+    return _reachable(lambda: _libc_call("personality", 0x0040000))  # ADDR_NO_RANDOMIZE
+
+
+def perf_event_probe(params: dict) -> dict:
+    import ctypes
+
+    attr = ctypes.create_string_buffer(128)
+    return _reachable(lambda: _libc_call("syscall", 298, attr, 0, -1, -1, 0))  # perf_event_open
+
+
+def userfaultfd_probe(params: dict) -> dict:
+    import os
+
+    out = _reachable(lambda: _libc_call("syscall", 323, 0))  # userfaultfd(0)
+    if isinstance(out.get("ret"), int) and out["ret"] > 2:
+        os.close(out["ret"])
+    return out
+
+
+def capabilities_held(params: dict) -> dict:
+    """No capability may be left in any set of the task's process."""
+    caps = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Cap"):
+                name, _, value = line.partition(":")
+                caps[name] = int(value.strip(), 16)
+    held = {name: hex(mask) for name, mask in caps.items() if mask and name != "CapBnd"}
+    return {"escaped": bool(held), "held": held}
+
+
 @dataclass(frozen=True)
 class Probe:
     """A probe task: ``expect`` maps a level to the outcomes accepted there."""
@@ -346,6 +648,22 @@ PROBES: list[Probe] = [
     ),
     Probe("read /etc/shadow", read_shadow, _e("escaped", V, "ok")),
     Probe("write /etc", write_etc, _e("escaped", V, V)),
+    Probe("capabilities left in the task", capabilities_held, _e("ok", "ok", "ok")),
+    Probe("pickling default argument", pickling_default, _e("ok", "ok", "ok"),
+          description="its payload runs only where the function is unpickled: in the sandbox"),
+    Probe("read /proc/kmsg, /proc/kcore", read_kernel_log, _e({"ok", V}, {"ok", V}, {"ok", V})),
+    Probe("write /proc/sys, sysrq-trigger, /sys/kernel", write_kernel_interfaces, _e(V, V, V)),
+    Probe("raise its own cgroup limits", raise_own_cgroup_limits, _e({V, "ok"}, {V, "ok"}, {V, "ok"})),
+    Probe("sendmsg/sendto/connect to host unix sockets", send_to_host_unix_sockets, _e("escaped", V, V)),
+    Probe("shared memory works", shared_memory_works, _e("ok", "ok", "ok"), ("escaped", "result")),
+    Probe("forged result frame", forge_result_frame, _e(V, V, V)),
+    Probe("result file replaced by a symlink", result_symlink, _e("ok", "ok", V)),
+    Probe("fill the working directory", fill_workdir, _e(V, V, V), config={"max_workdir_mb": 64, "timeout": 20}),
+    Probe("pidfd_open + pidfd_send_signal on the decoy", pidfd_signal_decoy, _e("ok", "ok", "ok"),
+          requires=("pid_namespace",)),
+    Probe("personality(ADDR_NO_RANDOMIZE)", personality_no_aslr, _e("escaped", V, V)),
+    Probe("perf_event_open", perf_event_probe, _e({"escaped", V}, V, V)),
+    Probe("userfaultfd", userfaultfd_probe, _e({"escaped", V}, V, V)),
     Probe("write $HOME of the worker", write_home, _e("escaped", V, {V, "ok"})),
     Probe("write outside via symlink", write_via_symlink, _e("escaped", V, {V, "ok"})),
     Probe(
@@ -378,13 +696,13 @@ PROBES: list[Probe] = [
         config={"max_result_bytes": 8 * 1024 * 1024, "max_memory_mb": 1024},
     ),
     Probe("ptrace", ptrace_probe, _e("escaped", V, V)),
-    Probe("mount", mount_probe, _e("escaped", V, V)),
+    Probe("mount", mount_probe, _e(V, V, V)),
     Probe("bpf", bpf_probe, _e("escaped", V, V)),
     Probe("io_uring", io_uring_probe, _e("escaped", V, V)),
     Probe("keyctl", keyctl_probe, _e("escaped", V, V)),
     Probe("TCP to a loopback listener", tcp_connect, _e("escaped", V, V)),
     Probe("DNS lookup", dns_lookup, _e({"escaped", "ok"}, V, V)),
-    Probe("raw socket", raw_socket, _e("escaped", V, V)),
+    Probe("raw socket", raw_socket, _e(V, V, V)),
     Probe("netlink socket", netlink_socket, _e("escaped", V, V)),
     Probe("bind a port", bind_port, _e("escaped", V, V)),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,8 +75,16 @@ class RayBackend:
         self._gpu_info: dict[str, list[GPUInfo]] = {}
 
     def connect(self) -> None:
-        ray.init(address=self.address, namespace=self.namespace, logging_level=logging.WARNING,
-                 log_to_driver=False, configure_logging=False)
+        # Ray puts its driver's working directory first on every worker's sys.path; the head's is
+        # often $HOME or a checkout, which no task should be able to import or read from. "/" adds
+        # nothing a worker does not already see (and the sandboxes never read sys.path: paths.py).
+        previous = os.getcwd()
+        os.chdir("/")
+        try:
+            ray.init(address=self.address, namespace=self.namespace, logging_level=logging.WARNING,
+                     log_to_driver=False, configure_logging=False)
+        finally:
+            os.chdir(previous)
         self._remote_run = ray.remote(max_retries=0)(run_task)
 
     def shutdown(self) -> None:

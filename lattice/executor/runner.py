@@ -1,10 +1,12 @@
 """What runs inside a Ray worker for one task attempt.
 
-It decodes the task's inputs (literals from the spec, upstream outputs that Ray resolved from the
-object store), calls the function in-process (sandbox level ``none``) or in a sandbox, and returns an
-*envelope*: plain data with the encoded outputs, or the error, plus logs and timings. The envelope is
-what the head stores and what downstream tasks receive as their upstream argument, so user data is
-only ever decoded here.
+At sandbox level ``none`` (trusted code) it decodes the task's inputs (literals from the spec,
+upstream outputs that Ray resolved from the object store) and calls the function in this process.
+Above ``none`` it decodes *nothing*: the function's bytes and every input go into the sandbox still
+encoded, and only the sandboxed child unpickles them — a pickle runs code when it is loaded, and the
+worker holds Ray's token, the network and other runs' tasks. Either way it returns an *envelope*:
+plain data with the encoded outputs, or the error, plus logs and timings. The envelope is what the
+head stores and what downstream tasks receive as their upstream argument.
 """
 
 from __future__ import annotations
@@ -49,14 +51,32 @@ def _load_function(payload: dict[str, Any], fn_blob: bytes | None) -> Any:
     return fn
 
 
-def _decode_inputs(payload: dict[str, Any], upstream: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for name, (encoding, data) in payload.get("literals", {}).items():
-        params[name] = decode_value(encoding, data)
+def _encoded_inputs(payload: dict[str, Any], upstream: tuple[dict[str, Any], ...]) -> dict[str, tuple[str, bytes]]:
+    """The task's inputs as (encoding, bytes), literals and upstream outputs alike; nothing decoded."""
+    inputs: dict[str, tuple[str, bytes]] = dict(payload.get("literals", {}))
     for name, (index, output) in payload.get("refs", {}).items():
-        encoding, data = upstream[index]["outputs"][output]
-        params[name] = decode_value(encoding, data)
+        inputs[name] = tuple(upstream[index]["outputs"][output])  # type: ignore[assignment]
+    return inputs
+
+
+def _decode_inputs(inputs: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
+    """Level ``none``: decode in this process; a sandboxed task's pickle only through the restricted decoder."""
+    from lattice.utils.restricted_pickle import UntrustedPickleError
+
+    params: dict[str, Any] = {}
+    for name, (encoding, data) in inputs.items():
+        try:
+            params[name] = decode_value(encoding, data)
+        except UntrustedPickleError as exc:
+            raise UntrustedInputError(
+                f"input {name!r} comes from a task that ran in a sandbox and holds {exc.global_name!r}, which a "
+                "task at sandbox level 'none' decodes only as plain data; run this task in a sandbox too, or "
+                "return JSON or plain values upstream") from None
     return params
+
+
+class UntrustedInputError(ValueError):
+    """A level-``none`` task was given a sandboxed task's output that is not plain data."""
 
 
 def _node_id() -> str | None:
@@ -76,15 +96,16 @@ def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: 
     """
     started = time.time()
     if isinstance(payload, bytes):
-        payload = pickle.loads(payload)
+        payload = pickle.loads(payload)  # written by the head, not by a task
     stdout = stderr = ""
     try:
-        params = _decode_inputs(payload, upstream)
-        fn = _load_function(payload, fn_blob)
+        inputs = _encoded_inputs(payload, upstream)
         sandbox = payload.get("sandbox")
         if sandbox and sandbox.get("level", "none") != "none":
-            result, stdout, stderr = _run_sandboxed(fn, fn_blob, params, payload, sandbox)
+            result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
         else:
+            params = _decode_inputs(inputs)
+            fn = _load_function(payload, fn_blob)
             context = (TaskContext(payload["run_id"], payload["task"], payload["attempt_id"])
                        if payload.get("run_id") else None)
             with capture_output(payload.get("log_limit", 1 << 20)) as (out, err), task_context(context):
@@ -107,17 +128,19 @@ def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: 
     }
 
 
-def _run_sandboxed(fn: Any, fn_blob: bytes | None, params: dict[str, Any], payload: dict[str, Any],
+def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, tuple[str, bytes]], payload: dict[str, Any],
                    sandbox: dict[str, Any]) -> tuple[InvocationResult, str, str]:
-    from lattice.executor.sandbox import SandboxConfig, execute
+    """Hand the still-encoded function and inputs to the sandbox (a builtin is pickled by reference)."""
+    from lattice.executor.sandbox import SandboxConfig, execute_encoded
 
-    blob = fn_blob if fn_blob is not None else cloudpickle.dumps(fn)
+    if fn_blob is None:
+        fn_blob = cloudpickle.dumps(BUILTINS[payload["builtin"]])
     config = SandboxConfig.from_dict({"max_result_bytes": payload.get("max_output_bytes", 1 << 28), **sandbox})
     env = dict(payload.get("env") or {})
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
         env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
-    outcome = execute(blob, params, payload["outputs"], config, env=env)
+    outcome = execute_encoded(fn_blob, inputs, payload["outputs"], config, env=env)
     return outcome.result, outcome.stdout, outcome.stderr
 
 

@@ -1,8 +1,11 @@
 """How task values become bytes, and back.
 
 A value is stored as JSON when it is made only of JSON's own types (so the head, the Board and other
-languages can read it), and as cloudpickle otherwise. Decoding a ``pickle`` value runs code, so it is
-done only where user code runs anyway: inside an executor, or in the user's own client process.
+languages can read it), and as cloudpickle otherwise. Decoding a pickle runs code, so the label says
+who made it: ``pickle`` comes from trusted code (the submitter's literals, a task at sandbox level
+``none``), ``sandboxed-pickle`` from a task that ran in a sandbox. Only a sandbox or the client's
+restricted decoder (``lattice.utils.restricted_pickle``) reads a ``sandboxed-pickle``, unless the user
+opts in to trusting it; the head never decodes either.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import cloudpickle
 
 class Encoding(StrEnum):
     JSON = "json"
+    #: cloudpickle written by trusted code (the submitter, a task at level ``none``)
     PICKLE = "pickle"
+    #: cloudpickle written by a sandboxed task: untrusted, never unpickled outside a sandbox unrestricted
+    SANDBOXED_PICKLE = "sandboxed-pickle"
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -45,10 +51,15 @@ def encode_value(value: Any) -> tuple[Encoding, bytes]:
 
 
 def decode_value(encoding: str, data: bytes) -> Any:
+    """Decode a value in trusted surroundings: a ``sandboxed-pickle`` goes through the restricted decoder."""
     if encoding == Encoding.JSON:
         return json.loads(data)
     if encoding == Encoding.PICKLE:
         return cloudpickle.loads(data)
+    if encoding == Encoding.SANDBOXED_PICKLE:
+        from lattice.utils.restricted_pickle import restricted_loads
+
+        return restricted_loads(data)
     raise ValueError(f"unknown value encoding {encoding!r}")
 
 

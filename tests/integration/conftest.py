@@ -34,8 +34,10 @@ def head_factory(tmp_path: Path) -> Iterator[type]:
     """Heads a test starts and stops itself (restart tests); all stopped at the end."""
     started: list[HeadProcess] = []
 
-    def make(data_dir: Path | None = None, extra_args: list[str] | None = None, port: int | None = None) -> HeadProcess:
-        proc = HeadProcess(data_dir or tmp_path / f"head{len(started)}", extra_args=extra_args or [])
+    def make(data_dir: Path | None = None, extra_args: list[str] | None = None, port: int | None = None,
+             cwd: Path | None = None, env: dict[str, str] | None = None) -> HeadProcess:
+        proc = HeadProcess(data_dir or tmp_path / f"head{len(started)}", extra_args=extra_args or [], cwd=cwd,
+                           env=env)
         if port is not None:
             proc.port = port
         started.append(proc)

@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.sandbox_probes import MARKER_DIR
+
 
 def _ping(url: str) -> str | None:
     try:
@@ -132,6 +134,25 @@ class ProbeContext:
         self.decoy = subprocess.Popen(["sleep", "600"])
         self.holder = subprocess.Popen(["sleep", "600"], env={"LATTICE_PLANTED_SECRET": self.secret})
         self.outside_dir = tempfile.mkdtemp(prefix="lattice-outside-")
+        # host unix sockets a task must not reach: a datagram one (think /dev/log) and a stream one
+        self.dgram_path = os.path.join(self.outside_dir, "dgram.sock")
+        self.dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.dgram.bind(self.dgram_path)
+        self.received: list[bytes] = []
+        threading.Thread(target=self._receive, daemon=True).start()
+        self.stream_path = os.path.join(self.outside_dir, "stream.sock")
+        self.stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.stream.bind(self.stream_path)
+        self.stream.listen(8)
+        shutil.rmtree(MARKER_DIR, ignore_errors=True)  # records of earlier sessions must not count
+        os.makedirs(MARKER_DIR, exist_ok=True)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                self.received.append(self.dgram.recv(4096))
+            except OSError:
+                return
 
     def _accept(self) -> None:
         while True:
@@ -153,11 +174,16 @@ class ProbeContext:
             "secret": self.secret,
             "marker": marker,
             "parent_pid": self.holder.pid,
+            "dgram_path": self.dgram_path,
+            "stream_path": self.stream_path,
+            "marker_dir": MARKER_DIR,
         }
         return {"ctx": ctx, "level": level}
 
     def close(self) -> None:
         self.server.close()
+        self.dgram.close()
+        self.stream.close()
         for proc in (self.decoy, self.holder):
             proc.kill()
             proc.wait()

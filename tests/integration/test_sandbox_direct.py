@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # `tests.` imports also under plain `pytest`
 
 import tests.sandbox_probes as probes
-from lattice.executor.sandbox import SandboxConfig, SandboxLevel, capabilities, execute
+from lattice.executor.sandbox import SandboxConfig, SandboxLevel, capabilities, cgroups, execute
 from tests.integration.sandbox_fixtures import docker_engine, probe_context, processes_with  # noqa: F401
 
 cloudpickle.register_pickle_by_value(probes)  # tasks travel by value, as they do from a client
@@ -45,6 +45,7 @@ def _config(level: SandboxLevel, request: pytest.FixtureRequest, probe: probes.P
 def test_probe(level: SandboxLevel, probe: probes.Probe, probe_context, request) -> None:  # noqa: F811
     config = _config(level, request, probe)
     params = probe_context.params(str(level))
+    datagrams = len(probe_context.received)
     outcome = execute(cloudpickle.dumps(probe.fn), params, list(probe.outputs), config)
     got = probes.outcome_of(outcome.result)
     error = outcome.result.error or {}
@@ -57,6 +58,13 @@ def test_probe(level: SandboxLevel, probe: probes.Probe, probe_context, request)
     assert probe_context.holder.poll() is None, "the secret-holding process was killed from inside the sandbox"
     if error:
         assert "stderr_tail" in error["detail"], error
+    assert_no_payload_ran_outside_a_sandbox()
+    if probe.fn is probes.shared_memory_works:
+        assert json.loads(outcome.result.outputs["result"][1]) is True
+    if probe.fn is probes.send_to_host_unix_sockets and level is not SandboxLevel.SUBPROCESS:
+        assert len(probe_context.received) == datagrams, "a datagram reached the host's unix socket"
+    if probe.fn is probes.raise_own_cgroup_limits and level is not SandboxLevel.DOCKER and cgroups.available("pids"):
+        assert got == "sandbox_violation", "a task must not be able to touch its own cgroups"
     if probe.fn is probes.double_fork_daemon:
         assert processes_with(params["ctx"]["marker"]) == [], "a daemon outlived its task"
     if probe.fn is probes.stdout_flood:
@@ -65,6 +73,69 @@ def test_probe(level: SandboxLevel, probe: probes.Probe, probe_context, request)
         assert error["detail"].get("blocked_call") == probe.name, error["detail"]
     if got == "sandbox_violation" and probe.name in {"bpf", "io_uring", "keyctl"}:
         assert error["detail"].get("blocked_call") == "syscall", error["detail"]  # libc.syscall(nr): no name
+
+
+def assert_no_payload_ran_outside_a_sandbox() -> None:
+    """A pickle payload may run inside a sandbox child, never in this process (the worker's stand-in)."""
+    import glob
+    import os
+
+    for path in glob.glob(os.path.join(probes.MARKER_DIR, "*.json")):
+        record = json.loads(Path(path).read_text())
+        assert not record["pytest"] and not record["ray"], f"a payload ran outside the sandbox: {record}"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("level", LEVELS, ids=str)
+def test_dev_shm_is_private_to_each_task(level: SandboxLevel, probe_context, request) -> None:  # noqa: F811
+    """What one task leaves in /dev/shm is gone with it: neither a later task nor the host sees it."""
+    import glob
+
+    extra = {"docker_host": request.getfixturevalue("docker_engine")} if level is SandboxLevel.DOCKER else {}
+    config = SandboxConfig(level=level, timeout=20, **extra)
+    params = probe_context.params(str(level))
+    before = _shm_used_kb()
+    wrote = execute(cloudpickle.dumps(probes.write_shm_secret), params, ["escaped"], config)
+    assert probes.outcome_of(wrote.result) == "ok", wrote.result.error
+    read = execute(cloudpickle.dumps(probes.read_shm_secret), params, ["escaped"], config)
+    assert probes.outcome_of(read.result) == "ok", "a later task read what an earlier one left in /dev/shm"
+    assert glob.glob(f"/dev/shm/lattice-probe-{params['ctx']['marker']}*") == [], "the host's /dev/shm was written"
+    assert _shm_used_kb() - before < 32 * 1024, "the task's 64 MB stayed in the host's memory"
+
+
+def _shm_used_kb() -> int:
+    import os
+
+    st = os.statvfs("/dev/shm")
+    return (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
+
+
+def test_forged_frames_are_violations_not_crashes() -> None:
+    """Every malformed result frame is a ProtocolError (a sandbox_violation), never another exception."""
+    import struct
+
+    from lattice.executor.sandbox.protocol import ProtocolError, parse_result
+
+    def frame(header: object, blob: bytes = b"") -> bytes:
+        raw = json.dumps(header).encode() if not isinstance(header, bytes) else header
+        return struct.pack("!Q", len(raw)) + raw + blob
+
+    ok = {"error": None, "outputs": [["x", "json"]], "blob_sizes": [1]}
+    assert parse_result(frame(ok, b"1"), ["x"]).outputs == {"x": ("json", b"1")}
+    forged = [
+        b"", b"\x00" * 7, struct.pack("!Q", 2**63) + b"{}", frame(b"{not json"), frame([1, 2]),
+        frame({**ok, "extra": 1}, b"1"), frame(ok, b"{"), frame(ok, b"N"), frame({**ok, "blob_sizes": [3]}, b"NaN"),
+        frame({**ok, "blob_sizes": ["1"]}, b"1"), frame({**ok, "blob_sizes": [-1]}, b"1"),
+        frame({**ok, "outputs": [["y", "json"]]}, b"1"), frame({**ok, "outputs": [["x", "sandboxed-pickle"]]}, b"1"),
+        frame({**ok, "outputs": [["x", "json", 1]]}, b"1"), frame({**ok, "outputs": [], "blob_sizes": []}),
+        frame({"error": {"kind": 5}, "outputs": [], "blob_sizes": []}),
+        frame({"error": {"type": "X", "detail": [1]}, "outputs": [], "blob_sizes": []}),
+        frame({**ok, "blob_sizes": [1 + 1000]}, b"[" * 1001), frame(ok, b"1") + b"trailing",
+        frame({"error": None, "outputs": [["x", "json"]], "blob_sizes": [2001]}, b"[" * 1000 + b"1" + b"]" * 1000),
+    ]
+    for data in forged:
+        with pytest.raises(ProtocolError):
+            parse_result(data, ["x"])
 
 
 @pytest.mark.timeout(60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sys
 
@@ -60,8 +61,30 @@ def test_seccomp_network_rules() -> None:
     on = seccomp_filter.rules(network=True)
     assert not {"connect", "bind", "listen", "accept"} & _denied(on)
     families = {r.args[0][2] for r in on if r.syscall == "socket" and r.args[0][:2] == (0, "EQ")}
-    assert socket.AF_INET not in families and socket.AF_INET6 not in families and socket.AF_UNIX not in families
+    assert socket.AF_INET not in families and socket.AF_INET6 not in families
+    # with network on, no AF_UNIX socket at all: pathname sockets of the host (docker.sock, Ray's) stay out
+    assert socket.AF_UNIX in families
     assert seccomp_filter.Rule("socket", args=((1, "MASKED_EQ", 0xF, socket.SOCK_RAW),)) in on
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_seccomp_rules_leave_no_socket_that_sends_to_an_address(network: bool) -> None:
+    """sendmsg/sendmmsg carry the address in memory: the filter removes every socket that could use one."""
+    rules = seccomp_filter.rules(network=network)
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+        assert seccomp_filter.Rule("socketpair", args=((1, "MASKED_EQ", 0xF, kind),)) in rules
+        if not network:
+            unix_dgram = seccomp_filter.Rule("socket", args=((0, "EQ", socket.AF_UNIX), (1, "MASKED_EQ", 0xF, kind)))
+            assert unix_dgram in rules
+    if network:
+        assert seccomp_filter.Rule("socket", args=((0, "EQ", socket.AF_UNIX),)) in rules
+
+
+def test_seccomp_personality_and_terminal_rules() -> None:
+    rules = seccomp_filter.rules(network=False)
+    flags = {r.args[0][2] for r in rules if r.syscall == "personality"}
+    assert flags == {0x0040000, 0x0100000, 0x0200000, 0x0400000}  # ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC...
+    assert {r.args[0][2] for r in rules if r.syscall == "ioctl"} == {0x5412, 0x541C}  # TIOCSTI, TIOCLINUX
 
 
 def test_seccomp_clone_rules() -> None:
@@ -84,6 +107,7 @@ def test_container_kwargs_are_hardened() -> None:
         max_cpu_seconds=30,
         max_open_files=256,
         max_file_size_mb=100,
+        max_workdir_mb=100,
     )
     kw = container_kwargs(config, "/tmp/io", {"HOME": "/work"})
     assert kw["image"] == "lattice-sandbox:local"
@@ -99,6 +123,9 @@ def test_container_kwargs_are_hardened() -> None:
     assert kw["volumes"]["/tmp/io"] == {"bind": IO_DIR, "mode": "rw"}
     assert all(v["mode"] == "ro" for k, v in kw["volumes"].items() if k != "/tmp/io")
     assert sys.prefix in kw["volumes"] or any(sys.prefix.startswith(k + "/") for k in kw["volumes"])
+    # the worker's working directory (Ray puts it on sys.path) is never bound into the container
+    assert os.getcwd() not in kw["volumes"] and os.path.expanduser("~") not in kw["volumes"]
+    assert kw["shm_size"] == "256m" and kw["ipc_mode"] == "private"
     limits = {u["Name"]: (u["Soft"], u["Hard"]) for u in kw["ulimits"]}
     assert limits == {"core": (0, 0), "nofile": (256, 256), "fsize": (100 * 2**20, 100 * 2**20), "cpu": (30, 31)}
     assert kw["command"][-3:] == ["--oneshot", f"{IO_DIR}/task.bin", f"{IO_DIR}/result.bin"]

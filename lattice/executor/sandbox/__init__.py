@@ -28,7 +28,7 @@ from lattice.executor.sandbox.config import (
     get_sandbox_config,
     set_sandbox_config,
 )
-from lattice.executor.sandbox.outcome import SandboxOutcome
+from lattice.executor.sandbox.outcome import SandboxOutcome, mark_untrusted
 
 
 def execute(
@@ -40,8 +40,10 @@ def execute(
 ) -> SandboxOutcome:
     """Run the cloudpickled ``fn(params) -> dict`` under ``config`` (default: the process default).
 
-    Never raises for anything the task does: every failure is in ``outcome.result.error``. Safe to
-    call from many threads at once. At level ``none`` the task runs in this process (no limits, no
+    ``params`` are the caller's own values (they are encoded here and decoded again in the sandbox);
+    a Ray worker passing on what other tasks produced uses :func:`execute_encoded` instead. Never
+    raises for anything the task does: every failure is in ``outcome.result.error``. Safe to call
+    from many threads at once. At level ``none`` the task runs in this process (no limits, no
     timeout: the caller's own watchdog applies) and ``env`` is ignored.
     """
     config = config or get_sandbox_config()
@@ -51,13 +53,37 @@ def execute(
         started = time.monotonic()
         result = invoke(fn_blob, params, outputs, config.max_result_bytes)
         return SandboxOutcome(result, duration_s=time.monotonic() - started)
+    from lattice.executor.serialization import encode_value
+
+    return execute_encoded(fn_blob, {name: encode_value(value) for name, value in params.items()}, outputs,
+                           config, env)
+
+
+def execute_encoded(
+    fn_blob: bytes,
+    inputs: dict[str, tuple[str, bytes]],
+    outputs: list[str],
+    config: SandboxConfig,
+    env: dict[str, str] | None = None,
+) -> SandboxOutcome:
+    """Run a task whose function and inputs are still encoded, at a level above ``none``.
+
+    Nothing here decodes them: the sandboxed child does. Its pickled outputs come back labelled
+    ``sandboxed-pickle`` and its error carries ``detail["sandbox_level"]``, so no one downstream
+    mistakes them for trusted bytes.
+    """
+    if config.level is SandboxLevel.NONE:
+        raise ValueError("execute_encoded runs tasks above level 'none'; use execute() for level none")
     if config.level is SandboxLevel.DOCKER:
         from lattice.executor.sandbox.docker_level import execute_in_container
 
-        return execute_in_container(fn_blob, params, outputs, config, env)
-    from lattice.executor.sandbox.subprocess_level import execute_in_child
+        outcome = execute_in_container(fn_blob, inputs, outputs, config, env)
+    else:
+        from lattice.executor.sandbox.subprocess_level import execute_in_child
 
-    return execute_in_child(fn_blob, params, outputs, config, env)
+        outcome = execute_in_child(fn_blob, inputs, outputs, config, env)
+    mark_untrusted(outcome.result, config.level)
+    return outcome
 
 
 def capabilities() -> dict[str, Any]:
@@ -74,6 +100,7 @@ __all__ = [
     "SandboxOutcome",
     "capabilities",
     "execute",
+    "execute_encoded",
     "get_sandbox_config",
     "set_sandbox_config",
 ]

@@ -6,7 +6,9 @@ Process tree at levels subprocess and seccomp::
                    └── launcher (forked ahead of time, moved into the task's cgroups, own session;
                        wired to the worker by five pipes: task in; stdout, stderr, result, status out)
                         └── task: PID 1 of a new PID namespace, own session, scrubbed env, rlimits,
-                            [seccomp: private /proc, net namespace, Landlock, seccomp filter], invoke()
+                            own mounts (/proc, read-only /sys, private /dev/shm and workdir tmpfs),
+                            no capabilities, [seccomp: net namespace, Landlock, seccomp filter],
+                            then (only then) its function and inputs are unpickled and invoke()d
 
 The launcher waits (warm) on its stdin for one task frame, forks the task and reports how it ended
 on the status pipe (``128 + signal`` when the task was killed). It kills the task if the worker goes
@@ -31,8 +33,8 @@ from typing import Any
 import cloudpickle
 
 from lattice.executor.invoke import InvocationResult, invoke
-from lattice.executor.sandbox import landlock, namespaces, seccomp_filter
-from lattice.executor.sandbox.protocol import pack_result, read_frame
+from lattice.executor.sandbox import landlock, namespaces, privileges, seccomp_filter
+from lattice.executor.sandbox.protocol import decode_inputs, pack_result, read_frame
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
 
 PR_SET_PDEATHSIG = 1
@@ -68,29 +70,32 @@ def run_task(
     ruleset: landlock.Ruleset | None,
     syscall_names: dict[int, str],
 ) -> bytes:
-    """Set the task's process up, run it through :func:`invoke`, return the result frame."""
+    """Set the task's process up, then decode and run it through :func:`invoke`; the result frame.
+
+    Order matters: limits and mounts need root's capabilities, Landlock needs its paths opened in the
+    final mount namespace, the capabilities go before any user byte is decoded, and the seccomp filter
+    comes last (it forbids what the setup itself needs, such as ``mount``).
+    """
     level = header["level"]
     network = bool(header.get("network"))
+    workdir = header["workdir"]
     recorder: CallRecorder | None = None
     try:
-        os.chdir(header["workdir"])
+        apply_rlimits(header["limits"])
+        if level in ("subprocess", "seccomp") and header.get("private_mounts", True):
+            namespaces.private_mounts(workdir, header["workdir_mb"], header["shm_mb"])
+        os.chdir(workdir)
         os.environ.clear()
         os.environ.update(header["env"])
-        apply_rlimits(header["limits"])
-        if level in ("subprocess", "seccomp") and header.get("private_proc", True):
-            # A /proc of the task's own PID namespace: it hides other processes, and CUDA needs it
-            # (in a PID namespace under the host's /proc, cudaGetDeviceCount fails with error 304;
-            # seen on an H200 machine).
-            namespaces.private_proc()
-        if level == "seccomp":
-            if ruleset is not None:
-                ruleset.allow([header["workdir"], *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
-                ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
-                ruleset.restrict_self()
+        if level == "seccomp" and ruleset is not None:
+            ruleset.allow([workdir, "/dev/shm", *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
+            ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
+            ruleset.restrict_self()
+        privileges.drop_all()
         if level in ("seccomp", "docker"):  # docker: the same filter again, inside the container
             seccomp_filter.install(network)
-            recorder = CallRecorder(syscall_names)
-            recorder.install()
+        recorder = CallRecorder(syscall_names)
+        recorder.install()
     except BaseException as exc:  # noqa: BLE001 - report, never run the task half-sandboxed
         return pack_result(InvocationResult(error=internal_error(exc)))
 
@@ -107,9 +112,9 @@ def run_task(
             raise
 
     try:
-        params = cloudpickle.loads(blobs[1])
-    except BaseException as exc:  # noqa: BLE001
-        params, captured["exc"] = {}, exc
+        params = decode_inputs(header, blobs)
+    except BaseException as exc:  # noqa: BLE001 - an input's own __reduce__ may raise anything
+        captured["exc"] = exc
         result = invoke(_raiser(exc), {}, header["outputs"], header["max_result_bytes"])
     else:
         result = invoke(call, params, header["outputs"], header["max_result_bytes"])
@@ -184,7 +189,7 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
         ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
         if not header.get("network"):
             namespaces.isolate_network()
-    header["private_proc"] = in_pid_ns
+    header["private_mounts"] = in_pid_ns
     pid = os.fork()
     if pid == 0:
         _task_main(header, blobs, result_fd, ruleset, names)

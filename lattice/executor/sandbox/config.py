@@ -79,6 +79,10 @@ class SandboxConfig:
     max_open_files: int | None = 1024
     #: CPU cores the task may use at once (cgroup cpu quota, docker nano_cpus)
     max_cpus: float | None = None
+    #: size of the task's working directory, a tmpfs of its own (counted against its memory limit)
+    max_workdir_mb: int = 1024
+    #: size of the task's private ``/dev/shm`` (a tmpfs; counted against its memory limit)
+    shm_size_mb: int = 256
     #: allow network access at levels seccomp and docker (off by default: see docs/security.md)
     network: bool = False
     #: bytes of stdout and of stderr kept (the tail); the rest is read and dropped
@@ -112,7 +116,7 @@ class SandboxConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise ValueError(f"SandboxConfig.{name} must be a positive integer or None, got {value!r}")
-        for name in ("output_limit_bytes", "max_result_bytes"):
+        for name in ("output_limit_bytes", "max_result_bytes", "max_workdir_mb", "shm_size_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"SandboxConfig.{name} must be a positive integer, got {value!r}")

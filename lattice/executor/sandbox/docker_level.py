@@ -15,19 +15,19 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from typing import Any
-
-import cloudpickle
 
 from lattice.errors import ErrorKind
 from lattice.executor.invoke import InvocationResult
 from lattice.executor.sandbox.config import SandboxConfig
 from lattice.executor.sandbox.docker_image import SANDBOX_UID
 from lattice.executor.sandbox.outcome import SandboxOutcome, sandbox_error, with_stderr_tail
-from lattice.executor.sandbox.protocol import ProtocolError, pack, parse_result
+from lattice.executor.sandbox.paths import child_python_path, task_read_paths
+from lattice.executor.sandbox.protocol import ProtocolError, pack_task, parse_result
 from lattice.executor.sandbox.subprocess_level import RESULT_HEADER_ALLOWANCE, task_header
 
 IO_DIR = "/lattice/io"
@@ -38,8 +38,8 @@ _NEVER_BOUND = frozenset({"/", "/etc", "/root", "/home", "/tmp", "/work", "/latt
 
 def host_python_mounts() -> dict[str, dict[str, str]]:
     """Read-only binds that make the worker's interpreter and import paths work in the image."""
-    paths = ["/usr", "/etc/ld.so.cache", "/etc/localtime", sys.prefix, sys.base_prefix, sys.exec_prefix]
-    paths += [p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)]
+    # the interpreter's own paths and the lattice package: never the worker's sys.path (see paths.py)
+    paths = ["/usr", "/etc/ld.so.cache", "/etc/localtime", *task_read_paths()]
     binds: dict[str, dict[str, str]] = {}
     for path in sorted(set(paths), key=len):
         if not os.path.exists(path) or os.path.realpath(path) in _NEVER_BOUND:
@@ -67,7 +67,7 @@ def container_kwargs(config: SandboxConfig, io_dir: str, env: dict[str, str]) ->
     if config.max_cpu_seconds:
         ulimits.append(Ulimit(name="cpu", soft=config.max_cpu_seconds, hard=config.max_cpu_seconds + 1))
     log_bytes = max(config.output_limit_bytes * 2, MIB)
-    tmpfs_mb = min(config.max_file_size_mb or 1024, config.max_memory_mb or 1024)
+    tmpfs_mb = min(config.max_workdir_mb, config.max_memory_mb or config.max_workdir_mb)
     kwargs: dict[str, Any] = {
         "image": config.docker_image,
         "command": [
@@ -95,6 +95,7 @@ def container_kwargs(config: SandboxConfig, io_dir: str, env: dict[str, str]) ->
         "tty": False,
         "init": False,
         "ipc_mode": "private",
+        "shm_size": f"{min(config.shm_size_mb, config.max_memory_mb or config.shm_size_mb)}m",
     }
     if config.max_processes:
         kwargs["pids_limit"] = config.max_processes
@@ -122,7 +123,7 @@ def _tail(data: bytes, limit: int) -> str:
 
 def execute_in_container(
     fn_blob: bytes,
-    params: dict[str, Any],
+    inputs: dict[str, tuple[str, bytes]],
     outputs: list[str],
     config: SandboxConfig,
     env: dict[str, str] | None = None,
@@ -132,9 +133,9 @@ def execute_in_container(
     io_dir = tempfile.mkdtemp(prefix="lattice-docker-io-")
     header = task_header(config, WORKDIR, outputs, env)
     header["env"]["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
-    header["env"]["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isabs(p))
+    header["env"]["PYTHONPATH"] = child_python_path()
     with open(os.path.join(io_dir, "task.bin"), "wb") as fh:
-        fh.write(pack(header, [fn_blob, cloudpickle.dumps(params)]))
+        fh.write(pack_task(header, fn_blob, inputs))
     os.chmod(os.path.join(io_dir, "task.bin"), 0o644)
     with contextlib.suppress(PermissionError):
         os.chown(io_dir, SANDBOX_UID, SANDBOX_UID)
@@ -175,13 +176,15 @@ def _conclude(
     if timed_out:
         message = f"the task ran past its timeout of {config.timeout:g} s; its container was killed"
         return InvocationResult(error=sandbox_error(ErrorKind.TIMEOUT, message, stderr, {"limit": "timeout"}))
-    path = os.path.join(io_dir, "result.bin")
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-        if os.path.getsize(path) > config.max_result_bytes + RESULT_HEADER_ALLOWANCE:
-            message = f"the task's result exceeds the limit of {config.max_result_bytes} bytes"
-            return InvocationResult(error=sandbox_error(ErrorKind.OUTPUT_TOO_LARGE, message, stderr))
-        with open(path, "rb") as fh:
-            data = fh.read()
+    try:
+        data = _read_result_file(os.path.join(io_dir, "result.bin"), config.max_result_bytes + RESULT_HEADER_ALLOWANCE)
+    except _ResultTooLarge:
+        message = f"the task's result exceeds the limit of {config.max_result_bytes} bytes"
+        return InvocationResult(error=sandbox_error(ErrorKind.OUTPUT_TOO_LARGE, message, stderr))
+    except ProtocolError as exc:
+        message = f"the task's container left a result that is not a plain file ({exc})"
+        return InvocationResult(error=sandbox_error(ErrorKind.SANDBOX_VIOLATION, message, stderr))
+    if data:
         try:
             return parse_result(data, outputs)
         except (ProtocolError, ValueError, TypeError) as exc:
@@ -196,6 +199,33 @@ def _conclude(
         return InvocationResult(error=sandbox_error(ErrorKind.TIMEOUT, message, stderr, {"limit": "cpu"}))
     message = f"the task's container exited with code {code} before the task returned a result"
     return InvocationResult(error=sandbox_error(ErrorKind.KILLED, message, stderr, {"exit_code": code}))
+
+
+class _ResultTooLarge(Exception):
+    """The result file is over the size limit."""
+
+
+def _read_result_file(path: str, limit: int) -> bytes:
+    """The result file the task wrote into the shared io dir, read without following what it made there.
+
+    The task owns that directory from inside: it can replace ``result.bin`` by a symlink to a host file
+    (the head's token), a FIFO (the worker would block) or a device. ``O_NOFOLLOW | O_NONBLOCK`` and a
+    regular-file check on the opened descriptor refuse all three; the read is bounded.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise ProtocolError(f"cannot open it: {os.strerror(exc.errno or 0)}") from exc
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ProtocolError("it is not a regular file")
+        data = fh.read(limit + 1) if info.st_size <= limit else b""
+        if info.st_size > limit or len(data) > limit:
+            raise _ResultTooLarge
+    return data
 
 
 __all__ = ["container_kwargs", "execute_in_container", "host_python_mounts"]

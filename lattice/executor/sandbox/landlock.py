@@ -2,8 +2,10 @@
 
 seccomp filters syscalls by number and arguments but cannot see paths, and the tasks run as root
 here, so "read /etc/shadow" and "write /etc" are stopped by Landlock instead: the task may read the
-system's libraries, its interpreter and its own import paths, read and write its working directory,
-and nothing else (``$HOME``, the head's data dir, ``/etc/shadow`` stay out of reach). Landlock also
+system's libraries, its interpreter's prefixes and site-packages and the ``lattice`` package
+(``paths.py``: never the worker's ``sys.path``, which Ray seeds with the head's working directory),
+read and write its working directory and ``/dev/shm`` (both private tmpfs mounts), and nothing else
+(``$HOME``, the head's data dir and working directory, ``/etc/shadow`` stay out of reach). Landlock also
 forbids ptrace and ``/proc/<pid>/environ`` of processes outside the task's own domain, and from ABI
 6 on signals to them (``os.kill`` of the worker) and abstract unix sockets. ABI 4+ also denies TCP
 bind/connect when the network is off (a second line behind seccomp).
@@ -17,8 +19,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 from collections.abc import Iterable
+
+from lattice.executor.sandbox.paths import task_read_paths
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ ETC_DENIED = frozenset(
     {"shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl", "security", "docker"}
 )
 ETC_EXTRA = ("/etc/ssl/certs", "/etc/ssl/openssl.cnf")
-DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -80,10 +83,8 @@ def _handled_fs(abi: int) -> int:
 
 
 def default_read_paths() -> list[str]:
-    """Interpreter, import paths, libraries and /etc (less its secrets) for a task to read."""
-    paths = [*SYSTEM_READ_PATHS, sys.prefix, sys.base_prefix, sys.exec_prefix]
-    # never "/" (``python -m`` puts the working directory first on sys.path) or a parent of /etc
-    paths += [p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) not in ("/", "/root")]
+    """Libraries, the interpreter's own paths, the lattice package and /etc (less its secrets)."""
+    paths = [*SYSTEM_READ_PATHS, *task_read_paths()]
     try:
         paths += [os.path.join("/etc", name) for name in os.listdir("/etc") if name not in ETC_DENIED]
     except OSError:
@@ -147,7 +148,6 @@ def prepare(network: bool, extra_read: Iterable[str] = ()) -> Ruleset | None:
     ruleset = Ruleset(abi, network)
     ruleset.allow([*default_read_paths(), *extra_read], READ)
     ruleset.allow(DEV_FILES, READ | WRITE_FILE)
-    ruleset.allow(["/dev/shm"], READ | WRITE)
     nvidia = [os.path.join("/dev", name) for name in _listdir("/dev") if name.startswith(("nvidia", "dri"))]
     ruleset.allow(nvidia, READ | WRITE_FILE | IOCTL_DEV)
     return ruleset

@@ -7,8 +7,14 @@
   cannot outlive the task. Entered by the launcher before it forks the task (``unshare`` moves only
   future children). Without root, a user namespace is created with it.
 * Network namespace (seccomp without ``network=True``): the task has only a loopback that is down.
-* Mount namespace (seccomp): a private ``/proc`` for the task's PID namespace, so ``/proc/1`` is the
-  task itself and the host's processes are not listed.
+* Mount namespace (levels subprocess and seccomp, :func:`private_mounts`): a ``/proc`` of the task's
+  own PID namespace (``/proc/1`` is the task; the host's processes are not listed) with the kernel
+  interfaces a task has no business with masked (``kmsg``, ``kcore``, ``keys``, ``sysrq-trigger``...)
+  and ``/proc/sys``, ``/proc/irq``... read-only; ``/sys`` with every mount below it (cgroupfs
+  included) read-only, so a task cannot raise its own cgroup limits or move itself out of its
+  groups; a private ``/dev/shm`` and a private working directory, each a size-capped tmpfs whose
+  pages the task's memory cgroup is charged for, gone with the namespace when the task ends.
+  Without capabilities (``privileges.py``) the task cannot undo any of it.
 """
 
 from __future__ import annotations
@@ -24,8 +30,14 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
-MS_REC, MS_PRIVATE = 0x4000, 1 << 18
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 0x4000, 1 << 18
+
+#: files of /proc hidden behind a read-only /dev/null (Docker masks the same ones)
+PROC_MASKED = ("kmsg", "kcore", "keys", "sysrq-trigger", "timer_list", "sched_debug", "latency_stats", "kpagecount",
+               "kpageflags", "kpagecgroup", "config.gz")
+#: directories of /proc made read-only
+PROC_READ_ONLY = ("sys", "irq", "bus", "fs", "sysvipc")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -36,11 +48,28 @@ def unshare(flags: int) -> None:
         raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
 
 
-def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     fs = fstype.encode() if fstype else None
-    if _libc.mount(source.encode(), target.encode(), fs, ctypes.c_ulong(flags), None) != 0:
+    options = data.encode() if data else None
+    if _libc.mount(source.encode(), target.encode(), fs, ctypes.c_ulong(flags), options) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def _read_only(target: str) -> None:
+    """Make one mount read-only in this namespace only (a bind remount changes the mount, not the fs)."""
+    _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _mount_points_under(root: str) -> list[str]:
+    """Mount points at or below ``root`` in this namespace, parents first."""
+    found = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            point = line.split()[4].encode().decode("unicode_escape")  # spaces are written as \040
+            if point == root or point.startswith(root + "/"):
+                found.append(point)
+    return sorted(set(found), key=len)
 
 
 def enter_pid_namespace() -> bool:
@@ -76,16 +105,34 @@ def isolate_network() -> bool:
         return False
 
 
-def private_proc() -> bool:
-    """In the task (PID 1 of its namespace): a mount namespace with a /proc of its own PID namespace."""
+def private_mounts(workdir: str, workdir_mb: int, shm_mb: int) -> bool:
+    """In the task (PID 1 of its namespace): its own mount namespace, set up as the module docstring says.
+
+    False (with a warning) when no mount namespace can be made at all; once it exists, every further
+    step must succeed or this raises: a task never runs with half of its mounts.
+    """
     try:
         unshare(CLONE_NEWNS)
         _mount("none", "/", None, MS_REC | MS_PRIVATE)
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        return True
     except OSError as exc:
-        log.warning("no private /proc for the task (%s)", exc)
+        log.warning("no mount namespace for the task (%s): host /proc, /sys and /dev/shm stay visible", exc)
         return False
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for name in PROC_MASKED:
+        path = f"/proc/{name}"
+        if os.path.exists(path):
+            _mount("/dev/null", path, None, MS_BIND)
+            _read_only(path)
+    for name in PROC_READ_ONLY:
+        path = f"/proc/{name}"
+        if os.path.isdir(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _read_only(path)
+    for point in _mount_points_under("/sys"):
+        _read_only(point)
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={shm_mb}m,mode=1777")
+    _mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, f"size={workdir_mb}m,mode=0700")
+    return True
 
 
-__all__ = ["enter_pid_namespace", "isolate_network", "private_proc", "unshare"]
+__all__ = ["enter_pid_namespace", "isolate_network", "private_mounts", "unshare"]

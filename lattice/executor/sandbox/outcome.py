@@ -62,6 +62,21 @@ def with_stderr_tail(error: dict[str, Any] | None, stderr: str) -> dict[str, Any
     return {**error, "detail": detail}
 
 
+def mark_untrusted(result: InvocationResult, level: str) -> None:
+    """Label what a sandboxed task produced as its own: ``sandboxed-pickle`` outputs, ``sandbox_level``.
+
+    Set here, in the worker, after the child's frame was parsed, so the task cannot leave it out.
+    """
+    from lattice.executor.serialization import Encoding
+
+    result.outputs = {
+        name: (Encoding.SANDBOXED_PICKLE.value if encoding == Encoding.PICKLE else encoding, data)
+        for name, (encoding, data) in result.outputs.items()
+    }
+    if result.error is not None:
+        result.error = {**result.error, "detail": {**(result.error.get("detail") or {}), "sandbox_level": str(level)}}
+
+
 class TailBuffer:
     """Keeps the last ``limit`` bytes written to it and counts what it dropped (bounded memory)."""
 
@@ -84,4 +99,4 @@ class TailBuffer:
         return body
 
 
-__all__ = ["SandboxOutcome", "TailBuffer", "sandbox_error", "with_stderr_tail"]
+__all__ = ["SandboxOutcome", "TailBuffer", "mark_untrusted", "sandbox_error", "with_stderr_tail"]

@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from lattice.executor.sandbox.cgroups import TaskCgroup
+from lattice.executor.sandbox.paths import child_python_path
 from lattice.executor.sandbox.zygote import Zygote
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,15 @@ ENV_POOL_SIZE = "LATTICE_SANDBOX_POOL_SIZE"
 
 
 def launcher_env() -> dict[str, str]:
-    """The launcher's environment: no secret of the worker; the task gets its own env later."""
-    paths = [p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p)]
+    """The launcher's environment: no secret of the worker; the task gets its own env later.
+
+    ``PYTHONPATH`` is only where ``lattice`` comes from, never the worker's ``sys.path`` (see paths.py).
+    """
     return {
         "PATH": os.pathsep.join(
             [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         ),
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+        "PYTHONPATH": child_python_path(),
         "PYTHONDONTWRITEBYTECODE": "1",
         "LANG": "C.UTF-8",
         "HOME": "/nonexistent",

@@ -1,7 +1,8 @@
 """Frames between the worker and a sandbox child: a JSON header plus raw byte blobs.
 
-Down (worker -> child) the frame carries the task (function and params as cloudpickle: the child
-is where user code is unpickled). Up (child -> worker) it carries the result, and the worker must
+Down (worker -> child) the frame carries the task: the function's bytes and each input exactly as
+encoded upstream (JSON or a pickle), so the child, inside the sandbox, is the only process that
+unpickles them. Up (child -> worker) it carries the result, and the worker must
 never unpickle what a sandboxed process wrote: that would run the task's code outside the sandbox.
 So the result frame is JSON plus raw output bytes, parsed strictly and bounded in size by
 :func:`parse_result`; the encoded outputs stay opaque bytes, as at level ``none``.
@@ -58,6 +59,27 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
+def pack_task(header: dict[str, Any], fn_blob: bytes, inputs: dict[str, tuple[str, bytes]]) -> bytes:
+    """The task frame: the function's bytes and each input still encoded, as the worker received them.
+
+    The worker never decodes a sandboxed task's function or inputs (a pickle runs code when loaded);
+    the child does, inside the sandbox (:func:`decode_inputs`).
+    """
+    names = list(inputs)
+    header = {**header, "inputs": [[name, inputs[name][0]] for name in names]}
+    return pack(header, [fn_blob, *(inputs[name][1] for name in names)])
+
+
+def decode_inputs(header: dict[str, Any], blobs: list[bytes]) -> dict[str, Any]:
+    """In the child: the task's params from a task frame (unpickles: only ever inside the sandbox)."""
+    import cloudpickle
+
+    params: dict[str, Any] = {}
+    for (name, encoding), data in zip(header.get("inputs", []), blobs[1:], strict=True):
+        params[name] = json.loads(data) if encoding == "json" else cloudpickle.loads(data)
+    return params
+
+
 def pack_result(result: InvocationResult) -> bytes:
     names = list(result.outputs)
     header = {
@@ -67,33 +89,75 @@ def pack_result(result: InvocationResult) -> bytes:
     return pack(header, [result.outputs[name][1] for name in names])
 
 
+def _no_constants(name: str) -> Any:
+    raise ProtocolError(f"JSON constant {name} is not allowed")
+
+
+def strict_json(data: bytes | str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity (no JSON response could carry them) and runaway nesting."""
+    try:
+        return json.loads(data, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ProtocolError("JSON nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ProtocolError(f"invalid JSON: {type(exc).__name__}") from exc
+
+
+_HEADER_KEYS = frozenset({"error", "outputs", "blob_sizes"})
+
+
 def parse_result(data: bytes, declared_outputs: list[str]) -> InvocationResult:
-    """Strictly parse a child's result frame (whole, already size-bounded by the reader)."""
+    """Strictly parse a child's result frame (whole, already size-bounded by the reader).
+
+    Everything in it was written by the task's process, so nothing is taken on trust: the header's
+    shape and types, blob sizes that add up exactly, declared output names only (each once), known
+    encodings only, JSON that parses (NaN and Infinity refused) wherever the label says JSON, and an
+    error made of the fields an :class:`~lattice.errors.ErrorInfo` has. Any deviation is a
+    :class:`ProtocolError`, which the caller reports as a ``sandbox_violation``.
+    """
+    from lattice.errors import ErrorInfo
+
     if len(data) < _LEN.size:
         raise ProtocolError("empty result frame")
     (hsize,) = _LEN.unpack_from(data)
     if hsize > MAX_HEADER_BYTES or _LEN.size + hsize > len(data):
         raise ProtocolError("result header too large or truncated")
-    header = json.loads(data[_LEN.size : _LEN.size + hsize])
-    if not isinstance(header, dict):
-        raise ProtocolError("result header is not an object")
+    header = strict_json(data[_LEN.size : _LEN.size + hsize])
+    if not isinstance(header, dict) or not set(header) <= _HEADER_KEYS:
+        raise ProtocolError("result header is not an object of error, outputs and blob_sizes")
     sizes = header.get("blob_sizes", [])
     outputs = header.get("outputs", [])
     error = header.get("error")
-    if error is not None and not isinstance(error, dict):
-        raise ProtocolError("result error is not an object")
-    if not isinstance(sizes, list) or not isinstance(outputs, list) or len(sizes) != len(outputs):
+    if not isinstance(sizes, list) or not all(type(s) is int and s >= 0 for s in sizes):
+        raise ProtocolError("result blob sizes are not a list of sizes")
+    if not isinstance(outputs, list) or len(sizes) != len(outputs):
         raise ProtocolError("result outputs and blob sizes disagree")
     pos = _LEN.size + hsize
-    if pos + sum(int(s) for s in sizes) != len(data):
+    if pos + sum(sizes) != len(data):
         raise ProtocolError("result blobs do not match their sizes")
+    if error is not None:
+        if not isinstance(error, dict) or not all(isinstance(error.get(k, ""), str) for k in ("kind", "type",
+                                                                                            "message", "traceback")):
+            raise ProtocolError("result error is not an error object")
+        if not isinstance(error.get("detail", {}), dict) or outputs:
+            raise ProtocolError("result error has a malformed detail, or outputs beside it")
+        return InvocationResult(error=ErrorInfo.from_dict(error).to_dict())
     encoded: dict[str, tuple[str, bytes]] = {}
-    for (name, encoding), size in zip(outputs, sizes, strict=True):
-        if name not in declared_outputs or encoding not in ENCODINGS:
-            raise ProtocolError(f"unexpected output {name!r} with encoding {encoding!r}")
-        encoded[str(name)] = (str(encoding), data[pos : pos + int(size)])
-        pos += int(size)
-    return InvocationResult(outputs=encoded, error=error)
+    for item, size in zip(outputs, sizes, strict=True):
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
+            raise ProtocolError("a result output is not a [name, encoding] pair")
+        name, encoding = item
+        if name not in declared_outputs or name in encoded or encoding not in ENCODINGS:
+            raise ProtocolError(f"unexpected output {name[:100]!r} with encoding {encoding[:40]!r}")
+        blob = data[pos : pos + size]
+        if encoding == "json":
+            strict_json(blob)
+        encoded[name] = (encoding, blob)
+        pos += size
+    if set(encoded) != set(declared_outputs):
+        raise ProtocolError(f"result outputs {sorted(encoded)[:20]} are not the declared {declared_outputs[:20]}")
+    return InvocationResult(outputs=encoded)
 
 
-__all__ = ["ProtocolError", "pack", "pack_result", "parse_result", "read_frame"]
+__all__ = ["ProtocolError", "decode_inputs", "pack", "pack_result", "pack_task", "parse_result", "read_frame",
+           "strict_json"]

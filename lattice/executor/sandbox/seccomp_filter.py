@@ -10,6 +10,15 @@ the call. ``clone3`` answers ``ENOSYS`` so that glibc falls back to ``clone``, w
 the filter can inspect (``clone3`` passes them in memory, out of BPF's reach). A non-native
 architecture (``int 0x80``, x32) is killed by libseccomp's default bad-arch action.
 
+Sending to an address: ``sendto`` passes the address as an argument (denied when it is set and the
+network is off), but ``sendmsg``/``sendmmsg`` pass it inside a ``msghdr`` in memory, out of BPF's
+reach — and a network namespace does not isolate *pathname* unix sockets, so a datagram could reach
+the host's ``/dev/log`` or systemd's notify socket. So the filter removes the sockets that could
+send one: without network a task may create only AF_UNIX *stream* and *seqpacket* sockets (whose
+``sendmsg`` ignores or refuses an address) and cannot ``connect`` or ``bind`` them; with network it
+may create no AF_UNIX socket at all (no host unix socket is reachable: ``docker.sock``, Ray's
+sockets), and ``socketpair`` gives stream or seqpacket pairs only, at both settings.
+
 :func:`rules` is pure data (tested as such); :func:`install` loads it into the calling process.
 """
 
@@ -73,6 +82,7 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "fanotify_init",
     "landlock_create_ruleset",
     "seccomp",
+    "vhangup",
 )
 
 #: denied unless the task opted in with ``network=True``
@@ -90,6 +100,13 @@ CLONE_NAMESPACE_FLAGS: dict[str, int] = {
 
 SOCK_TYPE_MASK = 0xF
 SOCK_PACKET = 10  # obsolete packet sockets; not exported by the socket module
+#: AF_UNIX socket types that can send to an address (SOCK_RAW is a datagram socket for AF_UNIX)
+UNIX_DATAGRAM_TYPES = (socket.SOCK_DGRAM, socket.SOCK_RAW)
+#: personality(2) flags that weaken the task's own memory protections (ASLR off, executable data)
+PERSONALITY_DENIED = {"ADDR_NO_RANDOMIZE": 0x0040000, "MMAP_PAGE_ZERO": 0x0100000,
+                      "ADDR_COMPAT_LAYOUT": 0x0200000, "READ_IMPLIES_EXEC": 0x0400000}
+#: terminal ioctls that inject input into, or take over, a terminal the task could reach
+TIOCSTI, TIOCLINUX = 0x5412, 0x541C
 
 
 @dataclass(frozen=True)
@@ -110,14 +127,20 @@ def rules(network: bool) -> list[Rule]:
     out = [Rule(name) for name in DENIED_SYSCALLS]
     out.append(Rule("clone3", errno.ENOSYS))
     out += [Rule("clone", args=((0, "MASKED_EQ", flag, flag),)) for flag in CLONE_NAMESPACE_FLAGS.values()]
+    out += [Rule("personality", args=((0, "MASKED_EQ", flag, flag),)) for flag in PERSONALITY_DENIED.values()]
+    out += [Rule("ioctl", args=((1, "EQ", request),)) for request in (TIOCSTI, TIOCLINUX)]
+    # no datagram unix socket pair: its sendto/sendmsg could name a host socket's path
+    out += [Rule("socketpair", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, kind),)) for kind in UNIX_DATAGRAM_TYPES]
     if not network:
         out += [Rule(name) for name in NETWORK_SYSCALLS]
-        # only AF_UNIX sockets; sendto() with an address could still reach a host's datagram socket
+        # only AF_UNIX stream/seqpacket sockets (unconnectable, unbindable: see the module docstring)
         out.append(Rule("socket", args=((0, "NE", socket.AF_UNIX),)))
+        out += [Rule("socket", args=((0, "EQ", socket.AF_UNIX), (1, "MASKED_EQ", SOCK_TYPE_MASK, kind)))
+                for kind in UNIX_DATAGRAM_TYPES]
         out.append(Rule("sendto", args=((4, "NE", 0),)))
     else:
-        # network on: IPv4/IPv6 and AF_UNIX only, and no raw sockets (packet crafting, sniffing)
-        allowed = {socket.AF_UNIX, socket.AF_INET, socket.AF_INET6}
+        # network on: IPv4/IPv6 only (no host unix socket), and no raw sockets (packet crafting, sniffing)
+        allowed = {socket.AF_INET, socket.AF_INET6}
         out += [Rule("socket", args=((0, "EQ", family),)) for family in range(0, 11) if family not in allowed]
         out.append(Rule("socket", args=((0, "GT", socket.AF_INET6),)))
         out.append(Rule("socket", args=((1, "MASKED_EQ", SOCK_TYPE_MASK, socket.SOCK_RAW),)))
@@ -155,7 +178,8 @@ def syscall_numbers() -> dict[int, str]:
         return {}
 
     table: dict[int, str] = {}
-    for name in (*DENIED_SYSCALLS, *NETWORK_SYSCALLS, "socket", "sendto", "clone", "clone3"):
+    for name in (*DENIED_SYSCALLS, *NETWORK_SYSCALLS, "socket", "socketpair", "sendto", "clone", "clone3",
+                 "personality", "ioctl"):
         try:
             table[int(pyseccomp.resolve_syscall(pyseccomp.system_arch(), name))] = name
         except Exception:  # noqa: BLE001 - unknown on this architecture

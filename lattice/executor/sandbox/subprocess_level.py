@@ -18,14 +18,12 @@ import tempfile
 import time
 from typing import Any
 
-import cloudpickle
-
 from lattice.errors import ErrorKind
 from lattice.executor.sandbox import cgroups
 from lattice.executor.sandbox.config import SandboxConfig
 from lattice.executor.sandbox.outcome import SandboxOutcome, TailBuffer, sandbox_error, with_stderr_tail
 from lattice.executor.sandbox.pool import Launcher, get_pool
-from lattice.executor.sandbox.protocol import ProtocolError, pack, parse_result
+from lattice.executor.sandbox.protocol import ProtocolError, pack_task, parse_result
 
 CHUNK = 1 << 20
 EXIT_GRACE_S = 0.5
@@ -53,6 +51,8 @@ def task_header(config: SandboxConfig, workdir: str, outputs: list[str], env: di
         "env": task_env(workdir, env),
         "outputs": list(outputs),
         "max_result_bytes": config.max_result_bytes,
+        "workdir_mb": config.max_workdir_mb,
+        "shm_mb": min(config.shm_size_mb, config.max_memory_mb or config.shm_size_mb),
         "limits": {
             "memory_mb": config.max_memory_mb,
             "cpu_s": config.max_cpu_seconds,
@@ -149,12 +149,15 @@ class _Run:
 
 def execute_in_child(
     fn_blob: bytes,
-    params: dict[str, Any],
+    inputs: dict[str, tuple[str, bytes]],
     outputs: list[str],
     config: SandboxConfig,
     env: dict[str, str] | None = None,
 ) -> SandboxOutcome:
-    """Run one task at level subprocess or seccomp (see the module docstring)."""
+    """Run one task at level subprocess or seccomp (see the module docstring).
+
+    ``fn_blob`` and ``inputs`` stay encoded: only the child decodes them, inside the sandbox.
+    """
     started = time.monotonic()
     deadline = started + config.timeout if config.timeout else None
     workdir = tempfile.mkdtemp(prefix="lattice-task-")
@@ -164,7 +167,7 @@ def execute_in_child(
     run = _Run(launcher, config, cgroup)
     try:
         cgroup.set_limits(config.max_memory_mb, config.max_processes, config.max_cpus)
-        frame = pack(task_header(config, workdir, outputs, env), [fn_blob, cloudpickle.dumps(params)])
+        frame = pack_task(task_header(config, workdir, outputs, env), fn_blob, inputs)
         run.watch(frame, deadline)
         run.kill()  # the task has ended: nothing of it may stay
         result = _conclude(run, outputs)

@@ -113,6 +113,13 @@ def classify(
     for item in chain:
         if isinstance(item, MemoryError):
             return _retype(error, ErrorKind.MEMORY_EXCEEDED, "the task ran out of its memory limit", {})
+        if isinstance(item, OSError) and item.errno == errno.ENOSPC:
+            return _retype(
+                error,
+                ErrorKind.SANDBOX_VIOLATION,
+                "the task filled its working directory or /dev/shm past their size limit",
+                {"limit": "max_workdir_mb"},
+            )
         if isinstance(item, OSError) and item.errno == errno.EFBIG:
             return _retype(
                 error,
@@ -129,12 +136,12 @@ def classify(
                 "the task hit its limit on processes and threads",
                 {"limit": "max_processes"},
             )
-    if level not in ("seccomp", "docker"):
+    if level not in ("subprocess", "seccomp", "docker"):
         return error
     for item in chain:
         if not isinstance(item, OSError):
             continue
-        if net and not network:
+        if net and not network and level != "subprocess":
             return _retype(
                 error,
                 ErrorKind.SANDBOX_VIOLATION,
