@@ -14,7 +14,7 @@ from lattice.executor.invoke import InvocationResult
 from lattice.executor.sandbox import SandboxConfig, seccomp_filter
 from lattice.executor.sandbox.outcome import TailBuffer, sandbox_error
 from lattice.executor.sandbox.protocol import ProtocolError, pack, pack_result, parse_result
-from lattice.executor.sandbox.violations import classify
+from lattice.executor.sandbox.violations import CallRecorder, classify
 
 
 def _denied(rules: list[seccomp_filter.Rule]) -> set[str]:
@@ -184,8 +184,27 @@ def test_classify_maps_limits_and_denials() -> None:
     out = classify(fork, _error(fork), "subprocess", False, None)
     assert out["kind"] == "sandbox_violation" and out["detail"]["limit"] == "max_processes"
     denied = PermissionError(errno.EPERM, "Operation not permitted")
-    assert classify(denied, _error(denied), "subprocess", False, None)["kind"] == "exception"  # not a sandbox
+    assert classify(denied, _error(denied), "none", False, None)["kind"] == "exception"  # not a sandbox
+    # subprocess drops every capability: a denial there is the sandbox's (mount, raw socket, cgroupfs)
+    assert classify(denied, _error(denied), "subprocess", False, None)["kind"] == "sandbox_violation"
+    refused = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+    recorder = CallRecorder({})
+    recorder.events.append({"call": "connect", "target": "('127.0.0.1', 9)"})
+    # subprocess keeps the network: a refused connection there is the task's own failure
+    assert classify(refused, _error(refused), "subprocess", False, recorder)["kind"] == "exception"
     out = classify(denied, _error(denied), "seccomp", False, None)
     assert out["kind"] == "sandbox_violation" and out["detail"]["errno"] == "EPERM"
     plain = ValueError("user bug")
     assert classify(plain, _error(plain), "seccomp", False, None)["kind"] == "exception"
+
+
+def test_read_paths_come_from_the_interpreter_not_sys_path(tmp_path, monkeypatch) -> None:
+    """Ray seeds a worker's sys.path with the head's working directory: it must not become readable."""
+    from lattice.executor.sandbox import landlock, paths
+
+    monkeypatch.setattr(sys, "path", [str(tmp_path), os.path.expanduser("~"), *sys.path])
+    readable = paths.task_read_paths() + landlock.default_read_paths()
+    assert str(tmp_path) not in readable and os.path.expanduser("~") not in readable
+    assert not any(p in ("/", "/root", "/home", "/tmp") for p in readable)
+    assert sys.prefix in readable and paths.lattice_package_dir() in readable
+    assert paths.child_python_path() == os.path.dirname(paths.lattice_package_dir())  # the package's root only
