@@ -20,6 +20,7 @@ from lattice.errors import (
     TaskFailed,
     TaskKilled,
     TaskTimeout,
+    UntrustedOutputError,
     WorkflowError,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "TaskFailed",
     "TaskKilled",
     "TaskTimeout",
+    "UntrustedOutputError",
     "WorkflowError",
     "__version__",
     "current_task",

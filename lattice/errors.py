@@ -10,6 +10,7 @@
     │   ├── NotFoundError          404
     │   └── HeadUnavailableError   the head cannot be reached
     ├── RunCancelled               a signal, not a failure: the run was cancelled
+    ├── UntrustedOutputError       a sandboxed task's output names a type the client does not trust
     └── RunFailed                  the run failed; ``.task`` and ``.error`` name the first cause
         └── TaskFailed             the task raised (``kind`` = exception)
             ├── TaskTimeout        ``kind`` = timeout
@@ -27,9 +28,13 @@ exception class with :func:`exception_from_error_info`. The head only ever sees 
 from __future__ import annotations
 
 import traceback as _traceback
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lattice.utils.restricted_pickle import PickleTrust
 
 
 class ErrorKind(StrEnum):
@@ -146,13 +151,37 @@ class RunCancelled(LatticeError):
         super().__init__(f"run {run_id} was cancelled")
 
 
-class RunFailed(LatticeError):
-    """The run failed; ``task`` is the first task that failed and ``error`` its :class:`ErrorInfo`."""
+class UntrustedOutputError(LatticeError):
+    """A sandboxed task's output needs a type the client was not told to trust, so it was not decoded.
 
-    def __init__(self, run_id: str, task: str | None, error: ErrorInfo) -> None:
+    A pickle is a program: decoding it in full would run whatever the sandboxed task chose. ``type_name``
+    is the refused global (``module.Name``); nothing of it was called.
+    """
+
+    def __init__(self, task: str | None, output: str | None, type_name: str) -> None:
+        self.task = task
+        self.output = output
+        self.type_name = type_name
+        what = f"output {output!r}" if output else "an output"
+        where = f"sandboxed task {task!r}" if task else "a sandboxed task"
+        super().__init__(
+            f"{what} of {where} was not decoded: its pickle needs {type_name!r}, which is not a trusted type. If "
+            f"that is a data type you trust, pass trusted_types=[{type_name!r}] to LatticeClient (or "
+            "LangGraphClient); to decode without restriction, pass trust_outputs=True to the call or the client")
+
+
+class RunFailed(LatticeError):
+    """The run failed; ``task`` is the first task that failed and ``error`` its :class:`ErrorInfo`.
+
+    ``trust`` is how the client that raised it decodes sandboxed tasks' pickles; it decides what
+    :meth:`original_exception` may rebuild.
+    """
+
+    def __init__(self, run_id: str, task: str | None, error: ErrorInfo, trust: PickleTrust | None = None) -> None:
         self.run_id = run_id
         self.task = task
         self.error = error
+        self.trust = trust
         where = f"task {task!r}" if task else "the run"
         message = f"run {run_id} failed: {where} raised {error.type}: {error.message}"
         if error.traceback:
@@ -163,22 +192,37 @@ class RunFailed(LatticeError):
     def traceback(self) -> str:
         return self.error.traceback
 
-    def original_exception(self) -> BaseException | None:
-        """The exception object the task raised, rebuilt here (None if it could not travel).
+    @property
+    def sandbox_level(self) -> str:
+        """The sandbox level the failed task ran at, as its worker reported it (``"none"`` if not said)."""
+        return str(self.error.detail.get("sandbox_level") or "none")
 
-        Unpickling runs code from the task's side: call it only for runs you submitted yourself.
+    def original_exception(self, trust_outputs: bool | None = None,
+                           trusted_types: Iterable[type | str] = ()) -> BaseException | None:
+        """The exception object the task raised, rebuilt here; None if it could not travel or is not trusted.
+
+        Unpickling runs code from the task's side. For a task at sandbox level ``none`` (trusted code)
+        it is unpickled in full. For a sandboxed task it follows the client's trust (``trust_outputs``,
+        ``trusted_types``; the arguments override or add to them): builtin exceptions come back as
+        objects, other classes only when trusted; a refused one gives None. ``error`` keeps the type,
+        message and traceback either way.
         """
         data = self.error.detail.get("exception")
         if not data:
             return None
         import base64
 
-        import cloudpickle
+        from lattice.client.base import decode_task_value
+        from lattice.executor.serialization import Encoding
+        from lattice.utils.restricted_pickle import PickleTrust
 
+        trust = (self.trust or PickleTrust()).but(trust_outputs, trusted_types)
+        encoding = Encoding.PICKLE if self.sandbox_level == "none" else Encoding.SANDBOXED_PICKLE
         try:
-            return cloudpickle.loads(base64.b64decode(data))
-        except Exception:  # noqa: BLE001 - a class the client cannot import
+            value = decode_task_value(encoding, base64.b64decode(data), trust, task=self.task, output="exception")
+        except Exception:  # noqa: BLE001 - refused, or a class the client cannot import
             return None
+        return value if isinstance(value, BaseException) else None
 
 
 class TaskFailed(RunFailed):
@@ -223,9 +267,13 @@ _KIND_TO_EXCEPTION: dict[ErrorKind, type[RunFailed]] = {
 }
 
 
-def exception_from_error_info(run_id: str, task: str | None, error: ErrorInfo) -> RunFailed:
-    """The SDK side of the wire: the most specific exception for a failed run's first cause."""
-    return _KIND_TO_EXCEPTION.get(error.kind, RunFailed)(run_id, task, error)
+def exception_from_error_info(run_id: str, task: str | None, error: ErrorInfo,
+                              trust: PickleTrust | None = None) -> RunFailed:
+    """The SDK side of the wire: the most specific exception for a failed run's first cause.
+
+    ``trust`` is the raising client's, so that :meth:`RunFailed.original_exception` follows it.
+    """
+    return _KIND_TO_EXCEPTION.get(error.kind, RunFailed)(run_id, task, error, trust)
 
 
 __all__ = [
@@ -246,6 +294,7 @@ __all__ = [
     "TaskFailed",
     "TaskKilled",
     "TaskTimeout",
+    "UntrustedOutputError",
     "WorkflowError",
     "error_info_from_exception",
     "exception_from_error_info",

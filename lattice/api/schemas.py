@@ -86,7 +86,7 @@ class RunResults(BaseModel):
     state: str
     done: bool
     outputs: dict[str, dict[str, Any]] | None = Field(
-        None, description="merged outputs of the sink tasks, {output: {encoding, value|data}}")
+        None, description="merged outputs of the sink tasks, {output: {encoding, value|data, task}}")
     failed_task: str | None = None
     error: TaskError | None = None
 

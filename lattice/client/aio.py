@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,19 @@ from lattice.client.base import (
 from lattice.client.workflow import AsyncLatticeWorkflow
 from lattice.errors import LatticeError
 from lattice.executor.serialization import value_to_wire
+from lattice.utils.restricted_pickle import PickleTrust
 
 _RECONNECT_TRIES = 5
 
 
 class AsyncLatticeClient:
+    """The async twin of :class:`~lattice.LatticeClient`, with the same ``trusted_types``/``trust_outputs``."""
+
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
-                 data_dir: str | Path | None = None) -> None:
+                 data_dir: str | Path | None = None, trusted_types: Iterable[type | str] = (),
+                 trust_outputs: bool = False) -> None:
         self.config = ClientConfig(url, token, timeout, data_dir)
+        self.trust = PickleTrust.of(trusted_types, trust_outputs)
         self._http = AsyncHeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
         self._request = self._http.request
 
@@ -70,12 +75,16 @@ class AsyncLatticeClient:
             if body["done"]:
                 return body
 
-    async def get_results(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
-        return results_or_raise(await self.wait(run_id, timeout))
+    async def get_results(self, run_id: str, timeout: float | None = None,
+                          trust_outputs: bool | None = None) -> dict[str, Any]:
+        """As :meth:`LatticeClient.get_results`; ``trust_outputs`` overrides the client's setting."""
+        return results_or_raise(await self.wait(run_id, timeout), self.trust.but(trust_outputs))
 
-    async def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
+    async def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
+        """As :meth:`LatticeClient.get_task_results`."""
         items = await self._request("GET", f"/api/v1/runs/{run_id}/tasks", params={"include_outputs": True})
-        return {item["name"]: TaskResult.from_api(item) for item in items}
+        trust = self.trust.but(trust_outputs)
+        return {item["name"]: TaskResult.from_api(item, trust) for item in items}
 
     async def get_logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         params = {"task": task} if task else {}

@@ -6,6 +6,7 @@ here once.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import cloudpickle
 import httpx
 
 from lattice.core.config import default_home
@@ -21,11 +23,14 @@ from lattice.errors import (
     AuthenticationError,
     ErrorInfo,
     HeadUnavailableError,
+    LatticeError,
     NotFoundError,
     RunCancelled,
+    UntrustedOutputError,
     exception_from_error_info,
 )
-from lattice.executor.serialization import value_from_wire
+from lattice.executor.serialization import Encoding
+from lattice.utils.restricted_pickle import PickleTrust, UntrustedPickleError
 from lattice.utils.tokens import read_token
 
 DEFAULT_URL = "http://localhost:8000"
@@ -83,20 +88,71 @@ def stream_close_error(exc: Exception, run_id: str) -> Exception | None:
     return None
 
 
-def decode_outputs(outputs: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
-    return {name: value_from_wire(item) for name, item in (outputs or {}).items()}
+_UNTRUSTED = PickleTrust()  # nothing beyond the restricted decoder's safe types
 
 
-def results_or_raise(body: dict[str, Any]) -> dict[str, Any]:
-    """A finished run's results as values; a failed or cancelled run raises its typed error."""
+def decode_task_value(encoding: str, data: bytes, trust: PickleTrust = _UNTRUSTED, *, task: str | None = None,
+                      output: str | None = None) -> Any:
+    """The one rule by which the client turns a task's stored value into an object.
+
+    ``json`` is data; ``pickle`` was written by trusted code (the submitter, a task at level ``none``)
+    and is unpickled in full; ``sandboxed-pickle`` was written by a sandboxed task, so it is unpickled
+    in full only when ``trust`` says so, else by the restricted decoder, and a refusal becomes
+    :class:`~lattice.UntrustedOutputError` naming ``task`` and ``output``.
+    """
+    if encoding == Encoding.JSON:
+        return json.loads(data)
+    if encoding == Encoding.PICKLE:
+        return cloudpickle.loads(data)
+    if encoding == Encoding.SANDBOXED_PICKLE:
+        try:
+            return trust.loads(data)
+        except UntrustedPickleError as exc:
+            raise UntrustedOutputError(task, output, exc.global_name) from None
+    where = f"output {output!r} of task {task!r}" if task else f"output {output!r}"
+    raise LatticeError(f"{where} has the unknown encoding {encoding!r}; this client reads json, pickle and "
+                       "sandboxed-pickle (is the client older than the head?)")
+
+
+def decode_wire_value(item: dict[str, Any], trust: PickleTrust = _UNTRUSTED, *, task: str | None = None,
+                      output: str | None = None) -> Any:
+    """A value as the head sends it (JSON inline, else base64 bytes), decoded by :func:`decode_task_value`."""
+    encoding = item.get("encoding", Encoding.JSON)
+    if encoding == Encoding.JSON:
+        return item.get("value")
+    return decode_task_value(encoding, base64.b64decode(item["data"]), trust, task=task, output=output)
+
+
+def decode_outputs(outputs: dict[str, dict[str, Any]] | None, trust: PickleTrust = _UNTRUSTED,
+                   task: str | None = None) -> dict[str, Any]:
+    """Decode a dict of wire values: one task's outputs (``task`` given), or merged sink outputs.
+
+    A merged item names its task itself (``"task"``, set by the head), and a shared output name is
+    keyed ``"<task>.<output>"``: the error for a refused value then names the plain output.
+    """
+    decoded = {}
+    for key, item in (outputs or {}).items():
+        owner = item.get("task")
+        if owner is None:
+            decoded[key] = decode_wire_value(item, trust, task=task, output=key)
+        else:
+            decoded[key] = decode_wire_value(item, trust, task=owner, output=key.removeprefix(f"{owner}."))
+    return decoded
+
+
+def results_or_raise(body: dict[str, Any], trust: PickleTrust = _UNTRUSTED) -> dict[str, Any]:
+    """A finished run's results as values; a failed or cancelled run raises its typed error.
+
+    The error carries ``trust``, so its ``original_exception()`` decodes as this call would.
+    """
     state = body["state"]
     if state == "succeeded":
-        return decode_outputs(body.get("outputs"))
+        return decode_outputs(body.get("outputs"), trust)
     if state == "cancelled":
         raise RunCancelled(body["run_id"])
     error = ErrorInfo.from_dict(body.get("error") or {"kind": "internal", "type": "RunFailed",
                                                      "message": "the run failed"})
-    raise exception_from_error_info(body["run_id"], body.get("failed_task"), error)
+    raise exception_from_error_info(body["run_id"], body.get("failed_task"), error, trust)
 
 
 @dataclass
@@ -116,9 +172,10 @@ class TaskResult:
     error: ErrorInfo | None = None
 
     @classmethod
-    def from_api(cls, item: dict[str, Any]) -> TaskResult:
+    def from_api(cls, item: dict[str, Any], trust: PickleTrust = _UNTRUSTED) -> TaskResult:
+        """One task as ``GET /runs/{id}/tasks`` gives it; its outputs decoded under ``trust``."""
         return cls(
-            name=item["name"], state=item["state"], outputs=decode_outputs(item.get("outputs")),
+            name=item["name"], state=item["state"], outputs=decode_outputs(item.get("outputs"), trust, item["name"]),
             attempt=item.get("attempt", 0), attempt_id=item.get("attempt_id"), node_id=item.get("node_id"),
             queued_at=item.get("queued_at"), started_at=item.get("started_at"),
             finished_at=item.get("finished_at"), duration_s=item.get("duration_s"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from lattice.client.progress import RunProgress
 from lattice.client.workflow import LatticeWorkflow
 from lattice.errors import LatticeError
 from lattice.executor.serialization import value_to_wire
+from lattice.utils.restricted_pickle import PickleTrust
 
 _RECONNECT_TRIES = 5
 
@@ -31,12 +32,19 @@ class LatticeClient:
     ``url`` defaults to ``$LATTICE_URL``, then the local head's ``head.json``, then
     ``http://localhost:8000``; ``token`` to ``$LATTICE_TOKEN``, then the local head's token file.
     ``progress`` shows a progress bar while waiting on a run (default: when stderr is a terminal).
+
+    Outputs of tasks that ran in a sandbox are untrusted: they are decoded without running their code,
+    so only safe standard types and ``trusted_types`` (classes or ``"module.Name"`` strings) come back;
+    anything else raises :class:`~lattice.UntrustedOutputError`. ``trust_outputs=True`` decodes them in
+    full, as outputs of tasks at sandbox level ``none`` always are.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
-                 progress: bool | None = None, data_dir: str | Path | None = None) -> None:
+                 progress: bool | None = None, data_dir: str | Path | None = None,
+                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False) -> None:
         self.config = ClientConfig(url, token, timeout, data_dir)
         self.progress = progress
+        self.trust = PickleTrust.of(trusted_types, trust_outputs)
         self._http = HeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
         self._request = self._http.request
 
@@ -96,18 +104,21 @@ class LatticeClient:
             if bar is not None:
                 bar.close()
 
-    def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
+    def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
+                    trust_outputs: bool | None = None) -> dict[str, Any]:
         """Wait for the run and return the merged outputs of its sink tasks.
 
         Raises :class:`~lattice.TaskFailed` (or a more specific subclass) naming the failed task, or
-        :class:`~lattice.RunCancelled`.
+        :class:`~lattice.RunCancelled`; :class:`~lattice.UntrustedOutputError` for a sandboxed task's
+        output that needs an untrusted type. ``trust_outputs`` overrides the client's setting.
         """
-        return results_or_raise(self.wait(run_id, timeout, progress))
+        return results_or_raise(self.wait(run_id, timeout, progress), self.trust.but(trust_outputs))
 
-    def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
-        """Every task of the run: state, outputs, attempt, node, timings and error."""
+    def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
+        """Every task of the run: state, outputs, attempt, node, timings and error (outputs as in get_results)."""
         items = self._request("GET", f"/api/v1/runs/{run_id}/tasks", params={"include_outputs": True})
-        return {item["name"]: TaskResult.from_api(item) for item in items}
+        trust = self.trust.but(trust_outputs)
+        return {item["name"]: TaskResult.from_api(item, trust) for item in items}
 
     def get_logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         params = {"task": task} if task else {}

@@ -157,11 +157,12 @@ class LatticeWorkflow(WorkflowBuilder):
         """
         return self.client.start_run(self.register(), priority=priority, tags=tags, inputs=inputs)
 
-    def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
-        return self.client.get_results(run_id, timeout=timeout, progress=progress)
+    def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
+                    trust_outputs: bool | None = None) -> dict[str, Any]:
+        return self.client.get_results(run_id, timeout=timeout, progress=progress, trust_outputs=trust_outputs)
 
-    def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
-        return self.client.get_task_results(run_id)
+    def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
+        return self.client.get_task_results(run_id, trust_outputs=trust_outputs)
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
         return self.client.stream(run_id, after=after)
@@ -170,6 +171,7 @@ class LatticeWorkflow(WorkflowBuilder):
         from lattice.client.aio import AsyncLatticeClient
 
         async with AsyncLatticeClient(self.client.config.url, token=self.client.config.token) as client:
+            client.trust = self.client.trust  # events carry no outputs today; the same trust should one ever
             async for event in client.stream(run_id, after=after):
                 yield event
 
@@ -198,11 +200,12 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
                   inputs: dict[str, dict[str, Any]] | None = None) -> str:
         return await self.client.start_run(await self.register(), priority=priority, tags=tags, inputs=inputs)
 
-    async def get_results(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
-        return await self.client.get_results(run_id, timeout=timeout)
+    async def get_results(self, run_id: str, timeout: float | None = None,
+                          trust_outputs: bool | None = None) -> dict[str, Any]:
+        return await self.client.get_results(run_id, timeout=timeout, trust_outputs=trust_outputs)
 
-    async def get_task_results(self, run_id: str) -> dict[str, TaskResult]:
-        return await self.client.get_task_results(run_id)
+    async def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
+        return await self.client.get_task_results(run_id, trust_outputs=trust_outputs)
 
     def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         return self.client.stream(run_id, after=after)

@@ -39,7 +39,7 @@ def test_builtin_workflow_over_plain_http(http):
     run = http.post(f"/api/v1/workflows/{workflow_id}/runs", json={"tags": {"who": "test"}}).json()
     results = http.get(f"/api/v1/runs/{run['run_id']}/results", params={"wait": 30}).json()
     assert results["state"] == "succeeded"
-    assert results["outputs"] == {"result": {"encoding": "json", "value": {"up": {"x": 1}}}}
+    assert results["outputs"] == {"result": {"encoding": "json", "value": {"up": {"x": 1}}, "task": "b"}}
     assert http.get(f"/api/v1/runs/{run['run_id']}").json()["tags"] == {"who": "test"}
 
 

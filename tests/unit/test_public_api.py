@@ -6,8 +6,8 @@ def test_public_surface_is_pinned():
         "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailableError", "LangGraphClient",
         "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError",
         "ResourceUnavailable", "RunCancelled", "RunFailed", "SandboxViolation", "TaskDefinition",
-        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "WorkflowError", "__version__",
-        "current_task", "task",
+        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "UntrustedOutputError", "WorkflowError",
+        "__version__", "current_task", "task",
     ])
     for name in lattice.__all__:
         if name != "LangGraphClient":

@@ -101,7 +101,11 @@ async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDe
 
 
 def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[str, bytes]]]) -> dict[str, Any]:
-    """The sinks' outputs in one dict; a name two sinks share is kept once per sink as ``task.output``."""
+    """The sinks' outputs in one dict; a name two sinks share is kept once per sink as ``task.output``.
+
+    Each value also names its ``task``: a client that refuses to decode one (a sandboxed task's pickle
+    of an untrusted type) can then say which task produced it.
+    """
     seen: dict[str, int] = {}
     for sink in sinks:
         for name in blobs.get(sink, {}):
@@ -109,7 +113,7 @@ def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[
     outputs: dict[str, dict[str, Any]] = {}
     for sink in sinks:
         for name, value in blobs.get(sink, {}).items():
-            outputs[name if seen[name] == 1 else f"{sink}.{name}"] = to_wire(*value)
+            outputs[name if seen[name] == 1 else f"{sink}.{name}"] = {**to_wire(*value), "task": sink}
     return outputs
 
 

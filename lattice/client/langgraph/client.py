@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, overload
@@ -9,6 +11,8 @@ from typing import Any, overload
 from lattice.client.client import LatticeClient
 from lattice.client.langgraph.checkpointer import LatticeSaver
 from lattice.client.langgraph.node import make_node
+from lattice.client.langgraph.remote import langgraph_trust
+from lattice.utils.restricted_pickle import PickleTrust
 
 
 class LangGraphClient:
@@ -19,17 +23,29 @@ class LangGraphClient:
     own run. ``graph`` names the graph in the runs' tags (a graph's ``run_name`` config wins).
     ``worker_url`` is the head's address as workers see it, for ``get_stream_writer()`` inside a
     remote node (default: ``url``). ``max_concurrency`` bounds concurrent async node calls.
+
+    A node that ran in a sandbox (above level ``none``) is untrusted, and so is what it returns, raises
+    or streams: it is decoded without running code, accepting safe standard types, LangGraph's and
+    LangChain's data types (:func:`~lattice.client.langgraph.remote.langgraph_safe_types`) and
+    ``trusted_types``; ``trust_outputs=True`` decodes everything in full, as for nodes at level ``none``.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *, graph: str = "langgraph",
                  worker_url: str | None = None, timeout: float = 60.0, max_concurrency: int = 256,
-                 data_dir: str | Path | None = None) -> None:
-        self.lattice = LatticeClient(url, token=token, timeout=timeout, progress=False, data_dir=data_dir)
+                 data_dir: str | Path | None = None, trusted_types: Iterable[type | str] = (),
+                 trust_outputs: bool = False) -> None:
+        self.lattice = LatticeClient(url, token=token, timeout=timeout, progress=False, data_dir=data_dir,
+                                     trusted_types=trusted_types, trust_outputs=trust_outputs)
         self.url = self.lattice.config.url
         self.token = self.lattice.config.token
         self.worker_url = (worker_url or self.url).rstrip("/")
         self.graph = graph
         self.pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="lattice-langgraph")
+
+    @functools.cached_property
+    def trust(self) -> PickleTrust:
+        """The Lattice client's trust plus the LangGraph safe set: how node outcomes and chunks are decoded."""
+        return langgraph_trust(self.lattice.trust)
 
     def __enter__(self) -> LangGraphClient:
         return self

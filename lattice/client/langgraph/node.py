@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from lattice.client.base import decode_task_value, results_or_raise
 from lattice.client.langgraph.remote import (
     CHECKPOINT_NS,
     CONFIG,
@@ -33,7 +34,8 @@ from lattice.client.langgraph.remote import (
 )
 from lattice.client.task import TaskDefinition, _ship_module_by_value, task
 from lattice.client.workflow import LatticeWorkflow
-from lattice.errors import ErrorKind, TaskFailed
+from lattice.errors import ErrorKind, LatticeError, TaskFailed
+from lattice.executor.serialization import Encoding
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient
@@ -150,16 +152,19 @@ class RemoteNode:
         node = str(metadata.get("langgraph_node") or self.options.name)
         tags = {"graph": str(config.get("run_name") or self.client.graph), "node": node,
                 "thread": str(conf.get("thread_id", "")), "call": call_id}
-        lattice = self.client.lattice
+        lattice, trust = self.client.lattice, self.client.trust
         run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}})
         if streaming:
             for event in lattice.stream(run_id):
                 if event.get("type") == "custom":
-                    is_chunk, chunk = decode_chunk(event.get("data") or {})
+                    is_chunk, chunk = decode_chunk(event.get("data") or {}, trust, event.get("task"))
                     if is_chunk:
                         writer(chunk)
+        body = lattice.wait(run_id, progress=False)
         try:
-            outcome = lattice.get_results(run_id, progress=False)["result"]
+            # a node that ran in a sandbox sent a sandboxed-pickle: decoded under the LangGraph trust, and
+            # so is the exception a failed one carries (failed.trust)
+            outcome = results_or_raise(body, trust)["result"]
         except TaskFailed as failed:
             original = failed.original_exception() if failed.error.kind == ErrorKind.EXCEPTION else None
             if original is None:
@@ -173,7 +178,13 @@ class RemoteNode:
             for writes in outcome.get("sends") or []:
                 send(writes)
         if outcome["kind"] == "raise":
-            exc = cloudpickle.loads(outcome["exc"])
+            # the pickled interrupt inside the outcome is exactly as trusted as the outcome around it
+            sandboxed = body["outputs"]["result"].get("encoding") == Encoding.SANDBOXED_PICKLE
+            exc = decode_task_value(Encoding.SANDBOXED_PICKLE if sandboxed else Encoding.PICKLE, outcome["exc"],
+                                    trust, task=self.definition.name, output="result")
+            if not isinstance(exc, BaseException):
+                raise LatticeError(f"LangGraph node {node!r} (run {run_id}) sent a 'raise' outcome without an "
+                                   f"exception: {type(exc).__name__}")
             exc.add_note(f"(raised by LangGraph node {node!r} on Lattice, run {run_id})")
             raise exc
         return outcome["value"]

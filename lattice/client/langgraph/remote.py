@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import inspect
 import json
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
+
+if TYPE_CHECKING:
+    from lattice.utils.restricted_pickle import PickleTrust
 
 # Keys of the call payload the client builds (see node.py); kept here, the module both sides import.
 STATE, CONFIG, RESUME_VALUES, NULL_RESUME, CHECKPOINT_NS, CONTEXT, STREAM = (
@@ -52,12 +56,60 @@ def encode_chunk(chunk: Any) -> dict[str, Any]:
     return {"langgraph_custom_pickle": base64.b64encode(cloudpickle.dumps(chunk)).decode()}
 
 
-def decode_chunk(data: dict[str, Any]) -> tuple[bool, Any]:
-    """``(True, chunk)`` for an event made by :func:`encode_chunk`, ``(False, None)`` otherwise."""
+_MESSAGE_CLASSES = ("AIMessage", "HumanMessage", "SystemMessage", "ToolMessage", "FunctionMessage", "ChatMessage",
+                    "RemoveMessage")
+
+
+@functools.cache
+def langgraph_safe_types() -> tuple[type, ...]:
+    """The LangGraph and LangChain data types a node's outcome or stream chunk may hold, trusted by default.
+
+    Plain data only (no functions): what a node returns or raises as control flow (``Send``,
+    ``Command``, ``Overwrite``, ``Interrupt`` and the ``GraphBubbleUp`` family behind ``interrupt()``
+    and ``Command(graph=PARENT)``) and LangChain's message classes with their chunks. They are the
+    classes themselves, so a pickle names them by their real module whatever LangGraph re-exports.
+    """
+    import langchain_core.messages as messages
+    from langgraph import errors
+    from langgraph.types import Command, Interrupt, Overwrite, Send
+
+    found: list[type] = [Send, Command, Overwrite, Interrupt, errors.GraphBubbleUp, errors.GraphInterrupt,
+                         errors.ParentCommand]
+    for name in ("NodeInterrupt", "GraphDrained"):  # NodeInterrupt is deprecated, GraphDrained is new
+        if isinstance(getattr(errors, name, None), type):
+            found.append(getattr(errors, name))
+    for name in _MESSAGE_CLASSES:
+        for variant in (name, f"{name}Chunk"):
+            cls = getattr(messages, variant, None)
+            if isinstance(cls, type):
+                found.append(cls)
+    return tuple(found)
+
+
+def langgraph_trust(trust: PickleTrust | None = None) -> PickleTrust:
+    """``trust`` (default: nothing trusted) with :func:`langgraph_safe_types` added."""
+    from lattice.utils.restricted_pickle import PickleTrust
+
+    return (trust or PickleTrust()).but(trusted_types=langgraph_safe_types())
+
+
+def decode_chunk(data: dict[str, Any], trust: PickleTrust | None = None, task: str | None = None) -> tuple[bool, Any]:
+    """``(True, chunk)`` for an event made by :func:`encode_chunk`, ``(False, None)`` otherwise.
+
+    A pickled chunk was posted by the task itself (any code that can reach the head could post one),
+    so it is always read as a sandboxed task's pickle: the restricted decoder with ``trust``'s types
+    and the LangGraph safe set, or in full when ``trust`` trusts outputs. ``task`` names the sender in
+    an :class:`~lattice.UntrustedOutputError`.
+    """
     if "langgraph_custom" in data:
         return True, data["langgraph_custom"]
     if "langgraph_custom_pickle" in data:
-        return True, cloudpickle.loads(base64.b64decode(data["langgraph_custom_pickle"]))
+        from lattice.client.base import decode_task_value
+        from lattice.executor.serialization import Encoding
+
+        raw = base64.b64decode(data["langgraph_custom_pickle"])
+        return True, decode_task_value(Encoding.SANDBOXED_PICKLE, raw, langgraph_trust(trust), task=task,
+                                       output="custom stream chunk")
     return False, None
 
 
