@@ -612,7 +612,7 @@ def capabilities_held(params: dict) -> dict:
             if line.startswith("Cap"):
                 name, _, value = line.partition(":")
                 caps[name] = int(value.strip(), 16)
-    held = {name: hex(mask) for name, mask in caps.items() if mask and name != "CapBnd"}
+    held = {name: hex(mask) for name, mask in caps.items() if mask}
     return {"escaped": bool(held), "held": held}
 
 

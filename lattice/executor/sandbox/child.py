@@ -81,8 +81,10 @@ def run_task(
     workdir = header["workdir"]
     recorder: CallRecorder | None = None
     try:
+        if header.get("setup_error"):
+            raise OSError(header["setup_error"])
         apply_rlimits(header["limits"])
-        if level in ("subprocess", "seccomp") and header.get("private_mounts", True):
+        if level in ("subprocess", "seccomp") and header.get("private_mounts"):
             namespaces.private_mounts(workdir, header["workdir_mb"], header["shm_mb"])
         os.chdir(workdir)
         os.environ.clear()
@@ -93,7 +95,7 @@ def run_task(
             ruleset.restrict_self()
         privileges.drop_all()
         if level in ("seccomp", "docker"):  # docker: the same filter again, inside the container
-            seccomp_filter.install(network)
+            seccomp_filter.install(network)  # compiled once in the zygote: here one prctl
         recorder = CallRecorder(syscall_names)
         recorder.install()
     except BaseException as exc:  # noqa: BLE001 - report, never run the task half-sandboxed
@@ -181,6 +183,10 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
     warm_ruleset = landlock.prepare(network=False)  # per launcher: a ruleset fd must not be shared
     in_pid_ns = namespaces.enter_pid_namespace()  # nothing may fork between this and the task
     try:
+        own_mounts = in_pid_ns and namespaces.enter_mount_namespace()
+    except OSError as exc:  # half a mount namespace: no task may run in it
+        own_mounts = exc
+    try:
         header, blobs = read_frame(sys.stdin.buffer, MAX_TASK_FRAME)
     except (EOFError, ValueError):
         return 0  # the worker went away (or closed an unused launcher)
@@ -189,7 +195,9 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
         ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
         if not header.get("network"):
             namespaces.isolate_network()
-    header["private_mounts"] = in_pid_ns
+    header["private_mounts"] = own_mounts is True
+    if isinstance(own_mounts, OSError):
+        header["setup_error"] = f"cannot make the task's mount namespace: {own_mounts}"
     pid = os.fork()
     if pid == 0:
         _task_main(header, blobs, result_fd, ruleset, names)

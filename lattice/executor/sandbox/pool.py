@@ -168,6 +168,46 @@ class LauncherPool:
             launcher.discard()
 
 
+class Reaper:
+    """Finishes used launchers off the task's path: closing pipes and removing cgroups can take tens of
+    milliseconds (a killed process leaves its group lazily), which the caller need not wait for. The
+    processes are already dead when a launcher gets here (the caller killed its cgroups)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[Launcher] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, launcher: Launcher) -> None:
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():
+                self._thread = threading.Thread(target=self._run, name="lattice-sandbox-reaper", daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+            self._queue.append(launcher)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                launcher = self._queue.popleft()
+            launcher.discard()
+
+    def drain(self) -> None:
+        """Finish everything queued now, in this thread (at exit)."""
+        while True:
+            with self._cond:
+                if not self._queue:
+                    return
+                launcher = self._queue.popleft()
+            launcher.discard()
+
+
+reaper = Reaper()
+
 _pool: LauncherPool | None = None
 _pool_pid = 0
 _pool_lock = threading.Lock()
@@ -197,10 +237,11 @@ def shutdown_pool() -> None:
         pool, _pool = _pool, None
     if pool is not None and _pool_pid == os.getpid():
         pool.close()
+    reaper.drain()
     if _zygote is not None and _zygote_pid == os.getpid():
         _zygote.close()
 
 
 atexit.register(shutdown_pool)
 
-__all__ = ["Launcher", "LauncherPool", "get_pool", "launcher_env", "shutdown_pool", "spawn"]
+__all__ = ["Launcher", "LauncherPool", "Reaper", "get_pool", "launcher_env", "reaper", "shutdown_pool", "spawn"]

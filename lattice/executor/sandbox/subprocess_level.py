@@ -22,7 +22,7 @@ from lattice.errors import ErrorKind
 from lattice.executor.sandbox import cgroups
 from lattice.executor.sandbox.config import SandboxConfig
 from lattice.executor.sandbox.outcome import SandboxOutcome, TailBuffer, sandbox_error, with_stderr_tail
-from lattice.executor.sandbox.pool import Launcher, get_pool
+from lattice.executor.sandbox.pool import Launcher, get_pool, reaper
 from lattice.executor.sandbox.protocol import ProtocolError, pack_task, parse_result
 
 CHUNK = 1 << 20
@@ -177,9 +177,9 @@ def execute_in_child(
             "cgroups": sorted(cgroup.paths),
         }
     finally:
-        run.kill()
-        launcher.discard()  # removes its cgroups too
-        shutil.rmtree(workdir, ignore_errors=True)
+        run.kill()  # synchronous: every process of the task is gone when this returns
+        reaper.submit(launcher)  # its pipes and cgroups: off the task's path
+        shutil.rmtree(workdir, ignore_errors=True)  # empty on the host (the task's was a tmpfs of its own)
     stdout, stderr = run.stdout.text(), run.stderr.text()
     result.error = with_stderr_tail(result.error, stderr)
     return SandboxOutcome(result, stdout, stderr, time.monotonic() - started, info)
