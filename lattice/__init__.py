@@ -31,7 +31,7 @@ _LAZY = {
     "AsyncLatticeClient": "lattice.client.aio",
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
-    "current_task": "lattice.executor.context",
+    "current_task": "lattice.wire.context",
 }
 
 

@@ -20,8 +20,8 @@ from lattice.client.base import (
 )
 from lattice.client.workflow import AsyncLatticeWorkflow
 from lattice.errors import LatticeError
-from lattice.executor.serialization import value_to_wire
-from lattice.utils.restricted_pickle import PickleTrust
+from lattice.wire.encoding import value_to_wire
+from lattice.wire.restricted_pickle import PickleTrust
 
 _RECONNECT_TRIES = 5
 

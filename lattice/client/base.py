@@ -14,24 +14,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import cloudpickle
 import httpx
 
-from lattice.core.config import default_home
 from lattice.errors import (
     APIError,
     AuthenticationError,
     ErrorInfo,
     HeadUnavailableError,
-    LatticeError,
     NotFoundError,
     RunCancelled,
-    UntrustedOutputError,
     exception_from_error_info,
 )
-from lattice.executor.serialization import Encoding
-from lattice.utils.restricted_pickle import PickleTrust, UntrustedPickleError
+from lattice.utils.home import default_home
 from lattice.utils.tokens import read_token
+from lattice.wire.encoding import Encoding, decode_task_value
+from lattice.wire.restricted_pickle import PickleTrust
 
 DEFAULT_URL = "http://localhost:8000"
 RESULT_POLL_S = 30.0
@@ -89,29 +86,6 @@ def stream_close_error(exc: Exception, run_id: str) -> Exception | None:
 
 
 _UNTRUSTED = PickleTrust()  # nothing beyond the restricted decoder's safe types
-
-
-def decode_task_value(encoding: str, data: bytes, trust: PickleTrust = _UNTRUSTED, *, task: str | None = None,
-                      output: str | None = None) -> Any:
-    """The one rule by which the client turns a task's stored value into an object.
-
-    ``json`` is data; ``pickle`` was written by trusted code (the submitter, a task at level ``none``)
-    and is unpickled in full; ``sandboxed-pickle`` was written by a sandboxed task, so it is unpickled
-    in full only when ``trust`` says so, else by the restricted decoder, and a refusal becomes
-    :class:`~lattice.UntrustedOutputError` naming ``task`` and ``output``.
-    """
-    if encoding == Encoding.JSON:
-        return json.loads(data)
-    if encoding == Encoding.PICKLE:
-        return cloudpickle.loads(data)
-    if encoding == Encoding.SANDBOXED_PICKLE:
-        try:
-            return trust.loads(data)
-        except UntrustedPickleError as exc:
-            raise UntrustedOutputError(task, output, exc.global_name) from None
-    where = f"output {output!r} of task {task!r}" if task else f"output {output!r}"
-    raise LatticeError(f"{where} has the unknown encoding {encoding!r}; this client reads json, pickle and "
-                       "sandboxed-pickle (is the client older than the head?)")
 
 
 def decode_wire_value(item: dict[str, Any], trust: PickleTrust = _UNTRUSTED, *, task: str | None = None,

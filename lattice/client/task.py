@@ -20,9 +20,9 @@ from typing import Any, overload
 
 import cloudpickle
 
-from lattice.core.resources import Resources, normalize_resources
-from lattice.core.spec import NAME_PATTERN
 from lattice.errors import TaskDefinitionError
+from lattice.wire.resources import Resources, normalize_resources
+from lattice.wire.spec import NAME_PATTERN
 
 SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
 _NAME_RE = re.compile(NAME_PATTERN)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from lattice.client.base import TaskResult
 from lattice.client.task import TaskDefinition
-from lattice.core.spec import WORKFLOW_FORMAT
 from lattice.errors import WorkflowError
-from lattice.executor.serialization import value_to_wire
+from lattice.wire.encoding import value_to_wire
+from lattice.wire.spec import WORKFLOW_FORMAT
 
 if TYPE_CHECKING:
     from lattice.client.aio import AsyncLatticeClient

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lattice.core.resources import ResourceClass, Resources
+from lattice.wire.resources import ResourceClass, Resources
 
 _EPS = 1e-9
 # CPU tasks without a timeout may wait in Ray's queue on a node, up to this many per core, so its cores

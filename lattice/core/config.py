@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_home() -> Path:
-    """``$LATTICE_HOME`` or ``~/.lattice``: where a head keeps its data, and where clients find the token."""
-    return Path(os.environ.get("LATTICE_HOME") or Path.home() / ".lattice").expanduser()
+from lattice.utils.home import default_home
 
 
 class HeadSettings(BaseSettings):

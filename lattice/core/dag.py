@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lattice.core.spec import WorkflowSpec
+from lattice.wire.spec import WorkflowSpec
 
 
 class SpecError(ValueError):

@@ -26,7 +26,6 @@ from lattice.core.errors import Conflict, NotFound
 from lattice.core.events import EventBus
 from lattice.core.runs import RunExec, TaskRun, attempt_payload, load_unfinished_run
 from lattice.core.scheduler import QueuedTask, Scheduler
-from lattice.core.spec import RunCreate, TaskSpec, WorkflowSpec
 from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
 from lattice.core.store import Batch, Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
@@ -34,6 +33,7 @@ from lattice.core.writer import StoreWriter
 from lattice.errors import ErrorInfo, ErrorKind
 from lattice.executor.dispatch import Attempt, RayBackend
 from lattice.executor.failures import error_from_ray_exception
+from lattice.wire.spec import RunCreate, TaskSpec, WorkflowSpec
 
 log = logging.getLogger("lattice.orchestrator")
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lattice.core.spec import TaskSpec
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
+from lattice.wire.spec import TaskSpec
 
 
 @dataclass

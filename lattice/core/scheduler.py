@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from lattice.core.resources import ResourceClass, Resources
+from lattice.wire.resources import ResourceClass, Resources
 
 Placer = Callable[["QueuedTask"], str | None]
 

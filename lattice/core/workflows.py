@@ -15,10 +15,10 @@ from typing import Any
 
 from lattice.core.dag import Graph, SpecError, build_graph
 from lattice.core.errors import NotFound
-from lattice.core.spec import TaskSpec, WorkflowSpec
 from lattice.core.store import Store
 from lattice.executor.builtins import BUILTINS
-from lattice.executor.serialization import from_wire
+from lattice.wire.encoding import from_wire
+from lattice.wire.spec import TaskSpec, WorkflowSpec
 
 SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
 

@@ -18,9 +18,9 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lattice.core.cluster import GPUInfo, Node
-from lattice.core.resources import ResourceClass, Resources
 from lattice.executor.gpu import probe_gpus
 from lattice.executor.runner import IOExecutor, run_task
+from lattice.wire.resources import ResourceClass, Resources
 
 log = logging.getLogger("lattice.dispatch")
 

@@ -15,7 +15,7 @@ from typing import Any
 import cloudpickle
 
 from lattice.errors import ErrorInfo, ErrorKind, error_info_from_exception
-from lattice.executor.serialization import encode_value
+from lattice.wire.encoding import encode_value
 
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 

@@ -22,10 +22,10 @@ import cloudpickle
 
 from lattice.errors import ErrorInfo, ErrorKind, error_info_from_exception
 from lattice.executor.builtins import BUILTINS
-from lattice.executor.context import TaskContext, task_context
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.logcapture import capture_output
-from lattice.executor.serialization import decode_value
+from lattice.wire.context import TaskContext, task_context
+from lattice.wire.encoding import decode_value
 
 _FN_CACHE: OrderedDict[str, Any] = OrderedDict()
 _FN_CACHE_SIZE = 256
@@ -61,7 +61,7 @@ def _encoded_inputs(payload: dict[str, Any], upstream: tuple[dict[str, Any], ...
 
 def _decode_inputs(inputs: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
     """Level ``none``: decode in this process; a sandboxed task's pickle only through the restricted decoder."""
-    from lattice.utils.restricted_pickle import UntrustedPickleError
+    from lattice.wire.restricted_pickle import UntrustedPickleError
 
     params: dict[str, Any] = {}
     for name, (encoding, data) in inputs.items():

@@ -1,7 +1,7 @@
 import pytest
 
 from lattice.core.dag import SpecError, build_graph
-from lattice.core.spec import WorkflowSpec
+from lattice.wire.spec import WorkflowSpec
 
 
 def spec(*tasks):

@@ -24,7 +24,7 @@ import cloudpickle
 import numpy as np
 import pytest
 
-from lattice.utils.restricted_pickle import PickleTrust, UntrustedPickleError, restricted_loads, trusted_keys
+from lattice.wire.restricted_pickle import PickleTrust, UntrustedPickleError, restricted_loads, trusted_keys
 
 
 class Reducer:

@@ -1,6 +1,6 @@
 from lattice.core.cluster import Node, ResourceManager
-from lattice.core.resources import Resources
 from lattice.core.scheduler import QueuedTask, Scheduler
+from lattice.wire.resources import Resources
 
 
 def q(key, cpu=1.0, gpu=0.0, priority=0, t=0.0, memory=0, cp=1):

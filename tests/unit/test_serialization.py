@@ -3,7 +3,7 @@ import pytest
 
 from lattice.errors import ErrorKind
 from lattice.executor.invoke import invoke
-from lattice.executor.serialization import decode_value, encode_value, is_json_native, value_from_wire, value_to_wire
+from lattice.wire.encoding import decode_value, encode_value, is_json_native, value_from_wire, value_to_wire
 
 
 @pytest.mark.parametrize("value", [None, 1, 1.5, "s", True, [1, "a"], {"a": {"b": [None]}}])

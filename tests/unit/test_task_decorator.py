@@ -1,7 +1,7 @@
 import pytest
 
 from lattice import TaskDefinitionError, task
-from lattice.core.resources import ResourceClass
+from lattice.wire.resources import ResourceClass
 
 
 def test_declares_inputs_outputs_and_resources():

@@ -23,7 +23,7 @@ import pytest
 from lattice import AsyncLatticeClient, LatticeClient, TaskFailed, UntrustedOutputError
 from lattice.client.base import TaskResult, decode_outputs, decode_task_value, decode_wire_value, results_or_raise
 from lattice.errors import ErrorInfo, ErrorKind, LatticeError, RunFailed, exception_from_error_info
-from lattice.utils.restricted_pickle import PickleTrust
+from lattice.wire.restricted_pickle import PickleTrust
 
 
 class WritesMarker:

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from lattice.api.errors import HTTPError
-from lattice.api.schemas import ErrorResponse
 from lattice.core.checkpoints import CheckpointRow, CheckpointStore, Typed, WriteRow
+from lattice.wire.http import ErrorResponse
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 _errors = {422: {"model": ErrorResponse}}

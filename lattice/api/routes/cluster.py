@@ -6,7 +6,7 @@ import ray
 from fastapi import APIRouter
 
 from lattice.api.deps import State
-from lattice.api.schemas import ClusterResources, JoinInfo, NodeList, NodePublic
+from lattice.wire.http import ClusterResources, JoinInfo, NodeList, NodePublic
 
 router = APIRouter(prefix="/cluster", tags=["cluster"])
 

@@ -9,7 +9,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from lattice.api.deps import OrchestratorDep, StoreDep
-from lattice.api.schemas import (
+from lattice.core.errors import NotFound
+from lattice.core.states import RunState
+from lattice.core.store import Store
+from lattice.wire.encoding import to_wire
+from lattice.wire.http import (
     AttemptLog,
     ErrorResponse,
     Event,
@@ -20,10 +24,6 @@ from lattice.api.schemas import (
     RunResults,
     TaskPublic,
 )
-from lattice.core.errors import NotFound
-from lattice.core.states import RunState
-from lattice.core.store import Store
-from lattice.executor.serialization import to_wire
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}

@@ -9,8 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from lattice import __version__
 from lattice.api.deps import require_token
-from lattice.api.schemas import Health
 from lattice.api.state import HeadState
+from lattice.wire.http import Health
 
 router = APIRouter(tags=["system"])
 

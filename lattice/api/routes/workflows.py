@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Body
 
 from lattice.api.deps import OrchestratorDep, StoreDep
-from lattice.api.schemas import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
 from lattice.core.errors import NotFound
-from lattice.core.spec import RunCreate, WorkflowSpec
+from lattice.wire.http import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
+from lattice.wire.spec import RunCreate, WorkflowSpec
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}

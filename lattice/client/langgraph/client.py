@@ -12,7 +12,7 @@ from lattice.client.client import LatticeClient
 from lattice.client.langgraph.checkpointer import LatticeSaver
 from lattice.client.langgraph.node import make_node
 from lattice.client.langgraph.remote import langgraph_trust
-from lattice.utils.restricted_pickle import PickleTrust
+from lattice.wire.restricted_pickle import PickleTrust
 
 
 class LangGraphClient:

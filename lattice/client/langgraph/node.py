@@ -35,7 +35,7 @@ from lattice.client.langgraph.remote import (
 from lattice.client.task import TaskDefinition, _ship_module_by_value, task
 from lattice.client.workflow import LatticeWorkflow
 from lattice.errors import ErrorKind, LatticeError, TaskFailed
-from lattice.executor.serialization import Encoding
+from lattice.wire.encoding import Encoding
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient

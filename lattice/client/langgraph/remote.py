@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 if TYPE_CHECKING:
-    from lattice.utils.restricted_pickle import PickleTrust
+    from lattice.wire.restricted_pickle import PickleTrust
 
 # Keys of the call payload the client builds (see node.py); kept here, the module both sides import.
 STATE, CONFIG, RESUME_VALUES, NULL_RESUME, CHECKPOINT_NS, CONTEXT, STREAM = (
@@ -88,7 +88,7 @@ def langgraph_safe_types() -> tuple[type, ...]:
 
 def langgraph_trust(trust: PickleTrust | None = None) -> PickleTrust:
     """``trust`` (default: nothing trusted) with :func:`langgraph_safe_types` added."""
-    from lattice.utils.restricted_pickle import PickleTrust
+    from lattice.wire.restricted_pickle import PickleTrust
 
     return (trust or PickleTrust()).but(trusted_types=langgraph_safe_types())
 
@@ -105,7 +105,7 @@ def decode_chunk(data: dict[str, Any], trust: PickleTrust | None = None, task: s
         return True, data["langgraph_custom"]
     if "langgraph_custom_pickle" in data:
         from lattice.client.base import decode_task_value
-        from lattice.executor.serialization import Encoding
+        from lattice.wire.encoding import Encoding
 
         raw = base64.b64decode(data["langgraph_custom_pickle"])
         return True, decode_task_value(Encoding.SANDBOXED_PICKLE, raw, langgraph_trust(trust), task=task,
@@ -148,7 +148,7 @@ class RemoteStreamWriter:
 
     def __call__(self, chunk: Any) -> None:
         if self._run_id is None:
-            from lattice.executor.context import current_task
+            from lattice.wire.context import current_task
 
             context = current_task()
             self._run_id = context.run_id if context is not None else self._find_run()

@@ -53,7 +53,7 @@ def execute(
         started = time.monotonic()
         result = invoke(fn_blob, params, outputs, config.max_result_bytes)
         return SandboxOutcome(result, duration_s=time.monotonic() - started)
-    from lattice.executor.serialization import encode_value
+    from lattice.wire.encoding import encode_value
 
     return execute_encoded(fn_blob, {name: encode_value(value) for name, value in params.items()}, outputs,
                            config, env)

@@ -10,50 +10,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-_STRICTNESS = {"none": 0, "subprocess": 1, "seccomp": 2, "docker": 3}
-
-
-class SandboxLevel(StrEnum):
-    """How a task is isolated, from weakest to strictest.
-
-    The string values are what the CLI flag ``--sandbox`` and ``@task(sandbox=...)`` take. Compare
-    levels with :attr:`strictness` or :meth:`at_least`, never with ``<`` (that compares the strings).
-    """
-
-    NONE = "none"
-    SUBPROCESS = "subprocess"
-    SECCOMP = "seccomp"
-    DOCKER = "docker"
-
-    @property
-    def strictness(self) -> int:
-        """0 for ``none`` up to 3 for ``docker``."""
-        return _STRICTNESS[self.value]
-
-    def at_least(self, other: SandboxLevel | str) -> bool:
-        """True when this level is as strict as ``other`` or stricter."""
-        return self.strictness >= SandboxLevel.parse(other).strictness
-
-    @classmethod
-    def parse(cls, value: SandboxLevel | str) -> SandboxLevel:
-        """The level named by ``value`` (case-insensitive), with a clear error for a bad name."""
-        if isinstance(value, SandboxLevel):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            names = ", ".join(level.value for level in cls)
-            raise ValueError(f"unknown sandbox level {value!r}; expected one of: {names}") from None
-
-    @classmethod
-    def strictest(cls, *levels: SandboxLevel | str) -> SandboxLevel:
-        """The strictest of ``levels`` (``none`` when given none)."""
-        parsed = [cls.parse(level) for level in levels] or [cls.NONE]
-        return max(parsed, key=lambda level: level.strictness)
-
+from lattice.wire.sandbox import SandboxLevel
 
 MIB = 1024 * 1024
 

@@ -67,7 +67,7 @@ def mark_untrusted(result: InvocationResult, level: str) -> None:
 
     Set here, in the worker, after the child's frame was parsed, so the task cannot leave it out.
     """
-    from lattice.executor.serialization import Encoding
+    from lattice.wire.encoding import Encoding
 
     result.outputs = {
         name: (Encoding.SANDBOXED_PICKLE.value if encoding == Encoding.PICKLE else encoding, data)

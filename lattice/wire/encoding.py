@@ -4,7 +4,7 @@ A value is stored as JSON when it is made only of JSON's own types (so the head,
 languages can read it), and as cloudpickle otherwise. Decoding a pickle runs code, so the label says
 who made it: ``pickle`` comes from trusted code (the submitter's literals, a task at sandbox level
 ``none``), ``sandboxed-pickle`` from a task that ran in a sandbox. Only a sandbox or the client's
-restricted decoder (``lattice.utils.restricted_pickle``) reads a ``sandboxed-pickle``, unless the user
+restricted decoder (``lattice.wire.restricted_pickle``) reads a ``sandboxed-pickle``, unless the user
 opts in to trusting it; the head never decodes either.
 """
 
@@ -16,6 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 import cloudpickle
+
+from lattice.wire.errors import LatticeError, UntrustedOutputError
+from lattice.wire.restricted_pickle import PickleTrust, UntrustedPickleError
 
 
 class Encoding(StrEnum):
@@ -57,10 +60,37 @@ def decode_value(encoding: str, data: bytes) -> Any:
     if encoding == Encoding.PICKLE:
         return cloudpickle.loads(data)
     if encoding == Encoding.SANDBOXED_PICKLE:
-        from lattice.utils.restricted_pickle import restricted_loads
+        from lattice.wire.restricted_pickle import restricted_loads
 
         return restricted_loads(data)
     raise ValueError(f"unknown value encoding {encoding!r}")
+
+
+def decode_task_value(encoding: str, data: bytes, trust: PickleTrust | None = None, *, task: str | None = None,
+                      output: str | None = None) -> Any:
+    """The one rule by which the client turns a task's stored value into an object.
+
+    ``json`` is data; ``pickle`` was written by trusted code (the submitter, a task at level ``none``)
+    and is unpickled in full; ``sandboxed-pickle`` was written by a sandboxed task, so it is unpickled
+    in full only when ``trust`` says so, else by the restricted decoder, and a refusal becomes
+    :class:`~lattice.UntrustedOutputError` naming ``task`` and ``output``.
+    """
+    if encoding == Encoding.JSON:
+        return json.loads(data)
+    if encoding == Encoding.PICKLE:
+        return cloudpickle.loads(data)
+    if encoding == Encoding.SANDBOXED_PICKLE:
+        try:
+            return (trust or PickleTrust()).loads(data)
+        except UntrustedPickleError as exc:
+            raise UntrustedOutputError(task, output, exc.global_name) from None
+    where = f"output {output!r} of task {task!r}" if task else f"output {output!r}"
+    raise UnknownEncodingError(f"{where} has the unknown encoding {encoding!r}; this client reads json, pickle and "
+                       "sandboxed-pickle (is the client older than the head?)")
+
+
+class UnknownEncodingError(LatticeError, ValueError):
+    """A stored value has an encoding this side of the wire does not know."""
 
 
 def to_wire(encoding: str, data: bytes) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lattice.core.resources import Resources
+from lattice.wire.resources import Resources
 
 WORKFLOW_FORMAT = "lattice.workflow/v1"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"

@@ -1,4 +1,4 @@
-"""Response models of the HTTP API (request models are the spec's: ``lattice.core.spec``)."""
+"""Response models of the HTTP API (request models are the spec's: ``lattice.wire.spec``)."""
 
 from __future__ import annotations
 
