@@ -10,7 +10,6 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
-from lattice.executor.dispatch import RayBackend
 
 
 @dataclass
@@ -18,10 +17,10 @@ class HeadState:
     settings: HeadSettings
     token: str | None
     store: Store
-    backend: RayBackend
     resources: ResourceManager
     bus: EventBus
     orchestrator: Orchestrator
     ray_address: str
     ray_token: str | None
+    ray_version: str
     started_at: float = field(default_factory=time.time)

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from lattice.api.server import serve
+from lattice.cli.server import serve
 from lattice.core.config import HeadSettings
 
 

@@ -89,7 +89,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
 
 
 def _start_head(settings: HeadSettings, block: bool) -> None:
-    from lattice.api.server import read_head_info, serve
+    from lattice.cli.server import read_head_info, serve
 
     existing = read_head_info(settings.data_dir)
     if existing and _alive(existing["pid"]):

@@ -46,6 +46,12 @@ def ray_temp_dir(data_dir: Path) -> Path:
     return Path("/tmp") / f"lattice-ray-{digest}"
 
 
+def ray_version() -> str:
+    import ray
+
+    return str(ray.__version__)
+
+
 def node_ip() -> str:
     from ray._private.services import get_node_ip_address
 

@@ -208,3 +208,20 @@ def test_read_paths_come_from_the_interpreter_not_sys_path(tmp_path, monkeypatch
     assert not any(p in ("/", "/root", "/home", "/tmp") for p in readable)
     assert sys.prefix in readable and paths.lattice_package_dir() in readable
     assert paths.child_python_path() == os.path.dirname(paths.lattice_package_dir())  # the package's root only
+
+
+def test_every_level_has_one_profile_and_runner() -> None:
+    """The registry is the one place a level is defined: every name has a row, every sandboxed row a runner."""
+    from lattice.executor.sandbox import levels
+    from lattice.wire.sandbox import SandboxLevel
+
+    assert set(levels.PROFILES) == set(SandboxLevel)
+    for level in SandboxLevel:
+        parts = levels.profile(level.value)
+        assert parts.level is level and parts.sandboxed == (level is not SandboxLevel.NONE)
+        if parts.sandboxed:
+            assert callable(levels.runner(level))
+    with pytest.raises(ValueError, match="caller's process"):
+        levels.runner("none")
+    assert levels.profile("seccomp").landlock and not levels.profile("subprocess").landlock
+    assert levels.profile("docker").network_off and not levels.profile("subprocess").network_off

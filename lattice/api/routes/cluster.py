@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ray
 from fastapi import APIRouter
 
 from lattice.api.deps import State
@@ -24,4 +23,4 @@ async def resources(state: State) -> ClusterResources:
 @router.get("/join", response_model=JoinInfo)
 async def join(state: State) -> JoinInfo:
     """What ``lattice start --worker`` needs to join this head's Ray cluster (token-protected)."""
-    return JoinInfo(ray_address=state.ray_address, ray_token=state.ray_token, ray_version=ray.__version__)
+    return JoinInfo(ray_address=state.ray_address, ray_token=state.ray_token, ray_version=state.ray_version)

@@ -9,7 +9,8 @@
     outcome.result      # InvocationResult: encoded outputs, or an ErrorInfo dict (timeout, ...)
 
 Modules, one job each: ``config`` (levels, limits, process default), ``outcome`` (result and typed
-errors), ``pool`` (warm launchers), ``zygote`` (the fork server that makes them), ``child`` (what
+errors), ``levels`` (the level registry: what each level is made of, which runner runs it),
+``pool`` (warm launchers), ``zygote`` (the fork server that makes them), ``child`` (what
 runs in the sandbox), ``probe_host`` (what this host supports), ``subprocess_level`` (the
 worker's watch over a child), ``cgroups``, ``namespaces``, ``seccomp_filter``, ``landlock``,
 ``violations`` (naming a blocked call), ``protocol`` (frames), ``docker_level`` and
@@ -28,6 +29,7 @@ from lattice.executor.sandbox.config import (
     get_sandbox_config,
     set_sandbox_config,
 )
+from lattice.executor.sandbox.levels import profile, runner
 from lattice.executor.sandbox.outcome import SandboxOutcome, mark_untrusted
 
 
@@ -47,7 +49,7 @@ def execute(
     timeout: the caller's own watchdog applies) and ``env`` is ignored.
     """
     config = config or get_sandbox_config()
-    if config.level is SandboxLevel.NONE:
+    if not profile(config.level).sandboxed:
         from lattice.executor.invoke import invoke
 
         started = time.monotonic()
@@ -72,16 +74,7 @@ def execute_encoded(
     ``sandboxed-pickle`` and its error carries ``detail["sandbox_level"]``, so no one downstream
     mistakes them for trusted bytes.
     """
-    if config.level is SandboxLevel.NONE:
-        raise ValueError("execute_encoded runs tasks above level 'none'; use execute() for level none")
-    if config.level is SandboxLevel.DOCKER:
-        from lattice.executor.sandbox.docker_level import execute_in_container
-
-        outcome = execute_in_container(fn_blob, inputs, outputs, config, env)
-    else:
-        from lattice.executor.sandbox.subprocess_level import execute_in_child
-
-        outcome = execute_in_child(fn_blob, inputs, outputs, config, env)
+    outcome = runner(config.level)(fn_blob, inputs, outputs, config, env)
     mark_untrusted(outcome.result, config.level)
     return outcome
 

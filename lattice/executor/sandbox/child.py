@@ -33,7 +33,7 @@ from typing import Any
 import cloudpickle
 
 from lattice.executor.invoke import InvocationResult, invoke
-from lattice.executor.sandbox import landlock, namespaces, privileges, seccomp_filter
+from lattice.executor.sandbox import landlock, levels, namespaces, privileges, seccomp_filter
 from lattice.executor.sandbox.protocol import decode_inputs, pack_result, read_frame
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
 
@@ -77,6 +77,7 @@ def run_task(
     comes last (it forbids what the setup itself needs, such as ``mount``).
     """
     level = header["level"]
+    parts = levels.profile(level)
     network = bool(header.get("network"))
     workdir = header["workdir"]
     recorder: CallRecorder | None = None
@@ -84,17 +85,17 @@ def run_task(
         if header.get("setup_error"):
             raise OSError(header["setup_error"])
         apply_rlimits(header["limits"])
-        if level in ("subprocess", "seccomp") and header.get("private_mounts"):
+        if parts.private_mounts and header.get("private_mounts"):
             namespaces.private_mounts(workdir, header["workdir_mb"], header["shm_mb"])
         os.chdir(workdir)
         os.environ.clear()
         os.environ.update(header["env"])
-        if level == "seccomp" and ruleset is not None:
+        if parts.landlock and ruleset is not None:
             ruleset.allow([workdir, "/dev/shm", *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
             ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
             ruleset.restrict_self()
         privileges.drop_all()
-        if level in ("seccomp", "docker"):  # docker: the same filter again, inside the container
+        if parts.seccomp_filter:  # docker: the same filter again, inside the container
             seccomp_filter.install(network)  # compiled once in the zygote: here one prctl
         recorder = CallRecorder(syscall_names)
         recorder.install()
@@ -191,10 +192,11 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
     except (EOFError, ValueError):
         return 0  # the worker went away (or closed an unused launcher)
     ruleset = None
-    if header["level"] == "seccomp":
+    parts = levels.profile(header["level"])
+    if parts.landlock:
         ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
-        if not header.get("network"):
-            namespaces.isolate_network()
+    if parts.network_namespace and not header.get("network"):
+        namespaces.isolate_network()
     header["private_mounts"] = own_mounts is True
     if isinstance(own_mounts, OSError):
         header["setup_error"] = f"cannot make the task's mount namespace: {own_mounts}"

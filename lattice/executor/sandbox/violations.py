@@ -136,12 +136,15 @@ def classify(
                 "the task hit its limit on processes and threads",
                 {"limit": "max_processes"},
             )
-    if level not in ("subprocess", "seccomp", "docker"):
+    from lattice.executor.sandbox.levels import profile
+
+    parts = profile(level)
+    if not parts.sandboxed:
         return error
     for item in chain:
         if not isinstance(item, OSError):
             continue
-        if net and not network and level != "subprocess":
+        if net and not network and parts.network_off:
             return _retype(
                 error,
                 ErrorKind.SANDBOX_VIOLATION,

@@ -1,6 +1,8 @@
 """Runs a head: Ray (embedded or joined), the store, the orchestrator and the HTTP server.
 
-This is what ``lattice start --head`` calls. It owns the Ray processes it started and stops them, and
+The composition root: the one place that picks the concrete parts (the Ray backend, the SQL store)
+and hands them to the API layer, which knows them only by their interfaces. This is what
+``lattice start --head`` calls. It owns the Ray processes it started and stops them, and
 only them, when it exits (SIGTERM, Ctrl-C or ``lattice stop``).
 """
 
@@ -25,7 +27,7 @@ from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
 from lattice.executor.dispatch import RayBackend
-from lattice.executor.ray_process import RayProcess, apply_ray_env
+from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
 from lattice.utils.tokens import load_or_create_token
 
 log = logging.getLogger("lattice.head")
@@ -52,6 +54,8 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     info_path = data_dir / HEAD_INFO_FILE
     _write_info(info_path, settings, ray_proc, ray_address)
 
+    backends: list[RayBackend] = []  # the one built below; the API layer never sees the concrete backend
+
     def build_state() -> HeadState:
         store = Store(settings.resolved_store_url)
         backend = RayBackend(ray_address, io_slots=settings.io_slots)
@@ -73,11 +77,14 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         # collector's sight and collect the young generation less often.
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
-        return HeadState(settings=settings, token=token, store=store, backend=backend, resources=resources,
-                         bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token)
+        backends.append(backend)
+        return HeadState(settings=settings, token=token, store=store, resources=resources,
+                         bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
+                         ray_version=ray_version())
 
     def close_state(state: HeadState) -> None:
-        state.backend.shutdown()
+        for backend in backends:
+            backend.shutdown()
         state.store.close()
 
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
