@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from lattice import __version__
-from lattice.core.config import HeadSettings, default_home
+from lattice.core.config import HeadSettings
+from lattice.utils.home import default_home
+from lattice.wire.sandbox import SandboxLevel
 
 # soft_wrap: long lines (paths, URLs) stay whole instead of being broken at the terminal width
 console = Console(stderr=True, soft_wrap=True)
-SANDBOX_CHOICES = click.Choice(["none", "subprocess", "seccomp", "docker"])
+SANDBOX_CHOICES = click.Choice(SandboxLevel.names())
 HEAD_START_TIMEOUT_S = 120.0
 
 

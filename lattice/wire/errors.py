@@ -103,10 +103,34 @@ class UntrustedOutputError(LatticeError):
         self.type_name = type_name
         what = f"output {output!r}" if output else "an output"
         where = f"sandboxed task {task!r}" if task else "a sandboxed task"
+        head = f"{what} of {where} was not decoded: its pickle needs {type_name!r}, which is not a trusted type"
+        if _names_a_non_class(type_name):
+            super().__init__(
+                f"{head}. It is not a class but something a pickle would *call* (the classic payload of a "
+                "malicious pickle), so no trusted_types can allow it; only trust_outputs=True on the call or the "
+                "client would load it, which runs it: do that only for a task whose code you trust")
+            return
         super().__init__(
-            f"{what} of {where} was not decoded: its pickle needs {type_name!r}, which is not a trusted type. If "
-            f"that is a data type you trust, pass trusted_types=[{type_name!r}] to LatticeClient (or "
+            f"{head}. If it is a data class you trust, pass trusted_types=[{type_name!r}] to LatticeClient (or "
             "LangGraphClient); to decode without restriction, pass trust_outputs=True to the call or the client")
+
+
+def _names_a_non_class(dotted: str) -> bool:
+    """True when ``module.Name`` resolves, in a module this process already imported, to a non-class.
+
+    Only looks: it imports nothing (an import would run the module's code for the sake of a message).
+    """
+    import sys
+
+    module, _, name = dotted.rpartition(".")
+    obj: object = sys.modules.get(module)
+    if obj is None:
+        return False
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return False
+    return not isinstance(obj, type)
 
 
 class RunFailed(LatticeError):
