@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -115,11 +114,8 @@ def _start_head(settings: HeadSettings, block: bool) -> None:
                 raise click.ClickException(
                     f"the head exited with status {proc.returncode}; last lines of {log_path}:\n"
                     + _tail(log_path))
-            try:
-                if httpx.get(f"{settings.url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+            if _answers_health(settings.url):
+                break
             time.sleep(0.25)
         else:
             proc.terminate()
@@ -132,22 +128,45 @@ def _start_head(settings: HeadSettings, block: bool) -> None:
                   highlight=False)
 
 
+def _answers_health(url: str) -> bool:
+    """Whether a head answers ``/health`` at ``url`` within a second (it needs no token)."""
+    from lattice.client import endpoints
+    from lattice.client.base import ClientConfig
+    from lattice.client.transport import HeadHTTP
+    from lattice.errors import LatticeError
+
+    try:
+        with HeadHTTP(ClientConfig(url, None, timeout=1.0)) as head:
+            head.send(endpoints.health())
+    except (LatticeError, ValueError):  # not up yet, an error answer, or not a Lattice head's JSON
+        return False
+    return True
+
+
+def _join_info(url: str, token: str | None, data_dir: Path) -> dict[str, Any]:
+    """What this machine needs to join the head's Ray cluster, asked with the head's token."""
+    from lattice.client import endpoints
+    from lattice.client.base import ClientConfig, discover_token
+    from lattice.client.transport import HeadHTTP
+    from lattice.errors import APIError, AuthenticationError, HeadUnavailableError
+
+    try:
+        with HeadHTTP(ClientConfig(url, discover_token(token, data_dir), timeout=10.0)) as head:
+            return head.send(endpoints.cluster_join())
+    except HeadUnavailableError as exc:
+        raise click.ClickException(f"cannot reach the head at {url}: {exc.__cause__ or exc}") from exc
+    except AuthenticationError as exc:
+        raise click.ClickException("the head refused the token; pass --token or set LATTICE_TOKEN") from exc
+    except APIError as exc:
+        raise click.ClickException(f"the head refused to let this machine join: {exc}") from exc
+
+
 def _start_worker(addr: str, token: str | None, data_dir: Path, num_cpus: float | None,
                   num_gpus: float | None, object_store_mb: int, node_ip: str | None, block: bool) -> None:
-    from lattice.client.base import discover_token
     from lattice.executor.ray_process import RayProcess
 
     url = addr if addr.startswith("http") else f"http://{addr}"
-    token = discover_token(token, data_dir)
-    try:
-        response = httpx.get(f"{url}/api/v1/cluster/join", timeout=10,
-                             headers={"authorization": f"Bearer {token}"} if token else {})
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the head at {url}: {exc}") from exc
-    if response.status_code == 401:
-        raise click.ClickException("the head refused the token; pass --token or set LATTICE_TOKEN")
-    response.raise_for_status()
-    join = response.json()
+    join = _join_info(url, token, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     proc = RayProcess(data_dir, "ray-worker.log")
     existing = _read_json(data_dir / "worker.json")

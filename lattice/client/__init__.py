@@ -1,10 +1,47 @@
-"""Client SDK: ``@task``, workflows, and the sync and async clients."""
+"""Client SDK: ``@task``, workflows, and the sync and async clients.
 
-from lattice.client.aio import AsyncLatticeClient
-from lattice.client.base import TaskResult
-from lattice.client.client import LatticeClient
+The clients are imported on first use (PEP 562), like ``lattice``'s own exports: a task on a worker
+imports ``lattice.client.langgraph.remote`` or ``lattice.client.worker_http`` without paying for
+httpx, rich and the clients it does not use. ``task`` is imported at once, because the submodule of
+the same name would otherwise shadow it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lattice.client.task import TaskDefinition, task
-from lattice.client.workflow import AsyncLatticeWorkflow, LatticeWorkflow, OutputRef, TaskHandle
+
+if TYPE_CHECKING:
+    from lattice.client.aio import AsyncLatticeClient
+    from lattice.client.client import LatticeClient
+    from lattice.client.decoding import TaskResult
+    from lattice.client.workflow import AsyncLatticeWorkflow, LatticeWorkflow, OutputRef, TaskHandle
+
+_LAZY = {
+    "AsyncLatticeClient": "lattice.client.aio",
+    "AsyncLatticeWorkflow": "lattice.client.workflow",
+    "LatticeClient": "lattice.client.client",
+    "LatticeWorkflow": "lattice.client.workflow",
+    "OutputRef": "lattice.client.workflow",
+    "TaskHandle": "lattice.client.workflow",
+    "TaskResult": "lattice.client.decoding",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lattice.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AsyncLatticeClient",

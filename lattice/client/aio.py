@@ -1,41 +1,41 @@
-"""The asynchronous client: the same operations as :class:`~lattice.LatticeClient`, awaitable."""
+"""The asynchronous client: every operation of :class:`~lattice.LatticeClient`, awaitable.
+
+The same endpoints (:mod:`lattice.client.endpoints`) and plans (:class:`~lattice.client.base.BaseClient`)
+as the sync client; only the I/O differs: ``httpx.AsyncClient``, the asyncio ``websockets`` client,
+``asyncio.sleep``. ``tests/unit/client/test_parity.py`` compares the two clients' methods and
+signatures, so a call added to one and not the other fails the tests.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from lattice.client.base import (
-    RESULT_POLL_S,
-    AsyncHeadHTTP,
-    ClientConfig,
-    TaskResult,
-    connection_error,
-    results_or_raise,
-    stream_close_error,
-)
+from lattice.client import endpoints
+from lattice.client.base import BaseClient
+from lattice.client.decoding import TaskResult
+from lattice.client.endpoints import Call, Plan
+from lattice.client.transport import AsyncHeadHTTP
 from lattice.client.workflow import AsyncLatticeWorkflow
-from lattice.errors import LatticeError
-from lattice.wire.encoding import value_to_wire
-from lattice.wire.restricted_pickle import PickleTrust
 
-_RECONNECT_TRIES = 5
+T = TypeVar("T")
 
 
-class AsyncLatticeClient:
-    """The async twin of :class:`~lattice.LatticeClient`, with the same ``trusted_types``/``trust_outputs``."""
+class AsyncLatticeClient(BaseClient):
+    """The async twin of :class:`~lattice.LatticeClient`: the same arguments, the same calls, awaited.
+
+    ``progress`` shows a progress bar while a call waits on a run, as for the sync client (default: when
+    stderr is a terminal); ``trusted_types``/``trust_outputs`` decide how sandboxed outputs decode.
+    """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
-                 data_dir: str | Path | None = None, trusted_types: Iterable[type | str] = (),
-                 trust_outputs: bool = False) -> None:
-        self.config = ClientConfig(url, token, timeout, data_dir)
-        self.trust = PickleTrust.of(trusted_types, trust_outputs)
-        self._http = AsyncHeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
-        self._request = self._http.request
+                 progress: bool | None = None, data_dir: str | Path | None = None,
+                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False) -> None:
+        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs)
+        self._http = AsyncHeadHTTP(self.config, read_timeout=self._read_timeout)
+        self._request = self._http.request  # the one I/O call; tests put a fake head here
 
     async def __aenter__(self) -> AsyncLatticeClient:
         return self
@@ -46,83 +46,103 @@ class AsyncLatticeClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    # --- the I/O ------------------------------------------------------------------------------------
+
+    async def _send(self, call: Call[T]) -> T:
+        return call.parse(await self._request(call.method, call.path, params=call.params, json=call.json))
+
+    async def _drive(self, plan: Plan[T]) -> T:
+        """Run a plan to its end, awaiting each Call it yields (an error is raised into the plan)."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    answer = await self._send(call)
+                except BaseException as exc:  # noqa: BLE001 - the plan cleans up (its progress bar) and re-raises
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
+    # --- workflows and runs -------------------------------------------------------------------------
+
     def create_workflow(self, name: str = "workflow") -> AsyncLatticeWorkflow:
         return AsyncLatticeWorkflow(self, name)
 
     async def submit_workflow(self, spec: dict[str, Any]) -> str:
-        return (await self._request("POST", "/api/v1/workflows", json=spec))["workflow_id"]
+        """As :meth:`LatticeClient.submit_workflow`."""
+        return await self._send(endpoints.submit_workflow(spec))
 
     async def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
                         inputs: dict[str, dict[str, Any]] | None = None) -> str:
         """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``."""
-        body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
-        if inputs:
-            body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()}
-                              for task, values in inputs.items()}
-        return (await self._request("POST", f"/api/v1/workflows/{workflow_id}/runs", json=body))["run_id"]
+        return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
-        return await self._request("GET", f"/api/v1/runs/{run_id}")
+        """As :meth:`LatticeClient.get_run`."""
+        return await self._send(endpoints.get_run(run_id))
 
-    async def wait(self, run_id: str, timeout: float | None = None) -> dict[str, Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                raise LatticeError(f"run {run_id} did not finish within {timeout} s")
-            body = await self._request("GET", f"/api/v1/runs/{run_id}/results",
-                                       params={"wait": min(remaining, RESULT_POLL_S)})
-            if body["done"]:
-                return body
+    async def list_runs(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """As :meth:`LatticeClient.list_runs`."""
+        return await self._send(endpoints.list_runs(state, limit))
 
-    async def get_results(self, run_id: str, timeout: float | None = None,
+    async def wait(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
+        """As :meth:`LatticeClient.wait`; the event loop runs other tasks while the head holds the request."""
+        return await self._drive(self._wait_plan(run_id, timeout, progress))
+
+    async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:
         """As :meth:`LatticeClient.get_results`; ``trust_outputs`` overrides the client's setting."""
-        return results_or_raise(await self.wait(run_id, timeout), self.trust.but(trust_outputs))
+        return self._results(await self.wait(run_id, timeout, progress), trust_outputs)
 
     async def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
         """As :meth:`LatticeClient.get_task_results`."""
-        items = await self._request("GET", f"/api/v1/runs/{run_id}/tasks", params={"include_outputs": True})
-        trust = self.trust.but(trust_outputs)
-        return {item["name"]: TaskResult.from_api(item, trust) for item in items}
+        return await self._send(endpoints.task_results(run_id, self.trust.but(trust_outputs)))
 
     async def get_logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
-        params = {"task": task} if task else {}
-        return (await self._request("GET", f"/api/v1/runs/{run_id}/logs", params=params))["attempts"]
+        """As :meth:`LatticeClient.get_logs`."""
+        return await self._send(endpoints.get_logs(run_id, task))
+
+    async def get_events(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """As :meth:`LatticeClient.get_events`."""
+        return await self._send(endpoints.get_events(run_id, after))
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
-        return await self._request("POST", f"/api/v1/runs/{run_id}/cancel")
+        """As :meth:`LatticeClient.cancel`."""
+        return await self._send(endpoints.cancel(run_id))
 
     async def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Yield the run's events live, in order, until ``run_finished``; reconnects where it left off."""
         from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-        last, failures = after, 0
+        cursor = self._cursor(run_id, after)
+        retryable = cursor.retryable()
         while True:
             try:
-                async with connect(self.config.ws_url(run_id, last), additional_headers=self.config.headers,
+                async with connect(cursor.url, additional_headers=self.config.headers,
                                    open_timeout=self.config.timeout) as ws:
-                    failures = 0
+                    cursor.opened()
                     async for message in ws:
-                        event = json.loads(message)
-                        if event.get("type") == "ping":
+                        event = cursor.read(message)
+                        if event is None:
                             continue
-                        last = max(last, int(event.get("seq", last)))
                         yield event
-                        if event.get("type") == "run_finished":
+                        if cursor.finished:
                             return
-            except (ConnectionClosed, OSError, InvalidStatus, TimeoutError) as exc:
-                typed = stream_close_error(exc, run_id)
-                if typed is not None:
-                    raise typed from None
-                failures += 1
-                if failures > _RECONNECT_TRIES:
-                    raise connection_error(self.config.url, exc) from exc
-                await asyncio.sleep(min(2.0, 0.1 * 2**failures))
+            except retryable as exc:
+                await asyncio.sleep(cursor.retry_after(exc))
+
+    # --- cluster ------------------------------------------------------------------------------------
 
     async def nodes(self) -> list[dict[str, Any]]:
-        return (await self._request("GET", "/api/v1/cluster/nodes"))["nodes"]
+        """As :meth:`LatticeClient.nodes`."""
+        return await self._send(endpoints.nodes())
+
+    async def resources(self) -> dict[str, Any]:
+        """As :meth:`LatticeClient.resources`."""
+        return await self._send(endpoints.resources())
 
     async def health(self) -> dict[str, Any]:
-        return await self._request("GET", "/health")
+        """As :meth:`LatticeClient.health`."""
+        return await self._send(endpoints.health())

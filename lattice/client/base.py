@@ -1,40 +1,60 @@
-"""What the sync and async clients share: where the head is, the token, and turning answers into values.
+"""What the sync and async clients share, and do without I/O (httpx's ``BaseClient``).
 
-The two clients differ only in I/O; everything about URLs, headers, error bodies and decoding lives
-here once.
+The layers, each written once:
+
+* :mod:`lattice.client.endpoints` — every endpoint as a :class:`~lattice.client.endpoints.Call`;
+* :mod:`lattice.client.decoding` — answers into values, under the caller's trust;
+* here — where the head is and which token it takes (:class:`ClientConfig`), error answers into the
+  typed errors of :mod:`lattice.errors`, and :class:`BaseClient`: the configuration, trust and
+  progress setting both clients hold, plus the multi-request logic (waiting on a run, following its
+  event stream) as plans and cursors that do no I/O themselves;
+* :mod:`lattice.client.client` and :mod:`lattice.client.aio` — only the I/O: ``httpx.Client`` or
+  ``httpx.AsyncClient``, blocking or awaiting, a sync or an async WebSocket.
+
+The decoding helpers are re-exported here, where they lived before :mod:`lattice.client.decoding`.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-from dataclasses import dataclass, field
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from lattice.errors import (
-    APIError,
-    AuthenticationError,
-    ErrorInfo,
-    HeadUnavailableError,
-    NotFoundError,
-    RunCancelled,
-    exception_from_error_info,
-)
+from lattice.client import endpoints
+from lattice.client.decoding import TaskResult, decode_outputs, decode_task_value, decode_wire_value, results_or_raise
+from lattice.client.endpoints import Plan
+from lattice.errors import APIError, AuthenticationError, HeadUnavailableError, LatticeError, NotFoundError
 from lattice.utils.home import default_home
 from lattice.utils.tokens import read_token
-from lattice.wire.encoding import Encoding, decode_task_value
 from lattice.wire.restricted_pickle import PickleTrust
 
-DEFAULT_URL = "http://localhost:8000"
-RESULT_POLL_S = 30.0
+if TYPE_CHECKING:
+    from lattice.client.progress import RunProgress
 
+__all__ = [
+    "BaseClient", "ClientConfig", "EventCursor", "TaskResult", "api_error", "connection_error", "decode_outputs",
+    "decode_task_value", "decode_wire_value", "discover_token", "discover_url", "results_or_raise",
+    "stream_close_error",
+]
+
+DEFAULT_URL = "http://localhost:8000"
+#: the longest a results request asks the head to hold it (a long poll); reads allow this much more
+RESULT_POLL_S = 30.0
+#: how often a waiting client asks while it shows a progress bar (the bar needs the task counts)
+PROGRESS_POLL_S = 1.0
+#: consecutive failed WebSocket connections before a stream gives up
+RECONNECT_TRIES = 5
+
+
+# --- where the head is, and its token ----------------------------------------------------------------
 
 def discover_url(url: str | None) -> str:
+    """An explicit URL, else ``$LATTICE_URL``, else the local head's ``head.json``, else localhost:8000."""
     if url:
         return url.rstrip("/")
     if os.environ.get("LATTICE_URL"):
@@ -56,25 +76,57 @@ def discover_token(token: str | None, data_dir: str | Path | None = None) -> str
     return read_token(home / "token")
 
 
-def raise_for_response(response: httpx.Response) -> None:
-    if response.status_code < 400:
-        return
+@dataclass(frozen=True)
+class ClientConfig:
+    """A head's URL and token, and the timeout of its requests: all a sender needs besides a socket.
+
+    Build it with :meth:`discover` for a user's client (the URL and token may come from the
+    environment or the local data dir); the constructor takes the values as they are, for code that
+    was handed them (a task on a worker must not pick up that machine's own token).
+    """
+
+    url: str
+    token: str | None
+    timeout: float
+
+    @classmethod
+    def discover(cls, url: str | None, token: str | None, timeout: float,
+                 data_dir: str | Path | None = None) -> ClientConfig:
+        return cls(discover_url(url), discover_token(token, data_dir), timeout)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = {"user-agent": "lattice-client"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def ws_url(self, path: str) -> str:
+        base = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return base + path
+
+
+# --- error answers into typed errors ----------------------------------------------------------------
+
+def api_error(status: int, text: str, reason: str = "") -> APIError:
+    """The typed error for an error answer: the head's JSON error body, or the raw text of anything else."""
     try:
-        body = response.json()["error"]
+        body = json.loads(text)["error"]
+        if not isinstance(body, dict):
+            raise TypeError
     except (ValueError, KeyError, TypeError):
-        body = {"type": "http_error", "message": response.text[:500] or response.reason_phrase}
-    cls = {401: AuthenticationError, 404: NotFoundError}.get(response.status_code, APIError)
-    raise cls(response.status_code, body.get("type", "error"), body.get("message", ""), body.get("field"),
-              body.get("hint"))
+        body = {"type": "http_error", "message": text[:500] or reason}
+    cls = {401: AuthenticationError, 404: NotFoundError}.get(status, APIError)
+    return cls(status, body.get("type", "error"), body.get("message", ""), body.get("field"), body.get("hint"))
 
 
-def connection_error(url: str, exc: Exception) -> HeadUnavailableError:
+def connection_error(url: str, exc: BaseException) -> HeadUnavailableError:
     return HeadUnavailableError(
         f"cannot reach the Lattice head at {url}: {exc}. Start one with "
         "'lattice start --head --port 8000', or pass the right URL to the client")
 
 
-def stream_close_error(exc: Exception, run_id: str) -> Exception | None:
+def stream_close_error(exc: BaseException, run_id: str) -> Exception | None:
     """The typed error for a WebSocket the head closed on purpose (4401 bad token, 4404 unknown run)."""
     code = getattr(getattr(exc, "rcvd", None), "code", None)
     if code == 4401:
@@ -85,134 +137,110 @@ def stream_close_error(exc: Exception, run_id: str) -> Exception | None:
     return None
 
 
-_UNTRUSTED = PickleTrust()  # nothing beyond the restricted decoder's safe types
+# --- a run's live events ----------------------------------------------------------------------------
 
+class EventCursor:
+    """Where one run's event stream stands, so that a reconnect resumes it with nothing lost or repeated.
 
-def decode_wire_value(item: dict[str, Any], trust: PickleTrust = _UNTRUSTED, *, task: str | None = None,
-                      output: str | None = None) -> Any:
-    """A value as the head sends it (JSON inline, else base64 bytes), decoded by :func:`decode_task_value`."""
-    encoding = item.get("encoding", Encoding.JSON)
-    if encoding == Encoding.JSON:
-        return item.get("value")
-    return decode_task_value(encoding, base64.b64decode(item["data"]), trust, task=task, output=output)
-
-
-def decode_outputs(outputs: dict[str, dict[str, Any]] | None, trust: PickleTrust = _UNTRUSTED,
-                   task: str | None = None) -> dict[str, Any]:
-    """Decode a dict of wire values: one task's outputs (``task`` given), or merged sink outputs.
-
-    A merged item names its task itself (``"task"``, set by the head), and a shared output name is
-    keyed ``"<task>.<output>"``: the error for a refused value then names the plain output.
+    The clients own the socket (sync or async ``websockets``); the cursor decides everything else:
+    the URL to (re)connect to, which messages are events, when the stream is over, and whether a
+    failure is retried (after how long) or raised as a typed error.
     """
-    decoded = {}
-    for key, item in (outputs or {}).items():
-        owner = item.get("task")
-        if owner is None:
-            decoded[key] = decode_wire_value(item, trust, task=task, output=key)
-        else:
-            decoded[key] = decode_wire_value(item, trust, task=owner, output=key.removeprefix(f"{owner}."))
-    return decoded
 
-
-def results_or_raise(body: dict[str, Any], trust: PickleTrust = _UNTRUSTED) -> dict[str, Any]:
-    """A finished run's results as values; a failed or cancelled run raises its typed error.
-
-    The error carries ``trust``, so its ``original_exception()`` decodes as this call would.
-    """
-    state = body["state"]
-    if state == "succeeded":
-        return decode_outputs(body.get("outputs"), trust)
-    if state == "cancelled":
-        raise RunCancelled(body["run_id"])
-    error = ErrorInfo.from_dict(body.get("error") or {"kind": "internal", "type": "RunFailed",
-                                                     "message": "the run failed"})
-    raise exception_from_error_info(body["run_id"], body.get("failed_task"), error, trust)
-
-
-@dataclass
-class TaskResult:
-    """One task of a run: its state, decoded outputs, attempt, node, timings and error."""
-
-    name: str
-    state: str
-    outputs: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 0
-    attempt_id: str | None = None
-    node_id: str | None = None
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    duration_s: float | None = None
-    error: ErrorInfo | None = None
-
-    @classmethod
-    def from_api(cls, item: dict[str, Any], trust: PickleTrust = _UNTRUSTED) -> TaskResult:
-        """One task as ``GET /runs/{id}/tasks`` gives it; its outputs decoded under ``trust``."""
-        return cls(
-            name=item["name"], state=item["state"], outputs=decode_outputs(item.get("outputs"), trust, item["name"]),
-            attempt=item.get("attempt", 0), attempt_id=item.get("attempt_id"), node_id=item.get("node_id"),
-            queued_at=item.get("queued_at"), started_at=item.get("started_at"),
-            finished_at=item.get("finished_at"), duration_s=item.get("duration_s"),
-            error=ErrorInfo.from_dict(item["error"]) if item.get("error") else None,
-        )
-
-
-class HeadHTTP:
-    """An ``httpx.Client`` bound to a head: its URL and token, and error bodies turned into exceptions."""
-
-    def __init__(self, config: ClientConfig, read_timeout: float | None = None) -> None:
-        self.config = config
-        timeout = httpx.Timeout(config.timeout, read=read_timeout or config.timeout)
-        self._http = httpx.Client(base_url=config.url, headers=config.headers, timeout=timeout)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise connection_error(self.config.url, exc) from exc
-        raise_for_response(response)
-        return response.json()
-
-    def close(self) -> None:
-        self._http.close()
-
-
-class AsyncHeadHTTP:
-    """The async twin of :class:`HeadHTTP`."""
-
-    def __init__(self, config: ClientConfig, read_timeout: float | None = None) -> None:
-        self.config = config
-        timeout = httpx.Timeout(config.timeout, read=read_timeout or config.timeout)
-        self._http = httpx.AsyncClient(base_url=config.url, headers=config.headers, timeout=timeout)
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise connection_error(self.config.url, exc) from exc
-        raise_for_response(response)
-        return response.json()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-class ClientConfig:
-    """URL, token and request building shared by both clients."""
-
-    def __init__(self, url: str | None, token: str | None, timeout: float,
-                 data_dir: str | Path | None = None) -> None:
-        self.url = discover_url(url)
-        self.token = discover_token(token, data_dir)
-        self.timeout = timeout
+    def __init__(self, config: ClientConfig, run_id: str, after: int) -> None:
+        self.config, self.run_id = config, run_id
+        self.last = after  # the highest sequence number yielded so far
+        self.failures = 0  # failed connections in a row
+        self.finished = False
 
     @property
-    def headers(self) -> dict[str, str]:
-        headers = {"user-agent": "lattice-client"}
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
-        return headers
+    def url(self) -> str:
+        return self.config.ws_url(endpoints.event_stream(self.run_id, self.last))
 
-    def ws_url(self, run_id: str, after: int) -> str:
-        base = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-        return f"{base}/api/v1/runs/{run_id}/events/ws?{urlencode({'after': after})}"
+    @staticmethod
+    def retryable() -> tuple[type[BaseException], ...]:
+        """What a dropped or refused connection raises (``websockets`` is imported only for streams)."""
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        return ConnectionClosed, OSError, InvalidStatus, TimeoutError
+
+    def opened(self) -> None:
+        self.failures = 0
+
+    def read(self, message: str | bytes) -> dict[str, Any] | None:
+        """The event in ``message``, or None for a keep-alive ping."""
+        event: dict[str, Any] = json.loads(message)
+        if event.get("type") == "ping":
+            return None
+        self.last = max(self.last, int(event.get("seq", self.last)))
+        self.finished = event.get("type") == "run_finished"
+        return event
+
+    def retry_after(self, exc: BaseException) -> float:
+        """Seconds to wait before reconnecting; raises for a refusal or after too many failures in a row."""
+        typed = stream_close_error(exc, self.run_id)
+        if typed is not None:
+            raise typed from None
+        self.failures += 1
+        if self.failures > RECONNECT_TRIES:
+            raise connection_error(self.config.url, exc) from exc
+        return min(2.0, 0.1 * 2**self.failures)
+
+
+# --- the base client ----------------------------------------------------------------------------------
+
+class BaseClient:
+    """The configuration, trust and progress setting of a client, and what it does in more than one request.
+
+    ``LatticeClient`` and ``AsyncLatticeClient`` subclass it and add the I/O: ``_send`` (one
+    :class:`~lattice.client.endpoints.Call`), ``_drive`` (a :data:`~lattice.client.endpoints.Plan`,
+    answering each Call it yields) and ``stream`` (the WebSocket, with an :class:`EventCursor`).
+    """
+
+    def __init__(self, url: str | None, token: str | None, timeout: float, progress: bool | None,
+                 data_dir: str | Path | None, trusted_types: Iterable[type | str], trust_outputs: bool) -> None:
+        self.config = ClientConfig.discover(url, token, timeout, data_dir)
+        self.progress = progress
+        self.trust = PickleTrust.of(trusted_types, trust_outputs)
+
+    @property
+    def _read_timeout(self) -> float:
+        """Reads wait longer than the other timeouts: a results request may be held for RESULT_POLL_S."""
+        return RESULT_POLL_S + self.config.timeout
+
+    def _progress_bar(self, run_id: str, progress: bool | None) -> RunProgress | None:
+        """A bar when asked for (the call's setting, else the client's), by default when stderr is a terminal."""
+        show = self.progress if progress is None else progress
+        if show is None:
+            show = sys.stderr.isatty()
+        if not show:
+            return None
+        from lattice.client.progress import RunProgress
+
+        return RunProgress(run_id)
+
+    def _wait_plan(self, run_id: str, timeout: float | None, progress: bool | None) -> Plan[dict[str, Any]]:
+        """Long-poll the run's results until it is done; with a bar, poll each second and feed it the run."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = self._progress_bar(run_id, progress)
+        try:
+            while True:
+                remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LatticeError(f"run {run_id} did not finish within {timeout} s")
+                poll = PROGRESS_POLL_S if bar is not None else RESULT_POLL_S
+                body = yield endpoints.results(run_id, min(remaining, poll))
+                if bar is not None:
+                    bar.update((yield endpoints.get_run(run_id)))
+                if body["done"]:
+                    return body
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _results(self, body: dict[str, Any], trust_outputs: bool | None) -> dict[str, Any]:
+        """A finished run's results body as values (or its typed error), under this call's trust."""
+        return results_or_raise(body, self.trust.but(trust_outputs))
+
+    def _cursor(self, run_id: str, after: int) -> EventCursor:
+        return EventCursor(self.config, run_id, after)

@@ -1,32 +1,29 @@
-"""The synchronous client: submit workflows, start runs, wait for results, follow events."""
+"""The synchronous client: submit workflows, start runs, wait for results, follow events.
+
+Each method sends an endpoint described in :mod:`lattice.client.endpoints` or drives a plan of
+:class:`~lattice.client.base.BaseClient`; what is here is only the blocking I/O (``httpx.Client``,
+the sync ``websockets`` client, ``time.sleep``). :class:`~lattice.AsyncLatticeClient` has the same
+methods, awaitable (``tests/unit/client/test_parity.py`` fails when they drift apart).
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from lattice.client.base import (
-    RESULT_POLL_S,
-    ClientConfig,
-    HeadHTTP,
-    TaskResult,
-    connection_error,
-    results_or_raise,
-    stream_close_error,
-)
-from lattice.client.progress import RunProgress
+from lattice.client import endpoints
+from lattice.client.base import BaseClient
+from lattice.client.decoding import TaskResult
+from lattice.client.endpoints import Call, Plan
+from lattice.client.transport import HeadHTTP
 from lattice.client.workflow import LatticeWorkflow
-from lattice.errors import LatticeError
-from lattice.wire.encoding import value_to_wire
-from lattice.wire.restricted_pickle import PickleTrust
 
-_RECONNECT_TRIES = 5
+T = TypeVar("T")
 
 
-class LatticeClient:
+class LatticeClient(BaseClient):
     """Talks to a Lattice head.
 
     ``url`` defaults to ``$LATTICE_URL``, then the local head's ``head.json``, then
@@ -42,11 +39,9 @@ class LatticeClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
                  progress: bool | None = None, data_dir: str | Path | None = None,
                  trusted_types: Iterable[type | str] = (), trust_outputs: bool = False) -> None:
-        self.config = ClientConfig(url, token, timeout, data_dir)
-        self.progress = progress
-        self.trust = PickleTrust.of(trusted_types, trust_outputs)
-        self._http = HeadHTTP(self.config, read_timeout=RESULT_POLL_S + timeout)
-        self._request = self._http.request
+        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs)
+        self._http = HeadHTTP(self.config, read_timeout=self._read_timeout)
+        self._request = self._http.request  # the one I/O call; tests put a fake head here
 
     def __enter__(self) -> LatticeClient:
         return self
@@ -57,52 +52,50 @@ class LatticeClient:
     def close(self) -> None:
         self._http.close()
 
+    # --- the I/O ------------------------------------------------------------------------------------
+
+    def _send(self, call: Call[T]) -> T:
+        return call.parse(self._request(call.method, call.path, params=call.params, json=call.json))
+
+    def _drive(self, plan: Plan[T]) -> T:
+        """Run a plan to its end, answering each Call it yields (an error is raised into the plan)."""
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    answer = self._send(call)
+                except BaseException as exc:  # noqa: BLE001 - the plan cleans up (its progress bar) and re-raises
+                    call = plan.throw(exc)
+                else:
+                    call = plan.send(answer)
+        except StopIteration as stop:
+            return stop.value
+
     # --- workflows and runs -------------------------------------------------------------------------
 
     def create_workflow(self, name: str = "workflow") -> LatticeWorkflow:
         return LatticeWorkflow(self, name)
 
     def submit_workflow(self, spec: dict[str, Any]) -> str:
-        return self._request("POST", "/api/v1/workflows", json=spec)["workflow_id"]
+        """Register a raw ``lattice.workflow/v1`` spec; returns the workflow's id."""
+        return self._send(endpoints.submit_workflow(spec))
 
     def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                        inputs: dict[str, dict[str, Any]] | None = None) -> str:
+                  inputs: dict[str, dict[str, Any]] | None = None) -> str:
         """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``."""
-        body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
-        if inputs:
-            body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()}
-                              for task, values in inputs.items()}
-        return self._request("POST", f"/api/v1/workflows/{workflow_id}/runs", json=body)["run_id"]
+        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's state, timings and each task's state (a plain dict, as the API returns it)."""
-        return self._request("GET", f"/api/v1/runs/{run_id}")
+        return self._send(endpoints.get_run(run_id))
 
     def list_runs(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        params = {"limit": limit, **({"state": state} if state else {})}
-        return self._request("GET", "/api/v1/runs", params=params)["runs"]
+        """Runs, newest first."""
+        return self._send(endpoints.list_runs(state, limit))
 
     def wait(self, run_id: str, timeout: float | None = None, progress: bool | None = None) -> dict[str, Any]:
         """Wait until the run ends and return its results body (does not raise for a failed run)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        show = self.progress if progress is None else progress
-        if show is None:
-            show = sys.stderr.isatty()
-        bar = RunProgress(run_id) if show else None
-        try:
-            while True:
-                remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LatticeError(f"run {run_id} did not finish within {timeout} s")
-                wait = min(remaining, 1.0 if bar else RESULT_POLL_S)
-                body = self._request("GET", f"/api/v1/runs/{run_id}/results", params={"wait": wait})
-                if bar is not None:
-                    bar.update(self.get_run(run_id))
-                if body["done"]:
-                    return body
-        finally:
-            if bar is not None:
-                bar.close()
+        return self._drive(self._wait_plan(run_id, timeout, progress))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -112,65 +105,55 @@ class LatticeClient:
         :class:`~lattice.RunCancelled`; :class:`~lattice.UntrustedOutputError` for a sandboxed task's
         output that needs an untrusted type. ``trust_outputs`` overrides the client's setting.
         """
-        return results_or_raise(self.wait(run_id, timeout, progress), self.trust.but(trust_outputs))
+        return self._results(self.wait(run_id, timeout, progress), trust_outputs)
 
     def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
         """Every task of the run: state, outputs, attempt, node, timings and error (outputs as in get_results)."""
-        items = self._request("GET", f"/api/v1/runs/{run_id}/tasks", params={"include_outputs": True})
-        trust = self.trust.but(trust_outputs)
-        return {item["name"]: TaskResult.from_api(item, trust) for item in items}
+        return self._send(endpoints.task_results(run_id, self.trust.but(trust_outputs)))
 
     def get_logs(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
-        params = {"task": task} if task else {}
-        return self._request("GET", f"/api/v1/runs/{run_id}/logs", params=params)["attempts"]
+        """One entry per attempt (of ``task``, or of every task): its stdout, stderr, node and error."""
+        return self._send(endpoints.get_logs(run_id, task))
 
     def get_events(self, run_id: str, after: int = 0) -> list[dict[str, Any]]:
-        return self._request("GET", f"/api/v1/runs/{run_id}/events", params={"after": after})["events"]
+        """The stored events with ``seq > after`` (a page of up to 1,000); :meth:`stream` follows them live."""
+        return self._send(endpoints.get_events(run_id, after))
 
     def cancel(self, run_id: str) -> dict[str, Any]:
-        return self._request("POST", f"/api/v1/runs/{run_id}/cancel")
+        """Cancel the run and its running tasks; returns the run."""
+        return self._send(endpoints.cancel(run_id))
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
         """Yield the run's events live, in order, until ``run_finished``; reconnects where it left off."""
-        from websockets.exceptions import ConnectionClosed, InvalidStatus
         from websockets.sync.client import connect
 
-        last, failures = after, 0
+        cursor = self._cursor(run_id, after)
+        retryable = cursor.retryable()
         while True:
             try:
-                with connect(self.config.ws_url(run_id, last), additional_headers=self.config.headers,
+                with connect(cursor.url, additional_headers=self.config.headers,
                              open_timeout=self.config.timeout) as ws:
-                    failures = 0
+                    cursor.opened()
                     for message in ws:
-                        event = _parse(message)
-                        if event.get("type") == "ping":
+                        event = cursor.read(message)
+                        if event is None:
                             continue
-                        last = max(last, int(event.get("seq", last)))
                         yield event
-                        if event.get("type") == "run_finished":
+                        if cursor.finished:
                             return
-            except (ConnectionClosed, OSError, InvalidStatus, TimeoutError) as exc:
-                typed = stream_close_error(exc, run_id)
-                if typed is not None:
-                    raise typed from None
-                failures += 1
-                if failures > _RECONNECT_TRIES:
-                    raise connection_error(self.config.url, exc) from exc
-                time.sleep(min(2.0, 0.1 * 2**failures))
+            except retryable as exc:
+                time.sleep(cursor.retry_after(exc))
 
     # --- cluster ------------------------------------------------------------------------------------
 
     def nodes(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/api/v1/cluster/nodes")["nodes"]
+        """Per node: address, liveness, labels, total and used capacity, GPUs, running tasks."""
+        return self._send(endpoints.nodes())
 
     def resources(self) -> dict[str, Any]:
-        return self._request("GET", "/api/v1/cluster/resources")
+        """Cluster totals, used capacity and queued tasks per class."""
+        return self._send(endpoints.resources())
 
     def health(self) -> dict[str, Any]:
-        return self._request("GET", "/health")
-
-
-def _parse(message: str | bytes) -> dict[str, Any]:
-    import json
-
-    return json.loads(message)
+        """``{"status": "ok", "version": ..., "uptime_s": ...}``; needs no token."""
+        return self._send(endpoints.health())

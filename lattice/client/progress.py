@@ -10,6 +10,11 @@ _DONE = ("succeeded", "failed", "cancelled", "skipped")
 
 
 class RunProgress:
+    """One run's bar (transient: it disappears when the wait ends); both clients' wait plan feeds it.
+
+    It is imported only when a bar is shown, so that importing a client does not import rich.
+    """
+
     def __init__(self, run_id: str) -> None:
         self._progress = Progress(
             SpinnerColumn(), TextColumn("[bold]run {task.fields[run]}[/] {task.description}"), BarColumn(),

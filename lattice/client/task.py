@@ -22,9 +22,10 @@ import cloudpickle
 
 from lattice.errors import TaskDefinitionError
 from lattice.wire.resources import Resources, normalize_resources
+from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import NAME_PATTERN
 
-SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
+SANDBOX_LEVELS = tuple(SandboxLevel.names())
 _NAME_RE = re.compile(NAME_PATTERN)
 
 

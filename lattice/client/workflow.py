@@ -1,7 +1,9 @@
 """Building a workflow on the client: tasks, the edges between them, and the spec sent to the head.
 
-:class:`WorkflowBuilder` is pure (no I/O); :class:`LatticeWorkflow` and :class:`AsyncLatticeWorkflow`
-add running it through a sync or an async client.
+:class:`WorkflowBuilder` is pure (no I/O): it builds the spec, and describes registering and running
+it as plans (:data:`~lattice.client.endpoints.Plan`); :class:`LatticeWorkflow` and
+:class:`AsyncLatticeWorkflow` only drive those plans through a sync or an async client, and have the
+same methods (``tests/unit/client/test_parity.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lattice.client.base import TaskResult
+from lattice.client import endpoints
+from lattice.client.decoding import TaskResult
+from lattice.client.endpoints import Plan
 from lattice.client.task import TaskDefinition
 from lattice.errors import WorkflowError
 from lattice.wire.encoding import value_to_wire
@@ -65,6 +69,8 @@ class TaskHandle:
 
 
 class WorkflowBuilder:
+    """The tasks of a workflow and the edges between them; knows when it must be registered again."""
+
     def __init__(self, name: str = "workflow") -> None:
         self.name = name
         self.tasks: dict[str, TaskHandle] = {}
@@ -129,6 +135,25 @@ class WorkflowBuilder:
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
         return spec, digest
 
+    def _register_plan(self) -> Plan[str]:
+        """Send the spec only when the graph changed since the last registration (and its digest with it).
+
+        An unchanged workflow is not even re-serialized: a run of it costs one request, not two.
+        """
+        if self._registered is not None and self._registered_version == self._version:
+            return self._registered[1]
+        version = self._version
+        spec, digest = self._spec_and_digest()
+        if self._registered is None or self._registered[0] != digest:
+            self._registered = (digest, (yield endpoints.submit_workflow(spec)))
+        self._registered_version = version
+        return self._registered[1]
+
+    def _run_plan(self, priority: int, tags: dict[str, str] | None,
+                  inputs: dict[str, dict[str, Any]] | None) -> Plan[str]:
+        workflow_id = yield from self._register_plan()
+        return (yield endpoints.start_run(workflow_id, priority, tags, inputs))
+
 
 class LatticeWorkflow(WorkflowBuilder):
     """A workflow bound to a :class:`~lattice.LatticeClient`; run it as often as you like."""
@@ -139,14 +164,7 @@ class LatticeWorkflow(WorkflowBuilder):
 
     def register(self) -> str:
         """Send the spec to the head (once per change) and return the workflow's id."""
-        if self._registered is not None and self._registered_version == self._version:
-            return self._registered[1]
-        version = self._version
-        spec, digest = self._spec_and_digest()
-        if self._registered is None or self._registered[0] != digest:
-            self._registered = (digest, self.client.submit_workflow(spec))
-        self._registered_version = version
-        return self._registered[1]
+        return self.client._drive(self._register_plan())
 
     def run(self, priority: int = 0, tags: dict[str, str] | None = None,
             inputs: dict[str, dict[str, Any]] | None = None) -> str:
@@ -155,7 +173,7 @@ class LatticeWorkflow(WorkflowBuilder):
         ``inputs={"task": {"input": value}}`` replaces literal inputs for this run only, without
         registering the workflow again.
         """
-        return self.client.start_run(self.register(), priority=priority, tags=tags, inputs=inputs)
+        return self.client._drive(self._run_plan(priority, tags, inputs))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -187,27 +205,26 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
         self.client = client
 
     async def register(self) -> str:
-        if self._registered is not None and self._registered_version == self._version:
-            return self._registered[1]
-        version = self._version
-        spec, digest = self._spec_and_digest()
-        if self._registered is None or self._registered[0] != digest:
-            self._registered = (digest, await self.client.submit_workflow(spec))
-        self._registered_version = version
-        return self._registered[1]
+        """As :meth:`LatticeWorkflow.register`."""
+        return await self.client._drive(self._register_plan())
 
     async def run(self, priority: int = 0, tags: dict[str, str] | None = None,
                   inputs: dict[str, dict[str, Any]] | None = None) -> str:
-        return await self.client.start_run(await self.register(), priority=priority, tags=tags, inputs=inputs)
+        """As :meth:`LatticeWorkflow.run`: a new run, its id returned at once."""
+        return await self.client._drive(self._run_plan(priority, tags, inputs))
 
-    async def get_results(self, run_id: str, timeout: float | None = None,
+    async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:
-        return await self.client.get_results(run_id, timeout=timeout, trust_outputs=trust_outputs)
+        return await self.client.get_results(run_id, timeout=timeout, progress=progress, trust_outputs=trust_outputs)
 
     async def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
         return await self.client.get_task_results(run_id, trust_outputs=trust_outputs)
 
     def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        return self.client.stream(run_id, after=after)
+
+    def astream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """The same as :meth:`stream`, under the sync workflow's name for it, so code can use either workflow."""
         return self.client.stream(run_id, after=after)
 
     async def cancel(self, run_id: str) -> dict[str, Any]:

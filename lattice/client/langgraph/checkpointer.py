@@ -4,6 +4,10 @@ A thread's state then outlives the client process and can be resumed from any ma
 the head. Values are serialized here, with the saver's serde (LangGraph's ``JsonPlusSerializer`` by
 default), and travel as ``(type, bytes)``: the head stores bytes and never decodes them. Metadata
 filters of ``list`` are therefore applied on the client, after decoding.
+
+The requests are the client core's (:mod:`lattice.client.endpoints`, sent by
+:class:`~lattice.client.transport.HeadHTTP`); what is here is LangGraph's side: configs into query
+parameters and bodies, and rows back into ``CheckpointTuple`` objects.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.base import writes_sort_key as _writes_sort_key
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from lattice.client.base import ClientConfig, HeadHTTP
-
-_PATH = "/api/v1/checkpoints"
+from lattice.client import endpoints
+from lattice.client.base import ClientConfig
+from lattice.client.transport import HeadHTTP
 
 
 def _typed(value: tuple[str, bytes]) -> dict[str, str]:
@@ -53,9 +57,10 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                  serde: SerializerProtocol | None = None, timeout: float = 30.0,
                  data_dir: str | Path | None = None) -> None:
         super().__init__(serde=serde)
-        self.config = ClientConfig(url, token, timeout, data_dir)
+        self.config = ClientConfig.discover(url, token, timeout, data_dir)
         self._http = HeadHTTP(self.config)
-        self._request = self._http.request
+        self._send = self._http.send
+        self._request = self._http.request  # a raw request, for a body the saver would never build
 
     def close(self) -> None:
         self._http.close()
@@ -82,7 +87,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                                   "limit": 1}
         if checkpoint_id:
             params["checkpoint_id"] = checkpoint_id
-        rows = self._request("GET", _PATH, params=params)["checkpoints"]
+        rows = self._send(endpoints.list_checkpoints(params))
         if not rows:
             return None
         return self._tuple(rows[0], config if checkpoint_id else None)
@@ -105,7 +110,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                 return
             params["limit"] = limit
         remaining = limit
-        for row in self._request("GET", _PATH, params=params)["checkpoints"]:
+        for row in self._send(endpoints.list_checkpoints(params)):
             if remaining is not None and remaining <= 0:
                 return
             item = self._tuple(row)
@@ -125,7 +130,7 @@ class LatticeSaver(BaseCheckpointSaver[int]):
             "checkpoint": _typed(self.serde.dumps_typed(checkpoint)),
             "metadata": _typed(self.serde.dumps_typed(get_checkpoint_metadata(config, metadata))),
         }
-        self._request("POST", _PATH, json=body)
+        self._send(endpoints.put_checkpoint(body))
         return _ref(thread_id, ns, checkpoint["id"])
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
@@ -138,12 +143,14 @@ class LatticeSaver(BaseCheckpointSaver[int]):
                         "value": _typed(self.serde.dumps_typed(value))}
                        for idx, (channel, value) in enumerate(writes)],
         }
-        self._request("POST", f"{_PATH}/writes", json=body)
+        self._send(endpoints.put_writes(body))
 
     def delete_thread(self, thread_id: str) -> None:
-        self._request("DELETE", _PATH, params={"thread_id": thread_id})
+        self._send(endpoints.delete_thread(thread_id))
 
-    # --- the async interface: the same calls in a thread (one HTTP client serves every loop) --------
+    # --- the async interface: the same calls in a thread ------------------------------------------
+    # Not an httpx.AsyncClient: that is bound to the event loop that first used it, and LangGraph may call
+    # one saver from several loops (an asyncio.run per invocation); one thread-safe sync pool serves them all.
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await asyncio.to_thread(self.get_tuple, config)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from lattice.client.base import decode_task_value, results_or_raise
+from lattice.client.decoding import results_or_raise
 from lattice.client.langgraph.remote import (
     CHECKPOINT_NS,
     CONFIG,
@@ -35,7 +35,7 @@ from lattice.client.langgraph.remote import (
 from lattice.client.task import TaskDefinition, _ship_module_by_value, task
 from lattice.client.workflow import LatticeWorkflow
 from lattice.errors import ErrorKind, LatticeError, TaskFailed
-from lattice.wire.encoding import Encoding
+from lattice.wire.encoding import Encoding, decode_task_value
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient

@@ -22,11 +22,13 @@ import base64
 import functools
 import inspect
 import json
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
+
+from lattice.client import endpoints
+from lattice.client.base import ClientConfig
 
 if TYPE_CHECKING:
     from lattice.wire.restricted_pickle import PickleTrust
@@ -104,8 +106,7 @@ def decode_chunk(data: dict[str, Any], trust: PickleTrust | None = None, task: s
     if "langgraph_custom" in data:
         return True, data["langgraph_custom"]
     if "langgraph_custom_pickle" in data:
-        from lattice.client.base import decode_task_value
-        from lattice.wire.encoding import Encoding
+        from lattice.wire.encoding import Encoding, decode_task_value
 
         raw = base64.b64decode(data["langgraph_custom_pickle"])
         return True, decode_task_value(Encoding.SANDBOXED_PICKLE, raw, langgraph_trust(trust), task=task,
@@ -119,29 +120,25 @@ class RemoteStreamWriter:
     The writer posts to the run it executes in (``lattice.current_task()``); only a runtime without
     that context falls back to finding the run by the unique ``call`` tag the client gave it. This
     needs the network from the worker to the head: at sandbox levels ``seccomp``/``docker`` pass
-    ``network=True``.
+    ``network=True``. The requests are the client core's (:mod:`lattice.client.endpoints`), sent with
+    the standard library (:class:`~lattice.client.worker_http.WorkerHTTP`), so a node that streams
+    does not load httpx into the task's process; the token is the one the client handed over, never
+    one found on the worker.
     """
 
     def __init__(self, url: str, token: str | None, call_id: str, task: str) -> None:
-        self.url, self.token, self.call_id, self.task = url.rstrip("/"), token, call_id, task
-        self._run_id: str | None = None
+        from lattice.client.worker_http import WorkerHTTP  # urllib.request: only for a node that streams
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"content-type": "application/json"}
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+        self.call_id, self.task = call_id, task
+        self._http = WorkerHTTP(ClientConfig(url.rstrip("/"), token, timeout=30.0))
+        self._run_id: str | None = None
 
     def _find_run(self) -> str:
         import time
 
         for delay in (0.0, 0.05, 0.1, 0.2, 0.5, 1.0):
             time.sleep(delay)
-            runs = self._request("GET", "/api/v1/runs?state=running&limit=1000")["runs"]
-            for run in runs:
+            for run in self._http.send(endpoints.list_runs(state="running", limit=1000)):
                 if (run.get("tags") or {}).get("call") == self.call_id:
                     return run["run_id"]
         raise RuntimeError(f"lattice: cannot find the run of node call {self.call_id} to stream to")
@@ -152,7 +149,7 @@ class RemoteStreamWriter:
 
             context = current_task()
             self._run_id = context.run_id if context is not None else self._find_run()
-        self._request("POST", f"/api/v1/runs/{self._run_id}/events", {"task": self.task, "data": encode_chunk(chunk)})
+        self._http.send(endpoints.post_event(self._run_id, encode_chunk(chunk), task=self.task))
 
 
 def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str, Any],

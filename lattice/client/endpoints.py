@@ -1,0 +1,151 @@
+"""Every head endpoint a Lattice client calls, described once, as a :class:`Call`.
+
+A Call is one request (method, path, query, JSON body) and how its answer becomes a value; it does no
+I/O. Whoever holds a connection sends it: :class:`~lattice.LatticeClient` over ``httpx.Client``,
+:class:`~lattice.AsyncLatticeClient` over ``httpx.AsyncClient``, the LangGraph checkpointer and the
+CLI over :class:`~lattice.client.transport.HeadHTTP`, a task on a worker over the standard library
+(:class:`~lattice.client.worker_http.WorkerHTTP`). So a path, a parameter or the field an answer is
+read from is written here and nowhere else, and the sync and async clients cannot drift apart in
+what they ask.
+
+An operation that takes several requests (waiting on a run, registering then running a workflow) is
+a :data:`Plan`: a generator that yields Calls, is sent each one's parsed answer, and returns the
+result; the clients drive it, blocking or awaiting (``_drive``), so its logic is written once too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+from lattice.client.decoding import TaskResult
+from lattice.wire.encoding import value_to_wire
+from lattice.wire.restricted_pickle import PickleTrust
+
+T = TypeVar("T")
+
+API = "/api/v1"
+
+
+def _as_is(body: Any) -> Any:
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request to the head and how to read its answer; ``parse`` gets the decoded JSON body.
+
+    Error answers never reach ``parse``: the sender turns them into :class:`~lattice.APIError` and its
+    subclasses first (:func:`lattice.client.base.api_error`).
+    """
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    parse: Callable[[Any], T] = _as_is
+
+
+#: A multi-request operation: yields Calls, receives each parsed answer, returns its value.
+Plan = Generator[Call[Any], Any, T]
+
+
+# --- workflows and runs -----------------------------------------------------------------------------
+
+def submit_workflow(spec: dict[str, Any]) -> Call[str]:
+    return Call("POST", f"{API}/workflows", json=spec, parse=itemgetter("workflow_id"))
+
+
+def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
+              inputs: dict[str, dict[str, Any]] | None = None) -> Call[str]:
+    """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals."""
+    body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
+    if inputs:
+        body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()} for task, values in inputs.items()}
+    return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"))
+
+
+def get_run(run_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"{API}/runs/{run_id}")
+
+
+def list_runs(state: str | None = None, limit: int = 50) -> Call[list[dict[str, Any]]]:
+    params = {"limit": limit, **({"state": state} if state else {})}
+    return Call("GET", f"{API}/runs", params=params, parse=itemgetter("runs"))
+
+
+def results(run_id: str, wait: float) -> Call[dict[str, Any]]:
+    """The run's results body; the head holds the request up to ``wait`` seconds for the run to end (long poll)."""
+    return Call("GET", f"{API}/runs/{run_id}/results", params={"wait": wait})
+
+
+def task_results(run_id: str, trust: PickleTrust) -> Call[dict[str, TaskResult]]:
+    """Every task of the run with its outputs, decoded under ``trust`` (the call's, not a default)."""
+    def parse(items: list[dict[str, Any]]) -> dict[str, TaskResult]:
+        return {item["name"]: TaskResult.from_api(item, trust) for item in items}
+
+    return Call("GET", f"{API}/runs/{run_id}/tasks", params={"include_outputs": True}, parse=parse)
+
+
+def get_logs(run_id: str, task: str | None = None) -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/runs/{run_id}/logs", params={"task": task} if task else {},
+                parse=itemgetter("attempts"))
+
+
+def get_events(run_id: str, after: int = 0) -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/runs/{run_id}/events", params={"after": after}, parse=itemgetter("events"))
+
+
+def post_event(run_id: str, data: dict[str, Any], task: str | None = None) -> Call[dict[str, Any]]:
+    """A ``custom`` event on the run (what a task streams to its client); the head answers with the event."""
+    return Call("POST", f"{API}/runs/{run_id}/events", json={"task": task, "data": data})
+
+
+def cancel(run_id: str) -> Call[dict[str, Any]]:
+    return Call("POST", f"{API}/runs/{run_id}/cancel")
+
+
+def event_stream(run_id: str, after: int) -> str:
+    """The path (with query) of the run's live events over WebSocket, from the event after ``after``."""
+    return f"{API}/runs/{run_id}/events/ws?{urlencode({'after': after})}"
+
+
+# --- cluster ----------------------------------------------------------------------------------------
+
+def nodes() -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/cluster/nodes", parse=itemgetter("nodes"))
+
+
+def resources() -> Call[dict[str, Any]]:
+    return Call("GET", f"{API}/cluster/resources")
+
+
+def cluster_join() -> Call[dict[str, Any]]:
+    """What a worker needs to join the head's Ray cluster (its address and Ray token); used by the CLI."""
+    return Call("GET", f"{API}/cluster/join")
+
+
+def health() -> Call[dict[str, Any]]:
+    """``/health``: the one route that needs no token."""
+    return Call("GET", "/health")
+
+
+# --- LangGraph checkpoints (the head stores the saver's bytes and never decodes them) ---------------
+
+def list_checkpoints(params: dict[str, Any]) -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/checkpoints", params=params, parse=itemgetter("checkpoints"))
+
+
+def put_checkpoint(body: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", f"{API}/checkpoints", json=body)
+
+
+def put_writes(body: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", f"{API}/checkpoints/writes", json=body)
+
+
+def delete_thread(thread_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"{API}/checkpoints", params={"thread_id": thread_id})

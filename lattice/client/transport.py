@@ -1,0 +1,84 @@
+"""A connection to a head over httpx, sync and async: sends Calls, and turns failures into typed errors.
+
+The one place where an ``httpx`` request is made for the client side (the clients, the LangGraph
+checkpointer, the CLI): a connection error becomes :class:`~lattice.HeadUnavailableError`, an error
+answer :class:`~lattice.APIError` or a subclass (:func:`~lattice.client.base.api_error`).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from lattice.client.base import ClientConfig, api_error, connection_error
+from lattice.client.endpoints import Call
+
+T = TypeVar("T")
+
+__all__ = ["AsyncHeadHTTP", "HeadHTTP"]
+
+
+def _timeout(config: ClientConfig, read_timeout: float | None) -> httpx.Timeout:
+    return httpx.Timeout(config.timeout, read=read_timeout or config.timeout)
+
+
+def _json_or_raise(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise api_error(response.status_code, response.text, response.reason_phrase)
+    return response.json()
+
+
+class HeadHTTP:
+    """An ``httpx.Client`` bound to a head: its URL, token and timeouts; thread-safe, one pool."""
+
+    def __init__(self, config: ClientConfig, read_timeout: float | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        self._http = httpx.Client(base_url=config.url, headers=config.headers,
+                                  timeout=_timeout(config, read_timeout), transport=transport)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The decoded JSON answer of one request (``kwargs`` as for ``httpx.Client.request``)."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        return _json_or_raise(response)
+
+    def send(self, call: Call[T]) -> T:
+        return call.parse(self.request(call.method, call.path, params=call.params, json=call.json))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HeadHTTP:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncHeadHTTP:
+    """The async twin of :class:`HeadHTTP` (an ``httpx.AsyncClient``, bound to the loop that first uses it)."""
+
+    def __init__(self, config: ClientConfig, read_timeout: float | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self._http = httpx.AsyncClient(base_url=config.url, headers=config.headers,
+                                       timeout=_timeout(config, read_timeout), transport=transport)
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise connection_error(self.config.url, exc) from exc
+        return _json_or_raise(response)
+
+    async def send(self, call: Call[T]) -> T:
+        return call.parse(await self.request(call.method, call.path, params=call.params, json=call.json))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
