@@ -1,13 +1,22 @@
 """The resource manager: each node's capacity (from Ray) and what Lattice has reserved on it.
 
-It owns capacity and nothing else. The scheduler asks :meth:`ResourceManager.try_place` for a node
-where a task fits; the reservation is released when the task ends. Because every dispatch is admitted
-here first, Ray's own queues stay short (backpressure), and an impossible request is known at once
-(:meth:`fits_anywhere`) instead of waiting forever.
+It owns capacity and nothing else, and it is the only owner: nobody else changes a :class:`Node`'s counts.
+The scheduler asks :meth:`ResourceManager.try_place` for a node where a task fits (a *reservation*);
+the orchestrator says when the attempt was handed to the backend (:meth:`ResourceManager.start`) and when
+it ended (:meth:`ResourceManager.release`). Because every dispatch is admitted here first, Ray's own
+queues stay short (backpressure), and an impossible request is known at once (:meth:`fits_anywhere`)
+instead of waiting forever.
+
+Reserved is not executing: a CPU task without a timeout may be admitted into a node's *prefetch slots*
+beyond its free cores, where it waits in Ray's queue on that node. So the manager also counts, per node,
+the cores it believes are executing and keeps the attempts that wait for one in arrival order;
+:meth:`start` says whether an attempt holds its cores at once, and :meth:`release` says which waiting
+attempts got the cores it freed, so the orchestrator can show them ``running``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +56,6 @@ class Node:
     used_gpu_memory_mb: int = 0
     used_io: int = 0
     running: int = 0
-    busy_cpu: float = 0.0  # cores believed executing (the rest of used_cpu waits in Ray's queue)
     task_seconds: float | None = None  # moving average of how long this node's CPU tasks take
 
     def observe(self, seconds: float) -> None:
@@ -136,10 +144,25 @@ class Node:
         }
 
 
+@dataclass(slots=True)
+class _Cores:
+    """One node's cores as the manager believes them used: executing, and attempts waiting for one."""
+
+    busy: float = 0.0  # cores of started attempts (the rest of ``Node.used_cpu`` waits in Ray's queue)
+    #: started attempt -> cores it holds
+    executing: dict[Hashable, float] = field(default_factory=dict)
+    #: attempt -> cores it needs, in the order the attempts started waiting (a dict: FIFO with O(1) removal)
+    waiting: dict[Hashable, float] = field(default_factory=dict)
+
+
+_NOTHING: Sequence[Hashable] = ()
+
+
 class ResourceManager:
     def __init__(self, io_slots_per_node: int = 256) -> None:
         self.io_slots_per_node = io_slots_per_node
         self.nodes: dict[str, Node] = {}
+        self._cores: dict[str, _Cores] = {}
 
     def update_nodes(self, nodes: list[Node]) -> None:
         """Merge a fresh view of the cluster, keeping the reservations of nodes that stay."""
@@ -182,10 +205,82 @@ class ResourceManager:
         best.reserve(r)
         return best.node_id
 
-    def release(self, node_id: str, r: Resources) -> None:
+    def start(self, node_id: str, attempt: Hashable, r: Resources) -> bool:
+        """An attempt reserved on ``node_id`` was handed to the backend: True when it holds its cores now,
+        False when it waits in the node's queue for a free core (first come, first served).
+
+        A ``cpu=0`` task needs no core, so it always starts. Which waiting task Ray actually starts is
+        Ray's choice; the count of cores is what matters, so "running" is approximate for prefetched tasks.
+        """
+        cpu = r.cpu
+        if cpu == 0:
+            return True
+        cores = self._cores.get(node_id)
+        if cores is None:
+            cores = self._cores[node_id] = _Cores()
         node = self.nodes.get(node_id)
+        if node is not None and cores.busy + cpu <= node.cpu + _EPS:
+            cores.busy += cpu
+            cores.executing[attempt] = cpu
+            return True
+        cores.waiting[attempt] = cpu
+        return False
+
+    def release(self, node_id: str, r: Resources, attempt: Hashable | None = None) -> Sequence[Hashable]:
+        """Give back a reservation; with ``attempt`` (one passed to :meth:`start`), also its cores, or its
+        place in the node's queue. Returns the waiting attempts that now hold the cores it freed, in the
+        order they started waiting."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return _NOTHING
+        node.release(r)
+        if attempt is None or r.cpu == 0:
+            return _NOTHING
+        cores = self._cores.get(node_id)
+        if cores is None:
+            return _NOTHING
+        waiting = cores.waiting
+        cpu = cores.executing.pop(attempt, None)
+        if cpu is not None:
+            cores.busy = max(0.0, cores.busy - cpu)
+        else:
+            waiting.pop(attempt, None)  # it never got a core
+        if not waiting:
+            return _NOTHING
+        started: list[Hashable] = []
+        limit = node.cpu + _EPS
+        while waiting:
+            first, need = next(iter(waiting.items()))
+            if cores.busy + need > limit:
+                break
+            del waiting[first]
+            cores.busy += need
+            cores.executing[first] = need
+            started.append(first)
+        return started
+
+    def gpu_fraction(self, node_id: str, r: Resources) -> float:
+        """GPUs to ask the backend for on that node (see :meth:`Node.gpu_fraction`)."""
+        return self.nodes[node_id].gpu_fraction(r)
+
+    def observe(self, node_id: str | None, seconds: float) -> None:
+        """A CPU task ran ``seconds`` on the node: this sets how deep its prefetch queue is."""
+        node = self.nodes.get(node_id or "")
         if node is not None:
-            node.release(r)
+            node.observe(seconds)
+
+    def alive_node_ids(self) -> set[str]:
+        return {node_id for node_id, node in self.nodes.items() if node.alive}
+
+    def busy_cpu(self, node_id: str) -> float:
+        """Cores the manager believes executing on the node (for views and tests)."""
+        cores = self._cores.get(node_id)
+        return cores.busy if cores is not None else 0.0
+
+    def waiting(self, node_id: str) -> list[Hashable]:
+        """Attempts waiting for a core on the node, first come first."""
+        cores = self._cores.get(node_id)
+        return list(cores.waiting) if cores is not None else []
 
     def totals(self) -> dict[str, float]:
         alive = [n for n in self.nodes.values() if n.alive]

@@ -1,43 +1,58 @@
-"""The orchestrator: owns every run and task state, and moves them along the state machine.
+"""The orchestrator: the loop that moves runs along, applying what the run algorithm decides.
 
-It is event-driven. Submissions, cancels, finished Ray attempts and timeouts each schedule one *step*
-on the head's asyncio loop; a step applies what happened, asks the scheduler for placements, hands
-them to Ray, commits all resulting changes to the store in one transaction and only then announces
-them (events, waiters). No step polls Ray, so an idle head does nothing.
+Four parts meet here, each owning its piece: the run algorithm (``lattice.core.algorithm``, pure) decides
+what a run's tasks do; the resource manager (``lattice.core.cluster``) owns capacity; the dispatcher
+(``lattice.core.dispatcher``) follows attempts in flight on a :class:`~lattice.core.backend.Backend`; the
+store writer commits. The loop feeds the algorithm events, carries out its
+:class:`~lattice.core.algorithm.Effects` (store writes, events, the scheduler's queues, stopping attempts),
+and wakes the clients that wait for runs.
+
+It is event-driven. Submissions, cancels, finished attempts and timeouts each schedule one *step* on the
+head's asyncio loop; a step applies what happened, asks the scheduler for placements, hands them to the
+backend, passes all resulting changes to the store writer in one batch and only announces them (events,
+waiters) once they are committed. No step polls the backend, so an idle head does nothing.
+
+Why it is still about 400 lines: it is both the surface the API routes call (workflows, runs, cancel,
+custom events, waiting) and the loop behind it (step, applying effects, commit and announce, resume); the
+decisions, the capacity and the attempts in flight already live in their own modules, and splitting the
+surface from the loop would only add a hop between two halves that share every piece of state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import json
 import logging
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
+from lattice.core import algorithm
+from lattice.core.algorithm import Effects, TaskRun
+from lattice.core.backend import Backend
 from lattice.core.cluster import ResourceManager
 from lattice.core.dag import SpecError
+from lattice.core.dispatcher import Dispatcher
 from lattice.core.errors import Conflict, NotFound
 from lattice.core.events import EventBus
-from lattice.core.runs import RunExec, TaskRun, attempt_payload, load_unfinished_run
+from lattice.core.runs import RunExec, load_unfinished_run, new_run
 from lattice.core.scheduler import QueuedTask, Scheduler
-from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
+from lattice.core.states import RunState, TaskState
 from lattice.core.store import Batch, Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.core.writer import StoreWriter
-from lattice.errors import ErrorInfo, ErrorKind
-from lattice.executor.dispatch import Attempt, RayBackend
-from lattice.executor.failures import error_from_ray_exception
-from lattice.wire.spec import RunCreate, TaskSpec, WorkflowSpec
+from lattice.wire.attempt import Envelope
+from lattice.wire.failures import ErrorInfo
+from lattice.wire.spec import RunCreate, WorkflowSpec
 
 log = logging.getLogger("lattice.orchestrator")
 
-NOT_RETRYABLE = {ErrorKind.RESOURCE_UNAVAILABLE, ErrorKind.CANCELLED, ErrorKind.UPSTREAM_FAILED}
+Completion = tuple[str, Envelope | None, ErrorInfo | None]
 
 
 @dataclass
@@ -52,7 +67,7 @@ class OrchestratorSettings:
 
 
 class Orchestrator:
-    def __init__(self, store: Store, resources: ResourceManager, backend: RayBackend, bus: EventBus,
+    def __init__(self, store: Store, resources: ResourceManager, backend: Backend, bus: EventBus,
                  settings: OrchestratorSettings | None = None) -> None:
         self.store = store
         self.resources = resources
@@ -62,9 +77,10 @@ class Orchestrator:
         self.scheduler = Scheduler()
         self.runs: dict[str, RunExec] = {}
         self.registry = WorkflowRegistry(store, self.settings.default_sandbox, self.settings.min_sandbox)
-        self._completions: list[tuple[str, str, str, Any, BaseException | None]] = []
-        self._waiting: dict[str, deque[tuple[str, str, str]]] = {}
-        self._arrived: deque[tuple[str, str, str, Any, BaseException | None]] = deque()  # on Ray threads
+        self._fx = Effects()  # what the algorithm decided and the loop has not carried out yet
+        self._dispatcher = Dispatcher(backend, resources, self.settings, self._fx, self._on_done, self._on_timeout)
+        self._completions: list[Completion] = []
+        self._arrived: deque[Completion] = deque()  # appended on the backend's threads
         self._wake_pending = False
         self._step_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +94,7 @@ class Orchestrator:
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self._dispatcher.loop = asyncio.get_running_loop()
         self._writer = StoreWriter(self.store, self._loop)
         self.refresh_nodes()
         self._resume_unfinished()
@@ -101,9 +117,9 @@ class Orchestrator:
         while True:
             await asyncio.sleep(self.settings.node_refresh_s)
             try:
-                before = {n for n, node in self.resources.nodes.items() if node.alive}
+                before = self.resources.alive_node_ids()
                 self.refresh_nodes()
-                after = {n for n, node in self.resources.nodes.items() if node.alive}
+                after = self.resources.alive_node_ids()
                 if after != before:
                     log.info("cluster changed: %d alive node(s)", len(after))
                     self._kick()
@@ -133,7 +149,7 @@ class Orchestrator:
         overrides = {task: {name: item.model_dump(exclude_unset=True) for name, item in values.items()}
                      for task, values in options.inputs.items()}
         literals = self.registry.run_literals(entry, overrides)
-        run = RunExec(run_id, entry, options.priority, RunState.RUNNING, tasks, literals=literals, active=len(tasks))
+        run = new_run(run_id, entry, options.priority, tasks, literals, active=len(tasks))
         self._batch.run_inserts.append({
             "id": run_id, "workflow_id": workflow_id, "workflow_name": entry.spec.name,
             "state": RunState.RUNNING, "priority": options.priority,
@@ -146,23 +162,15 @@ class Orchestrator:
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
+        self._apply()
         self._kick()
         return run_id
 
     def _start_run(self, run: RunExec) -> None:
-        for name, task in run.tasks.items():
-            if task.state is TaskState.PENDING and not self.resources.fits_anywhere(task.spec.resources):
-                largest = self.resources.largest_node()
-                error = ErrorInfo(
-                    ErrorKind.RESOURCE_UNAVAILABLE, "ResourceUnavailable",
-                    f"task {name!r} asks for {task.spec.resources.model_dump()} but the largest node "
-                    f"has {largest}; no node of this cluster can ever run it",
-                    detail={"requested": task.spec.resources.model_dump(), "largest_node": largest})
-                self._fail_task(run, name, error)
-        for name, task in run.tasks.items():
-            if task.state is TaskState.PENDING and task.waiting_on == 0:
-                self._make_ready(run, name)
-        self._maybe_finish(run)
+        fits = self.resources.fits_anywhere
+        unplaceable = {name for name, task in run.tasks.items() if not fits(task.spec.resources)}
+        largest = self.resources.largest_node() if unplaceable else None
+        algorithm.start_run(run, time.time(), self._fx, unplaceable, largest)
 
     def cancel_run(self, run_id: str) -> str:
         run = self.runs.get(run_id)
@@ -171,13 +179,8 @@ class Orchestrator:
             if row is None:
                 raise NotFound("run", run_id)
             return row["state"]
-        for name, task in run.tasks.items():
-            if task.state.terminal:
-                continue
-            self._withdraw(run, name, TaskState.CANCELLED)
-            self._set_task(run, name, TaskState.CANCELLED, finished_at=time.time())
-            self._event(run, "task_cancelled", name, {})
-        self._finish_run(run, RunState.CANCELLED)
+        algorithm.cancel_run(run, time.time(), self._fx)
+        self._apply()
         self._kick()
         return RunState.CANCELLED
 
@@ -216,10 +219,10 @@ class Orchestrator:
             self._step_pending = True
             self._loop.call_soon(self._step)
 
-    def _on_done(self, run_id: str, name: str, attempt_id: str, envelope: Any, error: BaseException | None) -> None:
-        """Called on a Ray thread when an attempt ends. Completions are queued and the loop is woken
+    def _on_done(self, attempt_id: str, envelope: Envelope | None, error: ErrorInfo | None) -> None:
+        """Called on a backend thread when an attempt ends. Completions are queued and the loop is woken
         once per burst, not once per task (each wake-up is a system call and a loop iteration)."""
-        self._arrived.append((run_id, name, attempt_id, envelope, error))
+        self._arrived.append((attempt_id, envelope, error))
         if not self._wake_pending:
             self._wake_pending = True
             assert self._loop is not None
@@ -236,18 +239,27 @@ class Orchestrator:
         self._step_pending = False
         self.stats["steps"] += 1
         completions, self._completions = self._completions, []
-        for run_id, name, attempt_id, envelope, error in completions:
-            run = self.runs.get(run_id)
-            if run is not None:
-                self._guarded(run, self._handle_completion, run, name, attempt_id, envelope, error)
+        dispatcher = self._dispatcher
+        inflight = dispatcher.inflight
+        for attempt_id, envelope, error in completions:
+            attempt = inflight.pop(attempt_id, None)
+            if attempt is not None:  # else a late answer from an attempt that was stopped
+                self._guarded(attempt.run, dispatcher.complete, attempt, attempt_id, envelope, error)
+        self._apply()  # once for the whole burst: what it queued and freed is there for the scheduler
+        runs = self.runs
         for placement in self.scheduler.schedule(self._place):
             run_id, name = placement.task.key  # type: ignore[misc]
-            run = self.runs.get(run_id)
+            run = runs.get(run_id)
             if run is None or run.tasks[name].state is not TaskState.READY:
                 self.resources.release(placement.node_id, placement.task.resources)
                 continue
             self._guarded(run, self._dispatch, run, name, placement.node_id)
+        self._apply()
         self._flush()
+
+    def _dispatch(self, run: RunExec, name: str, node_id: str) -> None:
+        self._dispatcher.dispatch(run, name, node_id)
+        self.stats["tasks_dispatched"] += 1
 
     def _place(self, queued: QueuedTask) -> str | None:
         """Admit a task on a node. CPU tasks without a timeout may wait in Ray's queue on the node
@@ -255,6 +267,103 @@ class Orchestrator:
         a finished task around; a task with a timeout is only sent where it starts at once, so its clock
         starts when it does."""
         return self.resources.try_place(queued.resources, prefetch=queued.prefetch)
+
+    def _on_timeout(self, attempt_id: str) -> None:
+        inflight = self._dispatcher.inflight.get(attempt_id)
+        if inflight is None:
+            return
+        task = inflight.run.tasks[inflight.name]
+        if task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
+            return
+        inflight.timer = None
+        self._guarded(inflight.run, self._dispatcher.time_out, attempt_id)
+        self._apply()
+        self._kick()
+
+    # --- applying the algorithm's decisions ---------------------------------------------------------
+
+    def _apply(self) -> None:
+        """Carry out what the algorithm decided, in the order it decided, and leave ``self._fx`` empty.
+
+        Stopping an attempt frees cores that a waiting attempt may take, which the algorithm turns into more
+        effects: so after stops, once more. Each list is swapped out before it is worked through, so a
+        failure halfway never repeats a write."""
+        fx = self._fx
+        again = True
+        while again:
+            again = False
+            batch = self._batch
+            if fx.enqueue:
+                queued, fx.enqueue = fx.enqueue, []
+                push = self.scheduler.push
+                for item in queued:
+                    push(item)
+            if fx.dequeue:  # after enqueue: a task queued and then failed in one go must leave the queue
+                keys, fx.dequeue = fx.dequeue, []
+                remove = self.scheduler.remove
+                for key in keys:
+                    remove(key)
+            if fx.task_changes:
+                changes, fx.task_changes = fx.task_changes, []
+                for run, name, values in changes:
+                    batch.update_task(run.run_id, name, **values)
+            if fx.attempts:
+                rows, fx.attempts = fx.attempts, []
+                for row in rows:
+                    if row["error"] is not None:
+                        row["error"] = _json(row["error"])
+                    batch.add_attempt(**row)
+            if fx.outputs:
+                outputs, fx.outputs = fx.outputs, []
+                for run_id, name, encoded in outputs:
+                    for output, (encoding, data) in encoded.items():
+                        batch.put_blob(run_id, name, output, encoding, data)
+            if fx.events:
+                events, fx.events = fx.events, []
+                for run, type, task, data in cast("list[tuple[RunExec, str, str | None, dict[str, Any]]]", events):
+                    self._event(run, type, task, data)
+            if fx.run_changes:
+                run_changes, fx.run_changes = fx.run_changes, []
+                for run, values in run_changes:
+                    batch.update_run(run.run_id, **values)
+            if fx.finished:
+                finished, fx.finished = fx.finished, []
+                self._finished.extend(cast("list[RunExec]", finished))
+            if fx.tasks_succeeded or fx.tasks_failed:
+                self.stats["tasks_succeeded"] += fx.tasks_succeeded
+                self.stats["tasks_failed"] += fx.tasks_failed
+                fx.tasks_succeeded = fx.tasks_failed = 0
+            if fx.stop:  # the only effect that decides more: go round again
+                stop, fx.stop = fx.stop, []
+                for attempt_id in stop:
+                    self._dispatcher.stop(attempt_id)
+                again = True
+
+    def _event(self, run: RunExec, type: str, task: str | None, data: dict[str, Any]) -> None:
+        run.seq += 1
+        now = time.time()
+        self._batch.add_event(run.run_id, run.seq, type, task, data, now)
+        self._announce.append((run.run_id, {"seq": run.seq, "ts": now, "type": type, "task": task,
+                                            "run_id": run.run_id, "data": data}))
+
+    def _guarded(self, run: RunExec, fn: Callable[..., None], *args: Any) -> None:
+        """Run one piece of step logic; a bug there fails that run only, never the loop.
+
+        Its effects stay in ``self._fx`` for the caller's :meth:`_apply` (one per burst of events, not one
+        per event); failing a run applies at once, so what that run had in flight is stopped before the
+        next event is handled."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            log.exception("run %s: internal error", run.run_id)
+            if not run.state.terminal:
+                self._fail_run_internal(run, f"{type(exc).__name__}: {exc}")
+
+    def _fail_run_internal(self, run: RunExec, message: str) -> None:
+        algorithm.fail_internal(run, message, time.time(), self._fx)
+        self._apply()
+
+    # --- committing and announcing ------------------------------------------------------------------
 
     def _flush(self) -> asyncio.Future[None]:
         """Hand this step's changes to the store writer; announce them once they are committed."""
@@ -290,278 +399,6 @@ class Orchestrator:
         """Wait until every change made so far is committed (used before handing out an id)."""
         await self._flush()
 
-    def _guarded(self, run: RunExec, fn: Callable[..., None], *args: Any) -> None:
-        """Run one piece of step logic; a bug there fails that run only, never the loop."""
-        try:
-            fn(*args)
-        except Exception as exc:
-            log.exception("run %s: internal error", run.run_id)
-            if not run.state.terminal:
-                self._fail_run_internal(run, f"{type(exc).__name__}: {exc}")
-
-    def _fail_run_internal(self, run: RunExec, message: str) -> None:
-        for name, task in run.tasks.items():
-            if task.state.terminal:
-                continue
-            self._withdraw(run, name, TaskState.FAILED)
-            task.state = TaskState.FAILED  # unchecked on purpose: a bug may have left any state
-            self._batch.update_task(run.run_id, name, state=TaskState.FAILED, finished_at=time.time())
-        run.active = 0
-        if run.error is None:
-            run.error = ErrorInfo(ErrorKind.INTERNAL, "InternalError", message).to_dict()
-        self._finish_run(run, RunState.FAILED)
-
-    # --- transitions --------------------------------------------------------------------------------
-
-    def _set_task(self, run: RunExec, name: str, state: TaskState, **values: Any) -> None:
-        task = run.tasks[name]
-        check_task_transition(task.state, state)
-        was_terminal = task.state.terminal
-        task.state = state
-        if state.terminal and not was_terminal:
-            run.active -= 1
-        self._batch.update_task(run.run_id, name, state=state, **values)
-
-    def _event(self, run: RunExec, type: str, task: str | None, data: dict[str, Any]) -> None:
-        run.seq += 1
-        now = time.time()
-        self._batch.add_event(run.run_id, run.seq, type, task, data, now)
-        self._announce.append((run.run_id, {"seq": run.seq, "ts": now, "type": type, "task": task,
-                                            "run_id": run.run_id, "data": data}))
-
-    def _make_ready(self, run: RunExec, name: str) -> None:
-        task = run.tasks[name]
-        now = time.time()
-        self._set_task(run, name, TaskState.READY, queued_at=now)
-        task.enqueued_at = now
-        self.scheduler.push(QueuedTask(
-            key=(run.run_id, name), resources=task.spec.resources,
-            priority=run.priority + task.spec.priority, enqueued_at=now,
-            critical_path=run.workflow.graph.critical_path[name],
-            prefetch=task.spec.timeout is None))
-        self._event(run, "task_queued", name, {"attempt": task.attempt + 1})
-
-    def _dispatch(self, run: RunExec, name: str, node_id: str) -> None:
-        task = run.tasks[name]
-        spec = task.spec
-        task.attempt += 1
-        # Unique per run and attempt, also after a restart: attempt numbers continue from the store.
-        task.attempt_id = f"{run.run_id}:{name}:{task.attempt}"
-        task.node_id = task.dispatched_node = node_id
-        level = spec.sandbox or self.settings.default_sandbox
-        task.killable = spec.timeout is not None and level == "none"
-        upstream_names = sorted(run.workflow.graph.upstream[name])
-        node = self.resources.nodes[node_id]
-        attempt = Attempt(
-            payload=attempt_payload(run, name, task.attempt_id, upstream_names, level, self.settings),
-            fn_ref=self._fn_ref(run.workflow, spec), upstream=[run.tasks[u].ref for u in upstream_names],
-            resources=spec.resources, node_id=node_id, gpu_fraction=node.gpu_fraction(spec.resources),
-            killable=task.killable)
-        attempt_id = task.attempt_id
-        run_id = run.run_id
-        task.ref = self.backend.submit(
-            attempt, lambda envelope, error: self._on_done(run_id, name, attempt_id, envelope, error))
-        self._set_task(run, name, TaskState.SCHEDULED, attempt=task.attempt, attempt_id=attempt_id,
-                       node_id=node_id, started_at=None, finished_at=None, error=None)
-        self.stats["tasks_dispatched"] += 1
-        cpu = spec.resources.cpu
-        if cpu == 0 or node.busy_cpu + cpu <= node.cpu + 1e-9:
-            node.busy_cpu += cpu
-            self._mark_running(run, name)
-        else:
-            self._event(run, "task_scheduled", name, {"attempt": task.attempt, "attempt_id": attempt_id,
-                                                       "node_id": node_id, "waiting_for": "a free core"})
-            self._waiting.setdefault(node_id, deque()).append((run.run_id, name, attempt_id))
-        if spec.timeout is not None:
-            grace = 0.0 if level == "none" else self.settings.sandbox_timeout_grace_s
-            task.timer = self._loop.call_later(  # type: ignore[union-attr]
-                spec.timeout + grace, self._on_timeout, run.run_id, name, attempt_id)
-
-    def _mark_running(self, run: RunExec, name: str) -> None:
-        task = run.tasks[name]
-        now = time.time()
-        self._set_task(run, name, TaskState.RUNNING, started_at=now)
-        self._event(run, "task_started", name, {"attempt": task.attempt, "attempt_id": task.attempt_id,
-                                                 "node_id": task.dispatched_node})
-
-    def _free(self, task: TaskRun) -> None:
-        """Give back an attempt's reservation; tasks waiting in that node's queue take the core."""
-        node_id, task.node_id = task.node_id, None
-        if node_id is None:
-            return
-        self.resources.release(node_id, task.spec.resources)
-        node = self.resources.nodes.get(node_id)
-        if node is None:
-            return
-        if task.state is TaskState.RUNNING:
-            node.busy_cpu = max(0.0, node.busy_cpu - task.spec.resources.cpu)
-        waiting = self._waiting.get(node_id)
-        while waiting:
-            run_id, name, attempt_id = waiting[0]
-            run = self.runs.get(run_id)
-            queued = run.tasks.get(name) if run else None
-            if queued is None or queued.attempt_id != attempt_id or queued.state is not TaskState.SCHEDULED:
-                waiting.popleft()
-                continue
-            if node.busy_cpu + queued.spec.resources.cpu > node.cpu + 1e-9:
-                break
-            waiting.popleft()
-            node.busy_cpu += queued.spec.resources.cpu
-            self._mark_running(run, name)  # type: ignore[arg-type]
-
-    def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
-        """The function's bytes in Ray's object store, put once per distinct function of a workflow."""
-        if spec.code is None:
-            return None
-        key = entry.code_keys[spec.name]
-        ref = entry.fn_refs.get(key)
-        if ref is None:
-            ref = self.backend.put(base64.b64decode(spec.code.pickle))
-            entry.fn_refs[key] = ref
-        return ref
-
-    def _on_timeout(self, run_id: str, name: str, attempt_id: str) -> None:
-        run = self.runs.get(run_id)
-        if run is None:
-            return
-        task = run.tasks.get(name)
-        if task is None or task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
-            return
-        task.timer = None
-        self._abort_attempt(run, task)
-        error = ErrorInfo(ErrorKind.TIMEOUT, "TaskTimeout",
-                          f"task {name!r} ran longer than its timeout of {task.spec.timeout} s and was stopped",
-                          detail={"timeout_s": task.spec.timeout})
-        self._guarded(run, self._attempt_failed, run, name, attempt_id, error, {})
-        self._kick()
-
-    @staticmethod
-    def _stop_timer(task: TaskRun) -> None:
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
-
-    def _withdraw(self, run: RunExec, name: str, state: TaskState) -> None:
-        """Take an unfinished task out of the queue, and stop and record its attempt if one is out."""
-        task = run.tasks[name]
-        if task.state in (TaskState.SCHEDULED, TaskState.RUNNING):
-            self._abort_attempt(run, task)
-            self._record_attempt_end(run, name, task.attempt_id, state, {}, None)  # type: ignore[arg-type]
-        self.scheduler.remove((run.run_id, name))
-
-    def _abort_attempt(self, run: RunExec, task: TaskRun) -> None:
-        """Stop a running attempt in Ray and free its reservation now; its late result is ignored."""
-        self._stop_timer(task)
-        if task.ref is not None:
-            self.backend.cancel(task.ref, force=task.killable)
-        self._free(task)
-
-    def _handle_completion(self, run: RunExec, name: str, attempt_id: str, envelope: Any,
-                           error: BaseException | None) -> None:
-        task = run.tasks[name]
-        if task.attempt_id != attempt_id or task.state not in (TaskState.RUNNING, TaskState.SCHEDULED):
-            return  # a late answer from an attempt that was cancelled or timed out
-        self._stop_timer(task)
-        self._free(task)
-        if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
-            self._mark_running(run, name)
-        if error is not None:
-            self._attempt_failed(run, name, attempt_id, error_from_ray_exception(error), {})
-            return
-        if envelope.get("error"):
-            self._attempt_failed(run, name, attempt_id, ErrorInfo.from_dict(envelope["error"]), envelope)
-            return
-        self._attempt_succeeded(run, name, attempt_id, envelope)
-
-    def _record_attempt_end(self, run: RunExec, name: str, attempt_id: str, state: TaskState,
-                            envelope: dict[str, Any], error: ErrorInfo | None) -> None:
-        """An attempt is written once, when it ends (its live state is on the task row and in events)."""
-        task = run.tasks[name]
-        self._batch.add_attempt(
-            id=attempt_id, run_id=run.run_id, task=name, number=task.attempt, state=state,
-            node_id=envelope.get("node_id") or task.dispatched_node, worker_pid=envelope.get("pid"),
-            started_at=envelope.get("started_at"), finished_at=envelope.get("finished_at", time.time()),
-            stdout=envelope.get("stdout") or None, stderr=envelope.get("stderr") or None,
-            error=_json(error.to_dict()) if error else None)
-        for stream in ("stdout", "stderr"):
-            text = envelope.get(stream)
-            if text:
-                self._event(run, "task_log", name, {"stream": stream, "text": text[-65536:],
-                                                     "attempt_id": attempt_id})
-
-    def _attempt_succeeded(self, run: RunExec, name: str, attempt_id: str, envelope: dict[str, Any]) -> None:
-        task = run.tasks[name]
-        self._record_attempt_end(run, name, attempt_id, TaskState.SUCCEEDED, envelope, None)
-        for output, (encoding, data) in envelope["outputs"].items():
-            self._batch.put_blob(run.run_id, name, output, encoding, data)
-        started, finished = envelope.get("started_at"), envelope.get("finished_at")
-        node = self.resources.nodes.get(task.dispatched_node or "")
-        if node is not None and started and finished and task.spec.resources.cpu > 0:
-            node.observe(finished - started)
-        self._set_task(run, name, TaskState.SUCCEEDED, started_at=started, finished_at=finished,
-                       node_id=envelope.get("node_id") or task.dispatched_node)
-        self._event(run, "task_succeeded", name, {
-            "attempt": task.attempt, "duration_s": round((finished or 0) - (started or 0), 6),
-            "node_id": envelope.get("node_id")})
-        self.stats["tasks_succeeded"] += 1
-        for child in run.workflow.graph.downstream[name]:
-            child_task = run.tasks[child]
-            child_task.waiting_on -= 1
-            if child_task.waiting_on == 0 and child_task.state is TaskState.PENDING:
-                self._make_ready(run, child)
-        self._maybe_finish(run)
-
-    def _attempt_failed(self, run: RunExec, name: str, attempt_id: str, error: ErrorInfo,
-                        envelope: dict[str, Any]) -> None:
-        task = run.tasks[name]
-        if not envelope.get("stderr") and error.detail.get("stderr_tail"):
-            envelope = {**envelope, "stderr": error.detail["stderr_tail"]}
-        self._record_attempt_end(run, name, attempt_id, TaskState.FAILED, envelope, error)
-        if task.attempt <= task.spec.retries and error.kind not in NOT_RETRYABLE:
-            self._set_task(run, name, TaskState.RETRYING, error=error.to_dict())
-            self._event(run, "task_retrying", name, {"attempt": task.attempt, "error": error.to_dict(),
-                                                      "retries_left": task.spec.retries - task.attempt + 1})
-            self._make_ready(run, name)
-            return
-        self._fail_task(run, name, error)
-        self._maybe_finish(run)
-
-    def _fail_task(self, run: RunExec, name: str, error: ErrorInfo) -> None:
-        self.scheduler.remove((run.run_id, name))
-        self._set_task(run, name, TaskState.FAILED, error=error.to_dict(), finished_at=time.time())
-        self._event(run, "task_failed", name, {"attempt": run.tasks[name].attempt, "error": error.to_dict()})
-        self.stats["tasks_failed"] += 1
-        if run.failed_task is None:
-            run.failed_task = name
-            run.error = error.to_dict()
-        self._skip_downstream(run, name)
-
-    def _skip_downstream(self, run: RunExec, name: str) -> None:
-        stack = list(run.workflow.graph.downstream[name])
-        while stack:
-            child = stack.pop()
-            task = run.tasks[child]
-            if task.state is not TaskState.PENDING:
-                continue
-            self._set_task(run, child, TaskState.SKIPPED)
-            self._event(run, "task_skipped", child, {"because": name})
-            stack.extend(run.workflow.graph.downstream[child])
-
-    def _maybe_finish(self, run: RunExec) -> None:
-        if run.active == 0 and not run.state.terminal:
-            self._finish_run(run, RunState.FAILED if run.failed_task else RunState.SUCCEEDED)
-
-    def _finish_run(self, run: RunExec, state: RunState) -> None:
-        if run.state.terminal:
-            return
-        check_run_transition(run.state, state)
-        run.state = state
-        self._batch.update_run(run.run_id, state=state, finished_at=time.time(),
-                               failed_task=run.failed_task, error=run.error)
-        self._event(run, "run_finished", None, {"state": str(state), "failed_task": run.failed_task,
-                                                "error": run.error})
-        self._finished.append(run)
-
     # --- restart ------------------------------------------------------------------------------------
 
     def _resume_unfinished(self) -> None:
@@ -572,24 +409,11 @@ class Orchestrator:
             except (NotFound, SpecError, ValidationError) as exc:
                 log.error("cannot resume run %s: %s", run_id, exc)
                 continue
-            for name in reset:
-                self._batch.update_task(run_id, name, state=TaskState.PENDING)
             self.runs[run_id] = run
-            self._event(run, "run_resumed", None, {"pending_tasks": run.active})
-            upstream = run.workflow.graph.upstream
-            for name, task in run.tasks.items():
-                if task.state is not TaskState.PENDING:
-                    continue
-                if any(run.tasks[u].state in (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
-                       for u in upstream[name]):
-                    self._set_task(run, name, TaskState.SKIPPED)
-                elif task.waiting_on == 0:
-                    self._make_ready(run, name)
-            self._maybe_finish(run)
+            algorithm.resume_run(run, reset, time.time(), self._fx)
+            self._apply()
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))

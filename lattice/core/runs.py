@@ -1,113 +1,103 @@
-"""The live state of a run and its tasks, as the orchestrator holds it, and how it is rebuilt from the
-store when a head starts again."""
+"""The live state of a run as the orchestrator's loop holds it, the payload of an attempt, and how a run is
+rebuilt from the store when a head starts again.
+
+:class:`RunExec` is the algorithm's :class:`~lattice.core.algorithm.RunProgress` plus what only the loop
+needs: the workflow (for payloads and function handles), the run's literal inputs, the event counter, the
+waiters' event and the backend's handles of each task's last attempt. Extending the algorithm's record,
+rather than wrapping it, keeps one object per run and plain attribute access on the per-task path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lattice.core.algorithm import RunProgress, TaskRun, restore_tasks
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
+from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
+from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import TaskSpec
 
+if TYPE_CHECKING:
+    from lattice.core.orchestrator import OrchestratorSettings
 
-@dataclass
-class TaskRun:
-    spec: TaskSpec
-    state: TaskState
-    waiting_on: int
-    attempt: int = 0
-    attempt_id: str | None = None
-    node_id: str | None = None
-    ref: Any = None
-    killable: bool = False
-    timer: asyncio.TimerHandle | None = None
-    enqueued_at: float = 0.0
-    dispatched_node: str | None = None
+__all__ = ["RunExec", "TaskRun", "attempt_payload", "load_unfinished_run", "sandbox_config"]
 
 
-@dataclass
-class RunExec:
-    run_id: str
+@dataclass(slots=True, kw_only=True)
+class RunExec(RunProgress):
     workflow: WorkflowEntry
-    priority: int
-    state: RunState
-    tasks: dict[str, TaskRun]
-    literals: dict[str, dict[str, tuple[str, bytes]]] = field(default_factory=dict)
+    #: each task's literal inputs, encoded: the workflow's, with this run's own values in their place
+    literals: dict[str, dict[str, Encoded]] = field(default_factory=dict)
+    #: sequence number of the run's last event (continues from the store after a restart)
     seq: int = 0
-    active: int = 0
-    failed_task: str | None = None
-    error: dict[str, Any] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: task -> the backend's handle of its last attempt; a succeeded task's handle is what its downstream
+    #: attempts receive (after a restart: its stored outputs, put back into the backend)
+    refs: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run(run_id: str, entry: WorkflowEntry, priority: int, tasks: dict[str, TaskRun],
+            literals: dict[str, dict[str, Encoded]], **values: Any) -> RunExec:
+    return RunExec(run_id=run_id, graph=entry.graph, priority=priority, state=RunState.RUNNING, tasks=tasks,
+                   workflow=entry, literals=literals, **values)
 
 
 def load_unfinished_run(store: Store, registry: WorkflowRegistry, put: Callable[[Any], Any],
                         run_id: str) -> tuple[RunExec, list[str]]:
-    """Rebuild a run a previous head left unfinished.
+    """Rebuild a run a previous head left unfinished (see :func:`~lattice.core.algorithm.restore_tasks`).
 
-    Succeeded tasks keep their stored outputs (put back into Ray for their downstream tasks); every task
-    that had not finished goes back to ``pending``, its attempt count kept so new attempt ids stay
-    unique. Returns the run and the names of the tasks reset.
+    Succeeded tasks keep their stored outputs, put back into the backend for their downstream tasks.
+    Returns the run and the names of the tasks reset to ``pending``.
     """
     row = store.get_run(run_id)
     assert row is not None
     entry = registry.get(row["workflow_id"])
-    stored = {t["name"]: t for t in store.get_tasks(run_id)}
-    blobs = store.get_blobs(run_id)
-    tasks: dict[str, TaskRun] = {}
-    for name in entry.graph.order:
-        srow = stored.get(name, {})
-        state = TaskState(srow.get("state", TaskState.PENDING))
-        task = TaskRun(spec=entry.tasks[name], state=state, waiting_on=0, attempt=int(srow.get("attempt") or 0))
-        if state is TaskState.SUCCEEDED:
-            task.ref = put({"outputs": blobs.get(name, {})})
-        tasks[name] = task
-    run = RunExec(run_id, entry, int(row["priority"]), RunState.RUNNING, tasks,
-                  literals=registry.run_literals(entry, row.get("inputs") or {}), seq=store.last_event_seq(run_id))
-    run.failed_task = row.get("failed_task")
-    run.error = row.get("error")
-    reset: list[str] = []
-    for name, task in tasks.items():
-        if task.state.terminal:
-            continue
-        run.active += 1
-        task.waiting_on = sum(1 for u in entry.graph.upstream[name] if tasks[u].state is not TaskState.SUCCEEDED)
-        if task.state is not TaskState.PENDING:
-            task.state = TaskState.PENDING
-            reset.append(name)
+    stored = {t["name"]: (t["state"], t.get("attempt") or 0) for t in store.get_tasks(run_id)}
+    tasks, active, reset = restore_tasks(entry.graph, entry.tasks, stored)
+    run = new_run(run_id, entry, int(row["priority"]), tasks, registry.run_literals(entry, row.get("inputs") or {}),
+                  seq=store.last_event_seq(run_id), active=active, failed_task=row.get("failed_task"),
+                  error=row.get("error"))
+    succeeded = [name for name, task in tasks.items() if task.state is TaskState.SUCCEEDED]
+    if succeeded:
+        blobs = store.get_blobs(run_id)
+        for name in succeeded:
+            run.refs[name] = put(Envelope(outputs=blobs.get(name, {})))
     return run, reset
 
 
-def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: str,
-                    settings: Any) -> dict[str, Any]:
+def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: SandboxLevel,
+                    settings: OrchestratorSettings) -> AttemptPayload:
     """What an attempt carries to the executor: plain data only (names, encoded literals, limits).
 
-    ``refs`` maps an input to (position among the upstream arguments, output name): Ray resolves the
-    upstream envelopes and passes them in that order.
+    ``refs`` maps an input to (position among the upstream arguments, output name): the backend resolves
+    the upstream envelopes and passes them in that order.
     """
     spec = run.workflow.tasks[name]
     index = {u: i for i, u in enumerate(upstream_names)}
-    return {
-        "run_id": run.run_id, "task": name, "attempt_id": attempt_id,
-        "fn_key": run.workflow.code_keys.get(name), "builtin": spec.builtin,
-        "outputs": list(spec.outputs), "literals": run.literals[name],
-        "refs": {k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},
-        "sandbox": sandbox_config(spec, level, settings.sandbox_defaults),
-        "env": {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": attempt_id},
-        "max_output_bytes": settings.max_output_bytes,
-        "log_limit": settings.log_limit_bytes,
-    }
+    return AttemptPayload(
+        run_id=run.run_id, task=name, attempt_id=attempt_id,
+        fn_key=run.workflow.code_keys.get(name), builtin=spec.builtin,
+        outputs=tuple(spec.outputs), literals=run.literals[name],
+        refs={k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},  # type: ignore[misc]
+        sandbox=sandbox_config(spec, level, settings.sandbox_defaults),
+        env={"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": attempt_id},
+        max_output_bytes=settings.max_output_bytes,
+        log_limit=settings.log_limit_bytes,
+    )
 
 
-def sandbox_config(spec: TaskSpec, level: str, defaults: dict[str, Any]) -> dict[str, Any] | None:
-    """The head's sandbox limits, overridden by the task's own timeout, memory and network."""
-    if level == "none":
+def sandbox_config(spec: TaskSpec, level: SandboxLevel | str, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """The head's sandbox limits, overridden by the task's own timeout, memory and network; None at ``none``."""
+    level = SandboxLevel.parse(level)
+    if not level.sandboxed:
         return None
     config = dict(defaults)
-    config["level"] = level
+    config["level"] = str(level)
     if spec.timeout is not None:
         config["timeout"] = spec.timeout
     if spec.resources.memory:

@@ -1,8 +1,11 @@
 """Registered workflows: validated once, kept in memory, rebuilt from the store after a restart.
 
 A :class:`WorkflowEntry` holds what every run of a workflow shares: the validated spec and graph, each
-task's literal inputs already encoded, and a key per distinct function (so its bytes go to Ray's object
-store once). The registry owns that cache; the orchestrator only reads it.
+task's literal inputs already encoded, its sandbox level, and a key per distinct function (so its bytes go
+to Ray's object store once). The registry owns that cache; the orchestrator only reads it.
+
+The builtin task names a spec may use are data handed in (:data:`lattice.wire.attempt.BUILTIN_NAMES` by
+default), so core checks specs without importing the executor that implements the builtins.
 """
 
 from __future__ import annotations
@@ -10,17 +13,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from lattice.core.dag import Graph, SpecError, build_graph
 from lattice.core.errors import NotFound
 from lattice.core.store import Store
-from lattice.executor.builtins import BUILTINS
+from lattice.wire.attempt import BUILTIN_NAMES
 from lattice.wire.encoding import from_wire
+from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import TaskSpec, WorkflowSpec
-
-SANDBOX_LEVELS = ("none", "subprocess", "seccomp", "docker")
 
 
 @dataclass
@@ -32,13 +35,17 @@ class WorkflowEntry:
     literals: dict[str, dict[str, tuple[str, bytes]]]
     code_keys: dict[str, str]
     fn_refs: dict[str, Any] = field(default_factory=dict)
+    #: each task's sandbox level: its own, or the head's default
+    levels: dict[str, SandboxLevel] = field(default_factory=dict)
 
 
 class WorkflowRegistry:
-    def __init__(self, store: Store, default_sandbox: str = "none", min_sandbox: str = "none") -> None:
+    def __init__(self, store: Store, default_sandbox: str = "none", min_sandbox: str = "none",
+                 builtins: Collection[str] = BUILTIN_NAMES) -> None:
         self.store = store
         self.default_sandbox = default_sandbox
         self.min_sandbox = min_sandbox
+        self.builtins = frozenset(builtins)
         self.workflows: dict[str, WorkflowEntry] = {}
 
     def register(self, spec: WorkflowSpec) -> str:
@@ -49,16 +56,20 @@ class WorkflowRegistry:
 
     def build(self, workflow_id: str, spec: WorkflowSpec) -> WorkflowEntry:
         """Validate a spec (graph, sandbox levels, code, literals) into what runs are made from."""
-        graph = build_graph(spec, set(BUILTINS))
+        graph = build_graph(spec, set(self.builtins))
         literals: dict[str, dict[str, tuple[str, bytes]]] = {}
+        levels: dict[str, SandboxLevel] = {}
         for index, task in enumerate(spec.tasks):
-            level = task.sandbox or self.default_sandbox
-            if level not in SANDBOX_LEVELS:
-                raise SpecError(f"unknown sandbox level {level!r}", f"tasks[{index}].sandbox",
-                                f"one of {list(SANDBOX_LEVELS)}")
-            if SANDBOX_LEVELS.index(level) < SANDBOX_LEVELS.index(self.min_sandbox):
+            level_name = task.sandbox or self.default_sandbox
+            try:
+                level = SandboxLevel(level_name)  # exactly a level's name, as the spec's contract says
+            except ValueError:
+                raise SpecError(f"unknown sandbox level {level_name!r}", f"tasks[{index}].sandbox",
+                                f"one of {SandboxLevel.names()}") from None
+            levels[task.name] = level
+            if not level.at_least(self.min_sandbox):
                 raise SpecError(
-                    f"task {task.name!r} asks for sandbox {level!r}, weaker than this head's minimum "
+                    f"task {task.name!r} asks for sandbox {level_name!r}, weaker than this head's minimum "
                     f"{self.min_sandbox!r}", f"tasks[{index}].sandbox",
                     f"use {self.min_sandbox!r} or a stricter level")
             if task.code is not None:
@@ -77,7 +88,8 @@ class WorkflowRegistry:
                                     f"tasks[{index}].inputs.{name}") from exc
                 literals[task.name][name] = (str(encoding), data)
         code_keys = {t.name: hashlib.sha1(t.code.pickle.encode()).hexdigest() for t in spec.tasks if t.code}
-        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys)
+        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys,
+                             levels=levels)
 
     def get(self, workflow_id: str) -> WorkflowEntry:
         """A workflow from the cache, else from the store (after a restart)."""

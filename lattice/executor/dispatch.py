@@ -1,7 +1,11 @@
 """The head's side of Ray: connect, read the cluster, submit attempts pinned to a node, cancel them.
 
-This is the only module of the head that calls Ray. It reports each attempt's end through a callback so
-the orchestrator can stay an event-driven asyncio loop (no polling of Ray).
+This is the only module of the head that calls Ray; :class:`RayBackend` implements the orchestrator's
+:class:`~lattice.core.backend.Backend` protocol. It reports each attempt's end through a callback so the
+orchestrator can stay an event-driven asyncio loop (no polling of Ray), with the attempt's
+:class:`~lattice.wire.attempt.Envelope` or, when Ray raised instead, an
+:class:`~lattice.wire.failures.ErrorInfo` (``lattice.executor.failures``): what Ray's exceptions mean is
+decided here, so the orchestrator never sees one.
 """
 
 from __future__ import annotations
@@ -10,38 +14,38 @@ import concurrent.futures
 import logging
 import os
 import pickle
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from lattice.core.backend import Attempt, DoneCallback
 from lattice.core.cluster import GPUInfo, Node
+from lattice.executor.failures import error_from_ray_exception
 from lattice.executor.gpu import probe_gpus
 from lattice.executor.runner import IOExecutor, run_task
-from lattice.wire.resources import ResourceClass, Resources
+from lattice.wire.attempt import AttemptPayload
+from lattice.wire.failures import ErrorInfo, ErrorKind
+from lattice.wire.resources import ResourceClass
+
+__all__ = ["Attempt", "RayBackend"]
 
 log = logging.getLogger("lattice.dispatch")
 
 _MB = 1024 * 1024
 
 
-@dataclass
-class Attempt:
-    """One submission to Ray: the payload, where it goes and what it needs."""
-
-    payload: dict[str, Any]
-    fn_ref: Any
-    upstream: list[Any]
-    resources: Resources
-    node_id: str
-    gpu_fraction: float
-    killable: bool
+def _error_info(exc: BaseException) -> ErrorInfo:
+    """What Ray raised for an attempt, as data. Never raises: this runs on a Ray thread, where an exception
+    would lose the completion and leave the task running forever in the head's eyes."""
+    try:
+        return error_from_ray_exception(exc)
+    except Exception as mapping_error:  # noqa: BLE001 - str() of an exception may raise anything
+        return ErrorInfo(ErrorKind.INTERNAL, type(exc).__name__, f"(could not describe it: {mapping_error!r})")
 
 
-def _when_done(ref: Any, on_done: Callable[[Any, BaseException | None], None]) -> None:
-    """Call ``on_done`` with the attempt's envelope, or with what Ray raised for it.
+def _when_done(ref: Any, on_done: DoneCallback) -> None:
+    """Call ``on_done`` with the attempt's envelope, or with what Ray raised for it (as an ErrorInfo).
 
     ``ObjectRef._on_completed`` hands over the value directly; ``future()`` wraps the same callback in a
     ``concurrent.futures.Future`` (a lock and a condition per task), used only where the former is absent.
@@ -50,7 +54,7 @@ def _when_done(ref: Any, on_done: Callable[[Any, BaseException | None], None]) -
     if on_completed is not None:
         def deliver(result: Any) -> None:
             if isinstance(result, BaseException):
-                on_done(None, result)
+                on_done(None, _error_info(result))
             else:
                 on_done(result, None)
 
@@ -59,7 +63,10 @@ def _when_done(ref: Any, on_done: Callable[[Any, BaseException | None], None]) -
 
     def from_future(future: concurrent.futures.Future) -> None:
         error = future.exception()
-        on_done(None if error else future.result(), error)
+        if error is not None:
+            on_done(None, _error_info(error))
+        else:
+            on_done(future.result(), None)
 
     ref.future().add_done_callback(from_future)
 
@@ -140,11 +147,11 @@ class RayBackend:
     def put(self, value: Any) -> Any:
         return ray.put(value)
 
-    def submit(self, attempt: Attempt, on_done: Callable[[Any, BaseException | None], None]) -> Any:
+    def submit(self, attempt: Attempt, on_done: DoneCallback) -> Any:
         """Submit an attempt; ``on_done(envelope, error)`` is called on a Ray thread when it ends."""
         r = attempt.resources
-        # Plain data (str, bytes, numbers, dicts), pickled here in C: cheaper than letting Ray walk a
-        # dict argument, which is most of the cost of a submit after Ray's own bookkeeping.
+        # Plain data (str, bytes, numbers, dicts in a slotted dataclass), pickled here in C: cheaper than
+        # letting Ray walk the argument, which is most of the cost of a submit after Ray's own bookkeeping.
         payload = pickle.dumps(attempt.payload, protocol=5)
         if r.resource_class is ResourceClass.IO and not attempt.killable:
             actor = self._io_executor(attempt.node_id)
@@ -192,7 +199,7 @@ class RayBackend:
         """Start each node's I/O executor and one worker per core now (importing Lattice in a fresh
         worker takes a second or more), so the first tasks do not pay for it."""
         refs = [self._io_executor(n.node_id).ping.remote() for n in nodes]
-        noop = pickle.dumps({"outputs": [], "builtin": "noop"})
+        noop = pickle.dumps(AttemptPayload(builtin="noop"), protocol=5)
         for node in nodes:
             remote = self._remote_for(node.node_id, 1.0 if node.cpu >= 1 else node.cpu, 0.0, 0)
             refs += [remote.remote(noop, None) for _ in range(max(1, int(node.cpu)))]

@@ -1,14 +1,16 @@
-"""Turns what Ray raises for an attempt into an :class:`~lattice.errors.ErrorInfo`.
+"""Turns what Ray raises for an attempt into an :class:`~lattice.wire.failures.ErrorInfo`.
 
 The runner never lets a user exception escape, so anything Ray raises here is about the attempt's
-process or the cluster (a worker killed, out of memory, a node lost), never a user object.
+process or the cluster (a worker killed, out of memory, a node lost), never a user object. This belongs to
+the Ray backend (``lattice.executor.dispatch`` calls it on Ray's completion thread): the orchestrator only
+ever receives the ErrorInfo.
 """
 
 from __future__ import annotations
 
 from ray import exceptions as rex
 
-from lattice.errors import ErrorInfo, ErrorKind
+from lattice.wire.failures import ErrorInfo, ErrorKind
 
 
 def error_from_ray_exception(exc: BaseException) -> ErrorInfo:

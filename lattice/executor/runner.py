@@ -4,9 +4,9 @@ At sandbox level ``none`` (trusted code) it decodes the task's inputs (literals 
 upstream outputs that Ray resolved from the object store) and calls the function in this process.
 Above ``none`` it decodes *nothing*: the function's bytes and every input go into the sandbox still
 encoded, and only the sandboxed child unpickles them — a pickle runs code when it is loaded, and the
-worker holds Ray's token, the network and other runs' tasks. Either way it returns an *envelope*:
-plain data with the encoded outputs, or the error, plus logs and timings. The envelope is what the
-head stores and what downstream tasks receive as their upstream argument.
+worker holds Ray's token, the network and other runs' tasks. Either way it returns an
+:class:`~lattice.wire.attempt.Envelope`: plain data with the encoded outputs, or the error, plus logs and
+timings. The envelope is what the head stores and what downstream tasks receive as their upstream argument.
 """
 
 from __future__ import annotations
@@ -20,23 +20,25 @@ from typing import Any
 
 import cloudpickle
 
-from lattice.errors import ErrorInfo, ErrorKind, error_info_from_exception
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.logcapture import capture_output
+from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
 from lattice.wire.context import TaskContext, task_context
 from lattice.wire.encoding import decode_value
+from lattice.wire.failures import ErrorInfo, ErrorKind, error_info_from_exception
+from lattice.wire.sandbox import SandboxLevel
 
 _FN_CACHE: OrderedDict[str, Any] = OrderedDict()
 _FN_CACHE_SIZE = 256
 _FN_CACHE_LOCK = threading.Lock()
 
 
-def _load_function(payload: dict[str, Any], fn_blob: bytes | None) -> Any:
-    builtin = payload.get("builtin")
+def _load_function(payload: AttemptPayload, fn_blob: bytes | None) -> Any:
+    builtin = payload.builtin
     if builtin is not None:
         return BUILTINS[builtin]
-    key = payload.get("fn_key")
+    key = payload.fn_key
     with _FN_CACHE_LOCK:
         fn = _FN_CACHE.get(key) if key else None
         if fn is not None:
@@ -51,15 +53,15 @@ def _load_function(payload: dict[str, Any], fn_blob: bytes | None) -> Any:
     return fn
 
 
-def _encoded_inputs(payload: dict[str, Any], upstream: tuple[dict[str, Any], ...]) -> dict[str, tuple[str, bytes]]:
+def _encoded_inputs(payload: AttemptPayload, upstream: tuple[Envelope, ...]) -> dict[str, Encoded]:
     """The task's inputs as (encoding, bytes), literals and upstream outputs alike; nothing decoded."""
-    inputs: dict[str, tuple[str, bytes]] = dict(payload.get("literals", {}))
-    for name, (index, output) in payload.get("refs", {}).items():
-        inputs[name] = tuple(upstream[index]["outputs"][output])  # type: ignore[assignment]
+    inputs: dict[str, Encoded] = dict(payload.literals)
+    for name, (index, output) in payload.refs.items():
+        inputs[name] = tuple(upstream[index].outputs[output])  # type: ignore[assignment]
     return inputs
 
 
-def _decode_inputs(inputs: dict[str, tuple[str, bytes]]) -> dict[str, Any]:
+def _decode_inputs(inputs: dict[str, Encoded]) -> dict[str, Any]:
     """Level ``none``: decode in this process; a sandboxed task's pickle only through the restricted decoder."""
     from lattice.wire.restricted_pickle import UntrustedPickleError
 
@@ -89,7 +91,7 @@ def _node_id() -> str | None:
         return None
 
 
-def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+def run_task(payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: Envelope) -> Envelope:
     """Run one attempt; never raises, so a user exception never crosses into the head as an object.
 
     ``payload`` comes pickled by the head: plain data only (names, encoded literals, limits).
@@ -100,47 +102,40 @@ def run_task(payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: 
     stdout = stderr = ""
     try:
         inputs = _encoded_inputs(payload, upstream)
-        sandbox = payload.get("sandbox")
-        if sandbox and sandbox.get("level", "none") != "none":
+        sandbox = payload.sandbox
+        # Exactly a level's name (the head sends nothing else): an unknown one raises and fails the
+        # attempt here, before anything is decoded, instead of falling through to the in-process path.
+        if sandbox and SandboxLevel(sandbox.get("level", SandboxLevel.NONE)).sandboxed:
             result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
         else:
             params = _decode_inputs(inputs)
             fn = _load_function(payload, fn_blob)
-            context = (TaskContext(payload["run_id"], payload["task"], payload["attempt_id"])
-                       if payload.get("run_id") else None)
-            with capture_output(payload.get("log_limit", 1 << 20)) as (out, err), task_context(context):
-                result = invoke(fn, params, payload["outputs"], payload.get("max_output_bytes", 1 << 28))
+            context = TaskContext(payload.run_id, payload.task, payload.attempt_id) if payload.run_id else None
+            with capture_output(payload.log_limit) as (out, err), task_context(context):
+                result = invoke(fn, params, list(payload.outputs), payload.max_output_bytes)
             stdout, stderr = out.text(), err.text()
     except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise
         info = error_info_from_exception(exc)
         info = ErrorInfo(ErrorKind.EXCEPTION, info.type, f"while preparing the task: {info.message}",
                          info.traceback)
         result = InvocationResult(error=info.to_dict())
-    return {
-        "outputs": result.outputs,
-        "error": result.error,
-        "stdout": stdout,
-        "stderr": stderr,
-        "started_at": started,
-        "finished_at": time.time(),
-        "node_id": _node_id(),
-        "pid": os.getpid(),
-    }
+    return Envelope(outputs=result.outputs, error=result.error, stdout=stdout, stderr=stderr, started_at=started,
+                    finished_at=time.time(), node_id=_node_id(), pid=os.getpid())
 
 
-def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, tuple[str, bytes]], payload: dict[str, Any],
+def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: AttemptPayload,
                    sandbox: dict[str, Any]) -> tuple[InvocationResult, str, str]:
     """Hand the still-encoded function and inputs to the sandbox (a builtin is pickled by reference)."""
     from lattice.executor.sandbox import SandboxConfig, execute_encoded
 
     if fn_blob is None:
-        fn_blob = cloudpickle.dumps(BUILTINS[payload["builtin"]])
-    config = SandboxConfig.from_dict({"max_result_bytes": payload.get("max_output_bytes", 1 << 28), **sandbox})
-    env = dict(payload.get("env") or {})
+        fn_blob = cloudpickle.dumps(BUILTINS[payload.builtin])  # type: ignore[index]
+    config = SandboxConfig.from_dict({"max_result_bytes": payload.max_output_bytes, **sandbox})
+    env = dict(payload.env)
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
         env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
-    outcome = execute_encoded(fn_blob, inputs, payload["outputs"], config, env=env)
+    outcome = execute_encoded(fn_blob, inputs, list(payload.outputs), config, env=env)
     return outcome.result, outcome.stdout, outcome.stderr
 
 
@@ -154,5 +149,5 @@ class IOExecutor:
     def ping(self) -> str | None:
         return _node_id()
 
-    def run(self, payload: dict[str, Any] | bytes, fn_blob: bytes | None, *upstream: dict[str, Any]) -> dict[str, Any]:
+    def run(self, payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: Envelope) -> Envelope:
         return run_task(payload, fn_blob, *upstream)

@@ -1,0 +1,416 @@
+"""The run algorithm: what a run's tasks do when something happens to the run. Pure.
+
+The orchestrator (``lattice.core.orchestrator``) is the loop: it owns the I/O — the store writer, the
+backend, timers, waiters. What it must *decide* is here, as plain functions of a run's state and one event:
+the run was created, an attempt was dispatched, started, finished (succeeded with outputs, or failed with
+an :class:`~lattice.wire.failures.ErrorInfo`) or timed out, a cancel was requested, the loop hit an internal
+failure, or a previous head left the run unfinished. It is the split LangGraph makes between its pregel
+step functions (``_algo.py``) and the loop that applies them (``_loop.py``).
+
+Each function changes the run's state in place, every task transition checked against the one table in
+``lattice.core.states``, and appends to an :class:`Effects` what the loop must do about it: task and run
+columns to store, events to announce, tasks to queue or take out of the queue, attempts to stop, attempt
+records and outputs to store, runs that ended. No I/O, no clock (``now`` is an argument), no Ray, no
+asyncio, no store (``tests/unit/core/test_core_imports.py`` checks the imports), so every rule of the state
+machine is tested in microseconds (``tests/unit/core/test_algorithm.py``).
+
+:class:`Effects` is an out-parameter, not a return value, because one loop step handles many events and
+the head's CPU per task is what bounds fan-out throughput: one collector per step, no allocation per call.
+Functions that receive an event for an attempt that is no longer live (a late result of a cancelled or
+timed-out attempt) change nothing and return False.
+
+Why one module of about 400 lines: it is the whole state machine of a run, and its rules are read side by
+side (a failure skips downstream, a retry re-queues, a cancel stops attempts); the event functions share
+private transition helpers that should not become API. What is not a decision lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lattice.core.dag import Graph
+from lattice.core.scheduler import QueuedTask
+from lattice.core.states import RunState, TaskState, check_run_transition, check_task_transition
+from lattice.wire.attempt import Encoded, Envelope
+from lattice.wire.failures import ErrorInfo, ErrorKind
+from lattice.wire.spec import TaskSpec
+
+#: the last characters of each stream a ``task_log`` event carries (the attempt record keeps it all)
+LOG_EVENT_TAIL = 65536
+
+_LIVE = (TaskState.SCHEDULED, TaskState.RUNNING)
+#: upstream states that leave a resumed task nothing to wait for
+_DEAD_UPSTREAM = (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
+
+
+@dataclass(slots=True)
+class TaskRun:
+    """One task of a run, as far as the algorithm needs to know it."""
+
+    spec: TaskSpec
+    state: TaskState
+    #: upstream tasks that have not succeeded yet; the task is made ready when it reaches 0
+    waiting_on: int
+    #: attempts made so far; continues from the store after a restart, so attempt ids stay unique
+    attempt: int = 0
+    #: the live attempt's id, or the last one's
+    attempt_id: str | None = None
+    #: the node that attempt was sent to
+    node_id: str | None = None
+
+
+@dataclass(slots=True)
+class RunProgress:
+    """A run as the algorithm sees it: its graph and its tasks' states, and how it ends."""
+
+    run_id: str
+    graph: Graph
+    priority: int
+    state: RunState
+    tasks: dict[str, TaskRun]
+    #: tasks not terminal yet; the run ends when it reaches 0
+    active: int = 0
+    #: the first task that failed, and its error: the run's cause
+    failed_task: str | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Effects:
+    """What the loop must do after the algorithm decided, each list in the order of the decisions."""
+
+    #: (run, task, columns with ``state`` first) to store on the task's row
+    task_changes: list[tuple[RunProgress, str, dict[str, Any]]] = field(default_factory=list)
+    #: (run, columns) to store on the run's row
+    run_changes: list[tuple[RunProgress, dict[str, Any]]] = field(default_factory=list)
+    #: (run, type, task, data) to store and announce, in order
+    events: list[tuple[RunProgress, str, str | None, dict[str, Any]]] = field(default_factory=list)
+    #: tasks made ready: push them to the scheduler
+    enqueue: list[QueuedTask] = field(default_factory=list)
+    #: scheduler keys ``(run_id, task)`` of tasks that must not be placed any more
+    dequeue: list[tuple[str, str]] = field(default_factory=list)
+    #: ids of live attempts to stop in the backend (their reservations freed)
+    stop: list[str] = field(default_factory=list)
+    #: rows of ended attempts (``error`` as a dict), written once, when the attempt ends
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: (run_id, task, outputs) of succeeded attempts, to keep as blobs
+    outputs: list[tuple[str, str, dict[str, Encoded]]] = field(default_factory=list)
+    #: runs that ended (their waiters are woken once this is committed)
+    finished: list[RunProgress] = field(default_factory=list)
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.task_changes or self.run_changes or self.events or self.enqueue or self.dequeue
+                    or self.stop or self.attempts or self.outputs or self.finished
+                    or self.tasks_succeeded or self.tasks_failed)
+
+
+# --- events ------------------------------------------------------------------------------------------
+
+
+def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Collection[str] = (),
+              largest_node: Mapping[str, float] | None = None) -> None:
+    """A run was created with every task ``pending``: fail at once the tasks no node could ever hold
+    (``unplaceable``, named by the resource manager; ``largest_node`` is quoted to the user) and make ready
+    those without upstreams."""
+    if unplaceable:
+        largest = dict(largest_node or {})
+        for name in run.graph.order:
+            task = run.tasks[name]
+            if name in unplaceable and task.state is TaskState.PENDING:
+                requested = task.spec.resources.model_dump()
+                error = ErrorInfo(
+                    ErrorKind.RESOURCE_UNAVAILABLE, "ResourceUnavailable",
+                    f"task {name!r} asks for {requested} but the largest node has {largest}; no node of this "
+                    "cluster can ever run it",
+                    detail={"requested": task.spec.resources.model_dump(), "largest_node": largest})
+                _fail_task(run, name, task, error.to_dict(), now, fx)
+    for name, task in run.tasks.items():
+        if task.state is TaskState.PENDING and task.waiting_on == 0:
+            _make_ready(run, name, task, now, fx)
+    _maybe_finish(run, now, fx)
+
+
+def dispatch(run: RunProgress, name: str, node_id: str, fx: Effects) -> str:
+    """The scheduler placed a ready task on ``node_id``: a new attempt (``ready -> scheduled``). Returns
+    its id, unique per run and attempt, also after a restart (the count continues from the store)."""
+    task = run.tasks[name]
+    task.attempt += 1
+    attempt_id = task.attempt_id = f"{run.run_id}:{name}:{task.attempt}"
+    task.node_id = node_id
+    _set(run, name, task, TaskState.SCHEDULED, fx, {
+        "state": TaskState.SCHEDULED, "attempt": task.attempt, "attempt_id": attempt_id, "node_id": node_id,
+        "started_at": None, "finished_at": None, "error": None})
+    return attempt_id
+
+
+def attempt_started(run: RunProgress, name: str, attempt_id: str, now: float, fx: Effects) -> bool:
+    """The attempt holds its cores now (at once, or when one freed up): ``scheduled -> running``."""
+    task = run.tasks[name]
+    if task.attempt_id != attempt_id or task.state is not TaskState.SCHEDULED:
+        return False
+    _set(run, name, task, TaskState.RUNNING, fx, {"state": TaskState.RUNNING, "started_at": now})
+    fx.events.append((run, "task_started", name, {"attempt": task.attempt, "attempt_id": attempt_id,
+                                                   "node_id": task.node_id}))
+    return True
+
+
+def attempt_waiting(run: RunProgress, name: str, fx: Effects) -> None:
+    """The attempt was sent to its node but waits there for a free core (a prefetch slot): it stays
+    ``scheduled``, and says so."""
+    task = run.tasks[name]
+    fx.events.append((run, "task_scheduled", name, {"attempt": task.attempt, "attempt_id": task.attempt_id,
+                                                     "node_id": task.node_id, "waiting_for": "a free core"}))
+
+
+def attempt_finished(run: RunProgress, name: str, attempt_id: str, envelope: Envelope | None,
+                     error: ErrorInfo | None, now: float, fx: Effects) -> bool:
+    """The backend reports the attempt's end: its envelope, or the error that left none (a worker died).
+
+    An envelope with an ``error`` is a failed attempt (the task raised, or its outputs did not check);
+    one without is a success. Returns False, changing nothing, for an attempt no longer live.
+    """
+    task = run.tasks[name]
+    if task.attempt_id != attempt_id or task.state not in _LIVE:
+        return False  # a late answer from an attempt that was cancelled or timed out
+    if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
+        attempt_started(run, name, attempt_id, now, fx)
+    if error is not None:
+        _attempt_failed(run, name, task, error, None, now, fx)
+    elif envelope is not None and envelope.error:
+        _attempt_failed(run, name, task, ErrorInfo.from_dict(envelope.error), envelope, now, fx)
+    elif envelope is not None:
+        _attempt_succeeded(run, name, task, envelope, now, fx)
+    else:
+        _attempt_failed(run, name, task, ErrorInfo(ErrorKind.INTERNAL, "InternalError",
+                                                   "the backend reported neither a result nor an error"),
+                        None, now, fx)
+    return True
+
+
+def attempt_timed_out(run: RunProgress, name: str, attempt_id: str, now: float, fx: Effects) -> bool:
+    """The attempt's timer fired while it ran: a ``timeout`` failure (retried like any other)."""
+    task = run.tasks[name]
+    if task.attempt_id != attempt_id or task.state is not TaskState.RUNNING:
+        return False
+    timeout = task.spec.timeout
+    error = ErrorInfo(ErrorKind.TIMEOUT, "TaskTimeout",
+                      f"task {name!r} ran longer than its timeout of {timeout} s and was stopped",
+                      detail={"timeout_s": timeout})
+    _attempt_failed(run, name, task, error, None, now, fx)
+    return True
+
+
+def cancel_run(run: RunProgress, now: float, fx: Effects) -> None:
+    """Cancel every unfinished task: queued ones leave the queue, live attempts are stopped (and recorded
+    as cancelled); the run ends ``cancelled``. A finished run does not change."""
+    for name, task in run.tasks.items():
+        if task.state.terminal:
+            continue
+        _withdraw(run, name, task, TaskState.CANCELLED, now, fx)
+        _set(run, name, task, TaskState.CANCELLED, fx, {"state": TaskState.CANCELLED, "finished_at": now})
+        fx.events.append((run, "task_cancelled", name, {}))
+    _finish_run(run, RunState.CANCELLED, now, fx)
+
+
+def fail_internal(run: RunProgress, message: str, now: float, fx: Effects) -> None:
+    """The loop failed while handling this run (a bug, or the store refused a write): every unfinished
+    task fails, whatever state the bug left it in, and the run fails with an ``internal`` error unless it
+    already has a cause."""
+    for name, task in run.tasks.items():
+        if task.state.terminal:
+            continue
+        _withdraw(run, name, task, TaskState.FAILED, now, fx)
+        task.state = TaskState.FAILED  # unchecked on purpose: a bug may have left any state
+        fx.task_changes.append((run, name, {"state": TaskState.FAILED, "finished_at": now}))
+    run.active = 0
+    if run.error is None:
+        run.error = ErrorInfo(ErrorKind.INTERNAL, "InternalError", message).to_dict()
+    _finish_run(run, RunState.FAILED, now, fx)
+
+
+def restore_tasks(graph: Graph, specs: Mapping[str, TaskSpec],
+                  stored: Mapping[str, tuple[str, int]]) -> tuple[dict[str, TaskRun], int, list[str]]:
+    """The pure part of resuming a run a previous head left unfinished, from its stored task rows
+    (``stored``: task -> (state, attempts made); a task without a row is ``pending``).
+
+    Finished tasks keep their state; every other one goes back to ``pending``, its attempt count kept
+    so new attempt ids stay unique, waiting on the upstreams that have not succeeded. Returns the tasks,
+    how many are unfinished, and the names of those that were reset.
+    """
+    tasks: dict[str, TaskRun] = {}
+    for name in graph.order:
+        state, attempt = stored.get(name, (TaskState.PENDING, 0))
+        tasks[name] = TaskRun(spec=specs[name], state=TaskState(state), waiting_on=0, attempt=int(attempt or 0))
+    active = 0
+    reset: list[str] = []
+    for name, task in tasks.items():
+        if task.state.terminal:
+            continue
+        active += 1
+        task.waiting_on = sum(1 for u in graph.upstream[name] if tasks[u].state is not TaskState.SUCCEEDED)
+        if task.state is not TaskState.PENDING:
+            task.state = TaskState.PENDING
+            reset.append(name)
+    return tasks, active, reset
+
+
+def resume_run(run: RunProgress, reset: Collection[str], now: float, fx: Effects) -> None:
+    """Continue a restored run (:func:`restore_tasks`): store the reset tasks as ``pending``, say the run
+    resumed, skip what depends on a failed task, make ready what has all its inputs."""
+    for name in reset:
+        fx.task_changes.append((run, name, {"state": TaskState.PENDING}))
+    fx.events.append((run, "run_resumed", None, {"pending_tasks": run.active}))
+    upstream = run.graph.upstream
+    for name, task in run.tasks.items():
+        if task.state is not TaskState.PENDING:
+            continue
+        if any(run.tasks[u].state in _DEAD_UPSTREAM for u in upstream[name]):
+            _set(run, name, task, TaskState.SKIPPED, fx, {"state": TaskState.SKIPPED})
+        elif task.waiting_on == 0:
+            _make_ready(run, name, task, now, fx)
+    _maybe_finish(run, now, fx)
+
+
+# --- transitions -------------------------------------------------------------------------------------
+
+
+def _set(run: RunProgress, name: str, task: TaskRun, state: TaskState, fx: Effects, values: dict[str, Any]) -> None:
+    check_task_transition(task.state, state)
+    if state.terminal and not task.state.terminal:
+        run.active -= 1
+    task.state = state
+    fx.task_changes.append((run, name, values))
+
+
+def _make_ready(run: RunProgress, name: str, task: TaskRun, now: float, fx: Effects) -> None:
+    _set(run, name, task, TaskState.READY, fx, {"state": TaskState.READY, "queued_at": now})
+    spec = task.spec
+    # A task with a timeout is only sent where it starts at once (no prefetch slot), so its clock starts
+    # when it does.
+    fx.enqueue.append(QueuedTask(
+        key=(run.run_id, name), resources=spec.resources, priority=run.priority + spec.priority,
+        enqueued_at=now, critical_path=run.graph.critical_path[name], prefetch=spec.timeout is None))
+    fx.events.append((run, "task_queued", name, {"attempt": task.attempt + 1}))
+
+
+def _withdraw(run: RunProgress, name: str, task: TaskRun, state: TaskState, now: float, fx: Effects) -> None:
+    """Take an unfinished task out of the queue, and stop and record its attempt if one is out."""
+    if task.state in _LIVE:
+        fx.stop.append(task.attempt_id)  # type: ignore[arg-type]
+        _attempt_ended(run, name, task, state, None, None, now, fx)
+    fx.dequeue.append((run.run_id, name))
+
+
+def _attempt_ended(run: RunProgress, name: str, task: TaskRun, state: TaskState, envelope: Envelope | None,
+                   error: dict[str, Any] | None, now: float, fx: Effects, stderr_tail: str | None = None) -> None:
+    """An attempt is recorded once, when it ends (its live state is on the task row and in events)."""
+    if envelope is not None:
+        node_id, pid = envelope.node_id or task.node_id, envelope.pid
+        started, finished = envelope.started_at, envelope.finished_at
+        stdout, stderr = envelope.stdout, envelope.stderr
+    else:
+        node_id, pid, started, finished, stdout, stderr = task.node_id, None, None, now, "", ""
+    if not stderr and stderr_tail:
+        stderr = stderr_tail
+    fx.attempts.append({
+        "id": task.attempt_id, "run_id": run.run_id, "task": name, "number": task.attempt, "state": state,
+        "node_id": node_id, "worker_pid": pid, "started_at": started, "finished_at": finished,
+        "stdout": stdout or None, "stderr": stderr or None, "error": error})
+    if stdout:
+        fx.events.append((run, "task_log", name, {"stream": "stdout", "text": stdout[-LOG_EVENT_TAIL:],
+                                                  "attempt_id": task.attempt_id}))
+    if stderr:
+        fx.events.append((run, "task_log", name, {"stream": "stderr", "text": stderr[-LOG_EVENT_TAIL:],
+                                                  "attempt_id": task.attempt_id}))
+
+
+def _attempt_succeeded(run: RunProgress, name: str, task: TaskRun, envelope: Envelope, now: float,
+                       fx: Effects) -> None:
+    _attempt_ended(run, name, task, TaskState.SUCCEEDED, envelope, None, now, fx)
+    fx.outputs.append((run.run_id, name, envelope.outputs))
+    started, finished = envelope.started_at, envelope.finished_at
+    _set(run, name, task, TaskState.SUCCEEDED, fx, {
+        "state": TaskState.SUCCEEDED, "started_at": started, "finished_at": finished,
+        "node_id": envelope.node_id or task.node_id})
+    fx.events.append((run, "task_succeeded", name, {
+        "attempt": task.attempt, "duration_s": round((finished or 0) - (started or 0), 6),
+        "node_id": envelope.node_id}))
+    fx.tasks_succeeded += 1
+    tasks = run.tasks
+    for child in run.graph.downstream[name]:
+        child_task = tasks[child]
+        child_task.waiting_on -= 1
+        if child_task.waiting_on == 0 and child_task.state is TaskState.PENDING:
+            _make_ready(run, child, child_task, now, fx)
+    _maybe_finish(run, now, fx)
+
+
+def _attempt_failed(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo, envelope: Envelope | None,
+                    now: float, fx: Effects) -> None:
+    """Retry while attempts are left and the error allows it (:attr:`ErrorInfo.retryable`: not for
+    ``resource_unavailable``, ``cancelled``, ``upstream_failed``, nor when the error says so); else fail."""
+    err = error.to_dict()
+    _attempt_ended(run, name, task, TaskState.FAILED, envelope, err, now, fx,
+                   stderr_tail=error.detail.get("stderr_tail"))
+    retries = task.spec.retries
+    if task.attempt <= retries and error.retryable:
+        _set(run, name, task, TaskState.RETRYING, fx, {"state": TaskState.RETRYING, "error": err})
+        fx.events.append((run, "task_retrying", name, {"attempt": task.attempt, "error": err,
+                                                        "retries_left": retries - task.attempt + 1}))
+        _make_ready(run, name, task, now, fx)
+        return
+    _fail_task(run, name, task, err, now, fx)
+    _maybe_finish(run, now, fx)
+
+
+def _fail_task(run: RunProgress, name: str, task: TaskRun, err: dict[str, Any], now: float, fx: Effects) -> None:
+    """The task has failed for good: downstream tasks that have not started are skipped; the first task
+    to fail is the run's cause."""
+    fx.dequeue.append((run.run_id, name))
+    _set(run, name, task, TaskState.FAILED, fx, {"state": TaskState.FAILED, "error": err, "finished_at": now})
+    fx.events.append((run, "task_failed", name, {"attempt": task.attempt, "error": err}))
+    fx.tasks_failed += 1
+    if run.failed_task is None:
+        run.failed_task = name
+        run.error = err
+    _skip_downstream(run, name, fx)
+
+
+def _skip_downstream(run: RunProgress, name: str, fx: Effects) -> None:
+    downstream = run.graph.downstream
+    stack = list(downstream[name])
+    while stack:
+        child = stack.pop()
+        task = run.tasks[child]
+        if task.state is not TaskState.PENDING:
+            continue
+        _set(run, child, task, TaskState.SKIPPED, fx, {"state": TaskState.SKIPPED})
+        fx.events.append((run, "task_skipped", child, {"because": name}))
+        stack.extend(downstream[child])
+
+
+def _maybe_finish(run: RunProgress, now: float, fx: Effects) -> None:
+    if run.active == 0 and not run.state.terminal:
+        _finish_run(run, RunState.FAILED if run.failed_task else RunState.SUCCEEDED, now, fx)
+
+
+def _finish_run(run: RunProgress, state: RunState, now: float, fx: Effects) -> None:
+    if run.state.terminal:
+        return
+    check_run_transition(run.state, state)
+    run.state = state
+    fx.run_changes.append((run, {"state": state, "finished_at": now, "failed_task": run.failed_task,
+                                 "error": run.error}))
+    fx.events.append((run, "run_finished", None, {"state": str(state), "failed_task": run.failed_task,
+                                                  "error": run.error}))
+    fx.finished.append(run)
+
+
+__all__ = [
+    "Effects", "RunProgress", "TaskRun", "attempt_finished", "attempt_started", "attempt_timed_out",
+    "attempt_waiting", "cancel_run", "dispatch", "fail_internal", "restore_tasks", "resume_run", "start_run",
+]

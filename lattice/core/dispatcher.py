@@ -1,0 +1,148 @@
+"""The dispatcher: hands placed tasks to the backend as attempts and follows each until it ends.
+
+This is the loop's runner (LangGraph's ``_runner.py`` to the orchestrator's ``_loop.py``): it builds an
+attempt's payload, submits it, tells the resource manager the attempt was handed over (does it hold its
+cores now, or wait in its node's queue for one?), arms its timer, and when the attempt ends or must be
+stopped, frees its capacity and tells the run algorithm. It keeps what only the head's process may hold
+for an attempt in flight: the backend's handle, the timer, the reservation. It decides nothing about a
+run; every transition is the algorithm's, into the orchestrator's :class:`~lattice.core.algorithm.Effects`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from lattice.core import algorithm
+from lattice.core.algorithm import Effects
+from lattice.core.backend import Attempt, Backend
+from lattice.core.cluster import ResourceManager
+from lattice.core.runs import RunExec, attempt_payload
+from lattice.core.workflows import WorkflowEntry
+from lattice.wire.attempt import Envelope
+from lattice.wire.failures import ErrorInfo
+from lattice.wire.resources import Resources
+from lattice.wire.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from lattice.core.orchestrator import OrchestratorSettings
+
+#: how the backend's report of an attempt's end reaches the orchestrator: (attempt id, envelope, error)
+Report = Callable[[str, Envelope | None, ErrorInfo | None], None]
+
+
+@dataclass(slots=True, eq=False)
+class Inflight:
+    """An attempt handed to the backend and not ended yet: what it takes to finish or stop it."""
+
+    run: RunExec
+    name: str
+    node_id: str
+    resources: Resources
+    ref: Any
+    killable: bool
+    timer: asyncio.TimerHandle | None = None
+
+
+class Dispatcher:
+    def __init__(self, backend: Backend, resources: ResourceManager, settings: OrchestratorSettings, fx: Effects,
+                 report: Report, on_timeout: Callable[[str], None]) -> None:
+        self.backend = backend
+        self.resources = resources
+        self.settings = settings
+        self.fx = fx
+        self._report = report
+        self._on_timeout = on_timeout
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by the orchestrator when it starts
+        #: attempts in flight, by attempt id
+        self.inflight: dict[str, Inflight] = {}
+
+    def dispatch(self, run: RunExec, name: str, node_id: str) -> None:
+        """Start a new attempt of a ready task on the node the resource manager reserved it on."""
+        spec = run.tasks[name].spec
+        fx = self.fx
+        attempt_id = algorithm.dispatch(run, name, node_id, fx)
+        entry = run.workflow
+        level = entry.levels[name]
+        killable = spec.timeout is not None and not level.sandboxed  # no sandbox to stop it: kill the worker
+        upstream_names = sorted(run.graph.upstream[name])
+        r = spec.resources
+        refs = run.refs
+        attempt = Attempt(
+            payload=attempt_payload(run, name, attempt_id, upstream_names, level, self.settings),
+            fn_ref=self._fn_ref(entry, spec), upstream=[refs[u] for u in upstream_names], resources=r,
+            node_id=node_id, gpu_fraction=self.resources.gpu_fraction(node_id, r), killable=killable)
+        try:
+            ref = self.backend.submit(attempt, partial(self._report, attempt_id))
+        except BaseException:
+            self.resources.release(node_id, r)
+            raise
+        refs[name] = ref
+        inflight = self.inflight[attempt_id] = Inflight(run, name, node_id, r, ref, killable)
+        if self.resources.start(node_id, attempt_id, r):
+            algorithm.attempt_started(run, name, attempt_id, time.time(), fx)
+        else:
+            algorithm.attempt_waiting(run, name, fx)
+        if spec.timeout is not None:
+            grace = self.settings.sandbox_timeout_grace_s if level.sandboxed else 0.0
+            inflight.timer = self.loop.call_later(  # type: ignore[union-attr]
+                spec.timeout + grace, self._on_timeout, attempt_id)
+
+    def complete(self, inflight: Inflight, attempt_id: str, envelope: Envelope | None,
+                 error: ErrorInfo | None) -> None:
+        """An attempt (already taken out of :attr:`inflight`) ended: free its cores first, since a waiting
+        attempt may take them, then tell the algorithm."""
+        if inflight.timer is not None:
+            inflight.timer.cancel()
+        self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
+        finished = algorithm.attempt_finished(inflight.run, inflight.name, attempt_id, envelope, error, time.time(),
+                                              self.fx)
+        if finished and envelope is not None and not envelope.error and inflight.resources.cpu > 0:
+            started_at, finished_at = envelope.started_at, envelope.finished_at
+            if started_at and finished_at:
+                self.resources.observe(inflight.node_id, finished_at - started_at)
+
+    def time_out(self, attempt_id: str) -> None:
+        """The attempt's timer fired while it ran: stop it, then tell the algorithm."""
+        inflight = self.inflight[attempt_id]
+        self.stop(attempt_id)
+        algorithm.attempt_timed_out(inflight.run, inflight.name, attempt_id, time.time(), self.fx)
+
+    def stop(self, attempt_id: str) -> None:
+        """Stop a live attempt in the backend and free its reservation now; its late result is ignored."""
+        inflight = self.inflight.pop(attempt_id, None)
+        if inflight is None:
+            return
+        if inflight.timer is not None:
+            inflight.timer.cancel()
+            inflight.timer = None
+        if inflight.ref is not None:
+            self.backend.cancel(inflight.ref, force=inflight.killable)
+        self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
+
+    def started(self, attempt_ids: Sequence[Hashable]) -> None:
+        """Attempts that waited in their node's queue now hold a core (the resource manager's keys are the
+        attempt ids given to it in :meth:`dispatch`)."""
+        if not attempt_ids:
+            return
+        now = time.time()
+        for attempt_id in cast("Sequence[str]", attempt_ids):
+            inflight = self.inflight.get(attempt_id)
+            if inflight is not None:
+                algorithm.attempt_started(inflight.run, inflight.name, attempt_id, now, self.fx)
+
+    def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
+        """The function's bytes in the backend, put once per distinct function of a workflow."""
+        if spec.code is None:
+            return None
+        key = entry.code_keys[spec.name]
+        ref = entry.fn_refs.get(key)
+        if ref is None:
+            ref = self.backend.put(base64.b64decode(spec.code.pickle))
+            entry.fn_refs[key] = ref
+        return ref
