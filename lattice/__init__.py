@@ -23,6 +23,7 @@ from lattice.errors import (
     UntrustedOutputError,
     WorkflowError,
 )
+from lattice.utils.lazy import lazy_exports
 
 _LAZY = {
     "task": "lattice.client.task",
@@ -35,15 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lattice' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [

@@ -7,8 +7,9 @@ client, the checkpointer and their HTTP stack.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lattice.utils.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lattice.client.langgraph.checkpointer import LatticeSaver
@@ -17,17 +18,7 @@ if TYPE_CHECKING:
 _LAZY = {"LangGraphClient": "lattice.client.langgraph.client", "LatticeSaver": "lattice.client.langgraph.checkpointer"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lattice.client.langgraph' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = ["LangGraphClient", "LatticeSaver"]
