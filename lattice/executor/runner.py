@@ -63,15 +63,15 @@ def _encoded_inputs(payload: AttemptPayload, upstream: tuple[Envelope, ...]) -> 
 
 def _decode_inputs(inputs: dict[str, Encoded]) -> dict[str, Any]:
     """Level ``none``: decode in this process; a sandboxed task's pickle only through the restricted decoder."""
-    from lattice.wire.restricted_pickle import UntrustedPickleError
+    from lattice.wire.errors import UntrustedOutputError
 
     params: dict[str, Any] = {}
     for name, (encoding, data) in inputs.items():
         try:
             params[name] = decode_value(encoding, data)
-        except UntrustedPickleError as exc:
+        except UntrustedOutputError as exc:
             raise UntrustedInputError(
-                f"input {name!r} comes from a task that ran in a sandbox and holds {exc.global_name!r}, which a "
+                f"input {name!r} comes from a task that ran in a sandbox and holds {exc.type_name!r}, which a "
                 "task at sandbox level 'none' decodes only as plain data; run this task in a sandbox too, or "
                 "return JSON or plain values upstream") from None
     return params
