@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from lattice.cli.target import Target, head_errors, resolve_target, target_options
 from lattice.core.states import RunState
@@ -74,7 +74,8 @@ def list_runs(url: str | None, data_dir: Path | None, token: str | None, state: 
     if not items:
         err.print("no runs" + (f" in state {state}" if state else ""))
         return
-    table = Table("run", "workflow", "state", "created", "duration", "failed task")
+    table = Table("workflow", "state", "created", "duration", "failed task")
+    table.columns.insert(0, Column("run", no_wrap=True, min_width=32))  # whole ids: they are what you paste
     for run in items:
         table.add_row(run["run_id"], run["workflow_name"], run["state"], _when(run["created_at"]), _duration(run),
                       run.get("failed_task") or "")
