@@ -109,12 +109,13 @@ def show(url: str | None, data_dir: Path | None, token: str | None, run_id: str,
     out.print(table)
 
 
-def print_log_event(event: dict[str, Any], task: str | None = None) -> None:
-    """A ``task_log`` event's text, each line prefixed with its task; stderr lines go to stderr."""
+def print_log_event(event: dict[str, Any], task: str | None = None, all_to_stderr: bool = False) -> None:
+    """A ``task_log`` event's text, each line prefixed with its task; stderr lines go to stderr (all
+    lines do with ``all_to_stderr``: ``lattice submit`` keeps stdout for the results)."""
     if event.get("type") != "task_log" or (task and event.get("task") != task):
         return
     data = event.get("data") or {}
-    stream = sys.stderr if data.get("stream") == "stderr" else sys.stdout
+    stream = sys.stderr if all_to_stderr or data.get("stream") == "stderr" else sys.stdout
     for line in str(data.get("text", "")).splitlines():
         print(f"{event.get('task')} | {line}", file=stream, flush=True)
 

@@ -12,7 +12,7 @@ What it does, precisely:
    taking no arguments that returns one.
 4. It registers the workflow's spec and starts one run through its own client (``--input``,
    ``--priority`` and ``--tag`` as for ``workflow.run``), prints the run id on stderr, then each
-   task's progress and log lines as they happen, and on success the outputs of the sink tasks as
+   task's progress and log lines as they happen (on stderr), and on success the outputs of the sink tasks as
    JSON on stdout. ``--detach`` prints the run id on stdout and exits at once.
 """
 
@@ -138,7 +138,7 @@ def follow_run(client: Any, run_id: str) -> int:
         line = _progress_line(event)
         if line:
             err.print(line)
-        print_log_event(event)
+        print_log_event(event, all_to_stderr=True)
     run = client.get_run(run_id)
     if run["state"] != "succeeded":
         cause = f": task {run['failed_task']} {error_line(run.get('error'))}" if run.get("failed_task") else ""
