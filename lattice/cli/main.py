@@ -306,6 +306,11 @@ def stop(data_dir: Path | None, timeout: float) -> None:
             with console.status(f"stopping the head (pid {identity.pid}) ..."):
                 _terminate(identity, timeout)
             stopped = True
+        elif identity is None:
+            console.print(f"{data_dir / 'head.json'} records no start time for pid {head.get('pid')} (an older "
+                          "Lattice wrote it), so it cannot be told apart from another process that reuses the pid; "
+                          f"nothing was signalled. If pid {head.get('pid')} is that head, stop it with "
+                          f"'kill {head.get('pid')}'", highlight=False)
         else:
             console.print(f"the head recorded in {data_dir / 'head.json'} (pid {head.get('pid')}) is not running "
                           "(it crashed, or the pid now belongs to another process, which is left alone); "
