@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,11 +121,14 @@ def resolve_target(url: str | None, token: str | None, data_dir: Path | None) ->
 
 @contextmanager
 def head_errors(target: Target) -> Iterator[None]:
-    """The SDK's typed errors as one line each: unreachable exits 3, the rest 1."""
+    """The SDK's typed errors as one line each: unreachable exits 3, the rest 1; Ctrl-C exits 130."""
     from lattice.errors import AuthenticationError, HeadUnavailableError, LatticeError
 
     try:
         yield
+    except KeyboardInterrupt:  # Ctrl-C while following a run: the run itself goes on
+        click.echo("\ninterrupted; a run being followed goes on (lattice runs cancel ID stops it)", err=True)
+        sys.exit(130)
     except HeadUnavailableError as exc:
         raise HeadNotRunning(f"no Lattice head answers at {target.url}: {exc.__cause__ or exc}") from exc
     except AuthenticationError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -203,3 +204,44 @@ def test_the_examples_run_under_submit_and_find_the_head(head) -> None:
 
 
 pytestmark = pytest.mark.timeout(400)
+
+
+SLOW = '''
+import time
+
+from lattice import LatticeClient, task
+
+
+@task(outputs=["x"], cpu=0)
+def slow(params):
+    time.sleep(120)
+    return {"x": 1}
+
+
+workflow = LatticeClient().create_workflow("submitted-slow")
+workflow.add_task(slow)
+'''
+
+
+def test_ctrl_c_while_following_exits_130_without_a_traceback_and_the_run_goes_on(head, tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    env = {**os.environ, "LATTICE_HOME": str(head.data_dir)}
+    proc = subprocess.Popen([*LATTICE, "submit", str(script)], env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    with LatticeClient(head.url, token=head.token, progress=False) as client:
+        while time.monotonic() < deadline:
+            running = [r for r in client.list_runs(state="running") if r["workflow_name"] == "submitted-slow"]
+            if running:
+                break
+            time.sleep(0.2)
+        assert running
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr and "interrupted" in stderr
+        run_id = running[0]["run_id"]
+        assert client.get_run(run_id)["state"] == "running"
+        client.cancel(run_id)
