@@ -325,6 +325,10 @@ def stop(data_dir: Path | None, timeout: float) -> None:
         if identity is not None and group_is_ours(identity.pid, identity.create_time):
             kill_process_group(identity.pid, timeout=timeout)
             stopped = True
+        else:
+            console.print(f"the worker recorded in {data_dir / 'worker.json'} (pid {worker.get('pid')}) is not "
+                          "running or cannot be verified (no start time recorded); nothing was signalled, "
+                          "cleaning up its record", highlight=False)
         (data_dir / "worker.json").unlink(missing_ok=True)
     if stopped:
         console.print("[green]stopped[/]")

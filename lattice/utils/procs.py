@@ -68,8 +68,19 @@ def group_is_ours(pgid: int, leader_create_time: float | None) -> bool:
     try:
         created = psutil.Process(pgid).create_time()
     except psutil.NoSuchProcess:
-        return True
+        return group_exists(pgid)
     except psutil.AccessDenied:
         return False
     return leader_create_time is not None and abs(created - leader_create_time) <= _CREATE_TIME_SLACK_S
-__all__ = ["ProcessIdentity", "group_is_ours", "recorded_identity"]
+def group_exists(pgid: int) -> bool:
+    """Whether any process is still in group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["ProcessIdentity", "group_exists", "group_is_ours", "recorded_identity"]
