@@ -63,7 +63,8 @@ def group_is_ours(pgid: int, leader_create_time: float | None) -> bool:
 
     The leader (pid == pgid) alive with the recorded start time: ours. The leader gone: Linux does not
     hand out a pid that is still some group's id, so members left in the group are ours too (a
-    group with no members left is nothing to stop: False). A leader with another start time means the group died and its number was reused: not ours.
+    group with no members left is nothing to stop: False). A leader with another start time means the
+    group died and its number was reused: not ours.
     """
     try:
         created = psutil.Process(pgid).create_time()
