@@ -48,5 +48,6 @@ def test_status_json_asks_the_head_through_the_client(local_head: LocalHead, tmp
     result = CliRunner().invoke(cli_main.cli, ["status", "--url", local_head.url, "--token", "t",
                                                "--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"health": health, "nodes": [], "resources": resources}
+    assert json.loads(result.stdout) == {"running": True, "url": local_head.url, "health": health, "nodes": [],
+                                         "resources": resources, "runs": []}
     assert local_head.seen[-1].params == {"limit": "5"}
