@@ -62,6 +62,9 @@ def cli() -> None:
               help="Head: concurrent I/O-bound (cpu=0) tasks per node.")
 @click.option("--max-output-mb", type=int, default=256, show_default=True, envvar="LATTICE_MAX_OUTPUT_MB",
               help="Head: largest total size of one task's outputs; larger fails the task (output_too_large).")
+@click.option("--scheduling", type=click.Choice(["fair", "fifo"]), default="fair", show_default=True,
+              envvar="LATTICE_SCHEDULING",
+              help="Head: fair shares capacity between tenants, then runs; fifo is strict priority order.")
 @click.option("--addr", default=None, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None,
@@ -70,7 +73,8 @@ def cli() -> None:
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
-          max_output_mb: int, addr: str | None, token: str | None, node_ip: str | None, block: bool) -> None:
+          max_output_mb: int, scheduling: str, addr: str | None, token: str | None, node_ip: str | None,
+          block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = (data_dir or default_home()).expanduser().resolve()
     if role == "head":
@@ -78,7 +82,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
                                 ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
                                 object_store_mb=object_store_mb, sandbox=sandbox,
                                 min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
-                                io_slots=io_slots, max_output_mb=max_output_mb,
+                                io_slots=io_slots, max_output_mb=max_output_mb, scheduling=scheduling,
                                 sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"))
         _start_head(settings, block)
     elif role == "worker":

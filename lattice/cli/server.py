@@ -70,7 +70,8 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         bus = EventBus()
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
-            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024))
+            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
+            scheduling=settings.scheduling))
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the

@@ -60,9 +60,12 @@ def submit_workflow(spec: dict[str, Any]) -> Call[str]:
 
 
 def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-              inputs: dict[str, dict[str, Any]] | None = None) -> Call[str]:
-    """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals."""
+              inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> Call[str]:
+    """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals;
+    ``weight`` is its fair share relative to the tenant's other runs."""
     body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
+    if weight != 1.0:
+        body["weight"] = weight
     if inputs:
         body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()} for task, values in inputs.items()}
     return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"))
