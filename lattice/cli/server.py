@@ -26,6 +26,7 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
+from lattice.core.tenants import KeyRing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
 from lattice.utils.tokens import load_or_create_token
@@ -81,7 +82,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         backends.append(backend)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version())
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant))
 
     def close_state(state: HeadState) -> None:
         for backend in backends:
