@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lattice import __version__
+from lattice.cli.keys import keys
 from lattice.core.config import HeadSettings
 from lattice.utils.home import default_home
 from lattice.wire.sandbox import SandboxLevel
@@ -241,10 +242,11 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         with LatticeClient(url, token=token, data_dir=data_dir, timeout=10) as client:
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
+            queues = client.queues()
     except LatticeError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
-        click.echo(json.dumps({"health": health, "nodes": nodes, "resources": totals}, indent=2))
+        click.echo(json.dumps({"health": health, "nodes": nodes, "resources": totals, "queues": queues}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {client.config.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -259,12 +261,36 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
     out.print(table)
     queued = ", ".join(f"{k}: {v}" for k, v in totals["queued_tasks"].items())
     out.print(f"running tasks: {totals['running_tasks']}   queued: {queued}")
+    _print_queues(out, queues)
     if runs:
         recent = Table("run", "workflow", "state", "created", title="recent runs")
         for run in runs:
             recent.add_row(run["run_id"][:12], run["workflow_name"], run["state"],
                            time.strftime("%H:%M:%S", time.localtime(run["created_at"])))
         out.print(recent)
+
+
+def _print_queues(out: Console, queues: dict[str, Any]) -> None:
+    """Per tenant and run: what it holds, what it has queued and why that waits."""
+    table = Table("tenant", "run", "weight", "held CPU/GPU (tasks)", "queued cpu/gpu/io", "waiting for",
+                  title=f"queues ({queues['scheduling']} scheduling)")
+    for tenant in queues["tenants"]:
+        if not tenant["runs"] and not tenant["held"]["tasks"]:
+            continue
+        held = tenant["held"]
+        table.add_row(tenant["tenant"], f"{tenant['running_runs']} running", f"{tenant['weight']:g}",
+                      f"{held['cpu']:g}/{held['gpu']:g} ({held['tasks']})", _queued(tenant["queued"]), "")
+        for run in tenant["runs"]:
+            held = run["held"]
+            why = f"{run['waiting']}: {run['waiting_detail']}" if run["waiting"] else ""
+            table.add_row("", run["run_id"][:12], f"{run['weight']:g}", f"{held['cpu']:g}/{held['gpu']:g} "
+                          f"({held['tasks']})", _queued(run["queued"]), why)
+    if table.row_count:
+        out.print(table)
+
+
+def _queued(counts: dict[str, int]) -> str:
+    return f"{counts.get('cpu', 0)}/{counts.get('gpu', 0)}/{counts.get('io', 0)}"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -308,6 +334,8 @@ def _tail(path: Path, lines: int = 20, only_head_lines: bool = False) -> str:
         return "\n".join(text[start:start + lines])
     return "\n".join(text[-lines:])
 
+
+cli.add_command(keys)
 
 if __name__ == "__main__":
     cli()

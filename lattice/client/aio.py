@@ -143,6 +143,10 @@ class AsyncLatticeClient(BaseClient):
         """As :meth:`LatticeClient.resources`."""
         return await self._send(endpoints.resources())
 
+    async def queues(self) -> dict[str, Any]:
+        """As :meth:`LatticeClient.queues`."""
+        return await self._send(endpoints.queues())
+
     async def health(self) -> dict[str, Any]:
         """As :meth:`LatticeClient.health`."""
         return await self._send(endpoints.health())

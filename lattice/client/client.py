@@ -154,6 +154,10 @@ class LatticeClient(BaseClient):
         """Cluster totals, used capacity and queued tasks per class."""
         return self._send(endpoints.resources())
 
+    def queues(self) -> dict[str, Any]:
+        """Per tenant and per run: what is held, queued, and why it waits (``GET /cluster/queues``)."""
+        return self._send(endpoints.queues())
+
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ..., "uptime_s": ...}``; needs no token."""
         return self._send(endpoints.health())

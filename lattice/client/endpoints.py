@@ -126,6 +126,27 @@ def resources() -> Call[dict[str, Any]]:
     return Call("GET", f"{API}/cluster/resources")
 
 
+def queues() -> Call[dict[str, Any]]:
+    """Per tenant and per run: held, queued and why it waits (a tenant's key sees its own only)."""
+    return Call("GET", f"{API}/cluster/queues")
+
+
+# --- named API keys (tenants; admin only) ------------------------------------------------------------
+
+def create_key(name: str, role: str = "submit", weight: float = 1.0,
+               quota: dict[str, Any] | None = None) -> Call[dict[str, Any]]:
+    """A new key; the answer's ``key`` is its secret, shown this once."""
+    return Call("POST", f"{API}/keys", json={"name": name, "role": role, "weight": weight, "quota": quota or {}})
+
+
+def list_keys() -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/keys", parse=itemgetter("keys"))
+
+
+def revoke_key(name: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"{API}/keys/{name}")
+
+
 def cluster_join() -> Call[dict[str, Any]]:
     """What a worker needs to join the head's Ray cluster (its address and Ray token); used by the CLI."""
     return Call("GET", f"{API}/cluster/join")
