@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -85,9 +85,8 @@ def run_weight(weight: float, priority: int) -> float:
     return weight * 2.0 ** (max(-100, min(100, priority)) / 10.0)
 
 
-def _cost_size(r: Resources) -> float:
+def _cost_size(r: Resources, cls: ResourceClass) -> float:
     """How much of its class a task holds: GPUs, cores, or one I/O slot."""
-    cls = r.resource_class
     if cls is ResourceClass.GPU:
         return r.gpu if r.gpu > 0 else 0.5
     if cls is ResourceClass.CPU:
@@ -330,7 +329,7 @@ class Scheduler:
                 skipped.append(entry)
                 refused.add(run.run_id)
                 continue
-            self._placed_one(run, entry, node_id, placements, charge=False)
+            self._placed_one(run, entry, cls, node_id, placements, charge=False)
             placed.add(run.run_id)
         for entry in skipped:
             heapq.heappush(queue, entry)
@@ -348,16 +347,18 @@ class Scheduler:
         refused: set[str] = set()
         placed: set[str] = set()
         skips = 0
+        run: _Run | None = None  # kept while its tasks are refused: its virtual time has not moved
         while skips < self.max_skips_per_class:
             if limit is not None and len(placements) >= limit:
                 break
-            tenant = _least_tenant((t for t in tenants if t.queued[cls] > 0 and t.policy.name not in out_tenants), cls)
-            if tenant is None:
-                break
-            run = _least_run((r for r in tenant.runs.values() if r.queued[cls] > 0 and r.run_id not in out_runs), cls)
             if run is None:
-                out_tenants.add(tenant.policy.name)
-                continue
+                tenant = _least_tenant(tenants, cls, out_tenants)
+                if tenant is None:
+                    break
+                run = _least_run(tenant.runs, cls, out_runs)
+                if run is None:
+                    out_tenants.add(tenant.policy.name)
+                    continue
             queue = run.queues[cls]
             entry = None
             while queue:
@@ -367,6 +368,7 @@ class Scheduler:
                     break
             if entry is None:  # what is left of the run was set aside this round
                 out_runs.add(run.run_id)
+                run = None
                 continue
             item = entry[2]
             why = self._quota_block(run, item.resources)
@@ -377,16 +379,18 @@ class Scheduler:
                 if why.startswith("max_running_runs"):
                     out_runs.add(run.run_id)  # every task of the run waits for admission
                 else:
-                    out_tenants.add(tenant.policy.name)  # the tenant is at a cap for this class
+                    out_tenants.add(run.tenant.policy.name)  # the tenant is at a cap for this class
+                run = None
                 continue
             node_id = place(item)
-            if node_id is None:
+            if node_id is None:  # backfill: the same run's next task may be smaller
                 skipped.setdefault(run.run_id, []).append(entry)
                 refused.add(run.run_id)
                 skips += 1
                 continue
-            self._placed_one(run, entry, node_id, placements, charge=True)
+            self._placed_one(run, entry, cls, node_id, placements, charge=True)
             placed.add(run.run_id)
+            run = None
         for run_id, entries in skipped.items():
             run = self._runs.get(run_id)
             if run is not None:
@@ -394,16 +398,15 @@ class Scheduler:
                     heapq.heappush(run.queues[cls], entry)
         self._note_waiting(cls, placed, blocked, refused, untried=WaitReason.FAIR_SHARE)
 
-    def _placed_one(self, run: _Run, entry: _Entry, node_id: str, placements: list[Placement],
+    def _placed_one(self, run: _Run, entry: _Entry, cls: ResourceClass, node_id: str, placements: list[Placement],
                     charge: bool) -> None:
         item = entry[2]
         del self._live[item.key]
-        cls = item.resources.resource_class
         tenant = run.tenant
         run.queued[cls] -= 1
         tenant.queued[cls] -= 1
         if charge:
-            cost = _cost_size(item.resources) * (run.expected_s or self._expected_s)
+            cost = _cost_size(item.resources, cls) * (run.expected_s or self._expected_s)
             tenant.run_clock[cls] = max(tenant.run_clock[cls], run.vt[cls])
             self._clock[cls] = max(self._clock[cls], tenant.vt[cls])
             run.vt[cls] += cost / run.weight
@@ -491,10 +494,23 @@ class Scheduler:
         return out
 
 
-def _least_tenant(tenants: Iterable[_Tenant], cls: ResourceClass) -> _Tenant | None:
-    """The tenant furthest behind its share of the class (the earliest to arrive on a tie)."""
-    return min(tenants, key=lambda t: (t.vt[cls], t.arrival), default=None)
+def _least_tenant(tenants: list[_Tenant], cls: ResourceClass, out: set[str]) -> _Tenant | None:
+    """The tenant with ready tasks furthest behind its share of the class (the earliest to arrive on a tie)."""
+    if len(tenants) == 1:  # the common case: one tenant
+        only = tenants[0]
+        return only if only.queued[cls] > 0 and only.policy.name not in out else None
+    best: _Tenant | None = None
+    for t in tenants:
+        if t.queued[cls] > 0 and t.policy.name not in out and (
+                best is None or (t.vt[cls], t.arrival) < (best.vt[cls], best.arrival)):
+            best = t
+    return best
 
 
-def _least_run(runs: Iterable[_Run], cls: ResourceClass) -> _Run | None:
-    return min(runs, key=lambda r: (r.vt[cls], r.arrival), default=None)
+def _least_run(runs: dict[str, _Run], cls: ResourceClass, out: set[str]) -> _Run | None:
+    best: _Run | None = None
+    for r in runs.values():
+        if r.queued[cls] > 0 and r.run_id not in out and (
+                best is None or (r.vt[cls], r.arrival) < (best.vt[cls], best.arrival)):
+            best = r
+    return best
