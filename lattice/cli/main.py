@@ -287,6 +287,8 @@ def _print_queues(out: Console, queues: dict[str, Any]) -> None:
                           f"({held['tasks']})", _queued(run["queued"]), why)
     if table.row_count:
         out.print(table)
+    else:
+        out.print(f"queues ({queues['scheduling']} scheduling): no tenant holds or waits for anything")
 
 
 def _queued(counts: dict[str, int]) -> str:

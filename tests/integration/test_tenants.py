@@ -6,6 +6,7 @@ real WebSocket) the way a user's client would.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -251,3 +252,37 @@ def test_two_tenants_share_the_cores(head: HeadProcess, admin: LatticeClient):
 
     share = busy(b_spans) / (busy(a_spans) + busy(b_spans))
     assert 0.3 <= share <= 0.7, f"tenant B held {share:.0%} of the busy core time while both had work"
+
+
+# --- the CLI against the real head ----------------------------------------------------------------------
+
+
+def test_lattice_keys_and_status_against_the_head(head: HeadProcess, admin: LatticeClient):
+    from click.testing import CliRunner
+
+    import lattice.cli.main as cli_main
+
+    runner = CliRunner()
+    where = ["--url", head.url, "--token", head.token]
+    made = runner.invoke(cli_main.cli, ["keys", "create", "cli-user", "--role", "read", "--max-cpu", "2",
+                                        "--max-running-runs", "1", "--weight", "3", *where])
+    assert made.exit_code == 0, made.output
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("lk_")
+    with as_tenant(head, secret) as c:
+        assert c.list_runs() == []
+    listed = runner.invoke(cli_main.cli, ["keys", "list", "--json", *where])
+    [row] = [r for r in json.loads(listed.stdout) if r["policy"]["name"] == "cli-user"]
+    assert row["policy"]["role"] == "read" and row["policy"]["weight"] == 3
+    assert row["policy"]["quota"]["max_cpu"] == 2 and row["policy"]["quota"]["max_running_runs"] == 1
+    again = runner.invoke(cli_main.cli, ["keys", "create", "cli-user", *where])
+    assert again.exit_code == 1 and "exists" in again.output and "Traceback" not in again.output
+    refused = runner.invoke(cli_main.cli, ["keys", "list", "--url", head.url, "--token", secret])
+    assert refused.exit_code == 1 and "not an admin key" in refused.output
+    assert runner.invoke(cli_main.cli, ["keys", "revoke", "cli-user", *where]).exit_code == 0
+    status = runner.invoke(cli_main.cli, ["status", "--json", *where])
+    assert status.exit_code == 0, status.output
+    queues = json.loads(status.stdout)["queues"]
+    assert queues["scheduling"] == "fair" and any(t["tenant"] == "cli-user" for t in queues["tenants"])
+    table = runner.invoke(cli_main.cli, ["status", *where])
+    assert table.exit_code == 0 and "fair scheduling" in table.output
