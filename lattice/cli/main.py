@@ -119,6 +119,9 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
               envvar="LATTICE_LOG_FORMAT", help="Head: text lines or one JSON object per line.")
 @click.option("--access-log", is_flag=True, envvar="LATTICE_ACCESS_LOG",
               help="Head: log every HTTP request (method, path, status).")
+@click.option("--scheduling", type=click.Choice(["fair", "fifo"]), default="fair", show_default=True,
+              envvar="LATTICE_SCHEDULING",
+              help="Head: fair shares capacity between tenants, then runs; fifo is strict priority order.")
 @click.option("--addr", default=None, callback=_check_addr, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None, callback=_check_ip,
@@ -127,8 +130,8 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
-          max_output_mb: int, log_level: str, log_format: str, access_log: bool, addr: str | None,
-          token: str | None, node_ip: str | None, block: bool) -> None:
+          max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str,
+          addr: str | None, token: str | None, node_ip: str | None, block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = resolve_data_dir(data_dir)
     if role == "head":
@@ -137,7 +140,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
                                     ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
                                     object_store_mb=object_store_mb, sandbox=sandbox,
                                     min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
-                                    io_slots=io_slots, max_output_mb=max_output_mb,
+                                    io_slots=io_slots, max_output_mb=max_output_mb, scheduling=scheduling,
                                     sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"))
         except ValidationError as exc:  # the click types check first; this is the backstop, one line
             error = exc.errors()[0]
@@ -346,6 +349,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         with head_errors(target), target.client(timeout=10) as client:
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
+            queues = client.queues()
     except HeadNotRunning as exc:
         if as_json:
             local = LocalHead.of(resolve_data_dir(data_dir))
@@ -356,7 +360,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         raise
     if as_json:
         click.echo(json.dumps({"running": True, "url": target.url, "health": health, "nodes": nodes,
-                               "resources": totals, "runs": runs}, indent=2))
+                               "resources": totals, "runs": runs, "queues": queues}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -371,12 +375,38 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
     out.print(table)
     queued = ", ".join(f"{k}: {v}" for k, v in totals["queued_tasks"].items())
     out.print(f"running tasks: {totals['running_tasks']}   queued: {queued}")
+    _print_queues(out, queues)
     if runs:
         recent = Table("run", "workflow", "state", "created", title="recent runs")
         for run in runs:
             recent.add_row(run["run_id"], run["workflow_name"], run["state"],
                            time.strftime("%H:%M:%S", time.localtime(run["created_at"])))
         out.print(recent)
+
+
+def _print_queues(out: Console, queues: dict[str, Any]) -> None:
+    """Per tenant and run: what it holds, what it has queued and why that waits."""
+    table = Table("tenant", "run", "weight", "held CPU/GPU (tasks)", "queued cpu/gpu/io", "waiting for",
+                  title=f"queues ({queues['scheduling']} scheduling)")
+    for tenant in queues["tenants"]:
+        if not tenant["runs"] and not tenant["held"]["tasks"]:
+            continue
+        held = tenant["held"]
+        table.add_row(tenant["tenant"], f"{tenant['running_runs']} running", f"{tenant['weight']:g}",
+                      f"{held['cpu']:g}/{held['gpu']:g} ({held['tasks']})", _queued(tenant["queued"]), "")
+        for run in tenant["runs"]:
+            held = run["held"]
+            why = f"{run['waiting']}: {run['waiting_detail']}" if run["waiting"] else ""
+            table.add_row("", run["run_id"][:12], f"{run['weight']:g}", f"{held['cpu']:g}/{held['gpu']:g} "
+                          f"({held['tasks']})", _queued(run["queued"]), why)
+    if table.row_count:
+        out.print(table)
+    else:
+        out.print(f"queues ({queues['scheduling']} scheduling): no tenant holds or waits for anything")
+
+
+def _queued(counts: dict[str, int]) -> str:
+    return f"{counts.get('cpu', 0)}/{counts.get('gpu', 0)}/{counts.get('io', 0)}"
 
 
 def _terminate(identity: ProcessIdentity, timeout: float) -> None:
@@ -403,9 +433,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
+    from lattice.cli.keys import keys
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
+    cli.add_command(keys)
     cli.add_command(runs)
     cli.add_command(submit)
 

@@ -26,6 +26,7 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
+from lattice.core.tenants import KeyRing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
 from lattice.utils.procs import ProcessIdentity
@@ -85,7 +86,8 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         bus = EventBus()
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
-            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024))
+            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
+            scheduling=settings.scheduling))
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -95,7 +97,7 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         backends.append(backend)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version())
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant))
 
     def close_state(state: HeadState) -> None:
         for backend in backends:

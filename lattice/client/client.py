@@ -81,9 +81,10 @@ class LatticeClient(BaseClient):
         return self._send(endpoints.submit_workflow(spec))
 
     def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                  inputs: dict[str, dict[str, Any]] | None = None) -> str:
-        """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``."""
-        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs))
+                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> str:
+        """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``;
+        ``weight`` is its fair share relative to the tenant's other runs."""
+        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's state, timings and each task's state (a plain dict, as the API returns it)."""
@@ -153,6 +154,10 @@ class LatticeClient(BaseClient):
     def resources(self) -> dict[str, Any]:
         """Cluster totals, used capacity and queued tasks per class."""
         return self._send(endpoints.resources())
+
+    def queues(self) -> dict[str, Any]:
+        """Per tenant and per run: what is held, queued, and why it waits (``GET /cluster/queues``)."""
+        return self._send(endpoints.queues())
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ..., "uptime_s": ...}``; needs no token."""

@@ -293,7 +293,7 @@ def _make_ready(run: RunProgress, name: str, task: TaskRun, now: float, fx: Effe
     # when it does.
     fx.enqueue.append(QueuedTask(
         key=(run.run_id, name), resources=spec.resources, priority=run.priority + spec.priority,
-        enqueued_at=now, critical_path=run.graph.critical_path[name], prefetch=spec.timeout is None))
+        enqueued_at=now, critical_path=run.graph.critical_path[name], prefetch=spec.timeout is None, run=run.run_id))
     fx.events.append((run, "task_queued", name, {"attempt": task.attempt + 1}))
 
 

@@ -121,9 +121,12 @@ class CheckpointStore:
                     conn.execute(update(writes).where(key).values(**values))
 
     def list(self, thread_id: str | None, checkpoint_ns: str | None, checkpoint_id: str | None,
-             before: str | None, limit: int | None) -> list[CheckpointRow]:
-        """Newest first (checkpoint ids sort by time), each with its pending writes."""
+             before: str | None, limit: int | None, thread_prefix: str | None = None) -> list[CheckpointRow]:
+        """Newest first (checkpoint ids sort by time), each with its pending writes; ``thread_prefix``: only
+        threads whose id starts with it (a tenant's namespace)."""
         query = select(checkpoints)
+        if thread_prefix is not None:
+            query = query.where(checkpoints.c.thread_id.startswith(thread_prefix, autoescape=True))
         if thread_id is not None:
             query = query.where(checkpoints.c.thread_id == thread_id)
         if checkpoint_ns is not None:

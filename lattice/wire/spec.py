@@ -105,7 +105,10 @@ class WorkflowSpec(_Strict):
 class RunCreate(_Strict):
     """Options of one run of a registered workflow."""
 
-    priority: int = Field(0, ge=-1000, le=1000, description="added to every task's own priority")
+    priority: int = Field(0, ge=-1000, le=1000, description="added to every task's own priority; under fair "
+                                                            "scheduling it also scales the run's share (x2 per 10)")
+    weight: float = Field(1.0, gt=0, le=1000, description="the run's share of its tenant's capacity, relative "
+                                                         "to the tenant's other runs (fair scheduling)")
     tags: dict[str, str] = Field(default_factory=dict, description="free labels, e.g. graph/thread/node")
     inputs: dict[str, dict[str, InputSpec]] = Field(
         default_factory=dict,

@@ -7,8 +7,9 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from lattice.api.deps import websocket_authorized
+from lattice.api.deps import owns, websocket_caller
 from lattice.api.state import HeadState
+from lattice.wire.tenants import ADMIN_TENANT
 
 router = APIRouter(tags=["runs"])
 _IDLE_PING_S = 15.0
@@ -18,18 +19,23 @@ _IDLE_PING_S = 15.0
 async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
     """Sends each event as JSON ``{seq, ts, type, task, data}``; closes after ``run_finished``.
 
-    Authenticate with ``Authorization: Bearer`` or ``?token=``. Close codes: 4401 bad token,
-    4404 unknown run.
+    Authenticate with ``Authorization: Bearer`` or ``?token=``. Close codes: 4401 bad token (also the
+    moment the key is revoked), 4404 unknown run (or another tenant's).
     """
     state: HeadState = websocket.app.state.head
     # Accept first, then close with a specific code: a refused handshake would only say "403".
     await websocket.accept()
-    if not websocket_authorized(websocket):
+    caller = websocket_caller(websocket)
+    if caller is None:
         await websocket.close(code=4401, reason="invalid or missing token")
         return
-    if state.store.get_run(run_id) is None:
+    row = state.store.get_run(run_id)
+    if row is None or not owns(caller, row.get("tenant")):
         await websocket.close(code=4404, reason=f"run {run_id!r} not found")
         return
+    revoked = None
+    if state.keys is not None and caller.name != ADMIN_TENANT:
+        revoked = asyncio.ensure_future(state.keys.revoked_event(caller.name).wait())
     queue = state.bus.subscribe(run_id)
     last = after
     try:
@@ -37,6 +43,9 @@ async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
         while True:
             backlog = state.store.get_events(run_id, last, 5000)
             for event in backlog:
+                if revoked is not None and revoked.done():
+                    await websocket.close(code=4401, reason="the key was revoked")
+                    return
                 await websocket.send_json(event)
                 last = event["seq"]
                 if event["type"] == "run_finished":
@@ -44,11 +53,17 @@ async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
             if len(backlog) < 5000:
                 break
         while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), _IDLE_PING_S)
-            except TimeoutError:
+            getter = asyncio.ensure_future(queue.get())
+            waits = {getter} if revoked is None else {getter, revoked}
+            await asyncio.wait(waits, timeout=_IDLE_PING_S, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                if revoked is not None and revoked.done():
+                    await websocket.close(code=4401, reason="the key was revoked")
+                    return
                 await websocket.send_json({"type": "ping", "seq": last})
                 continue
+            event = getter.result()
             if event["type"] == "overflow":
                 for missed in state.store.get_events(run_id, last, 100_000):
                     await websocket.send_json(missed)
@@ -64,6 +79,8 @@ async def run_events(websocket: WebSocket, run_id: str, after: int = 0) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        if revoked is not None:
+            revoked.cancel()
         state.bus.unsubscribe(queue, run_id)
         with contextlib.suppress(Exception):
             await websocket.close()
