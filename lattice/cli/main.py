@@ -126,12 +126,18 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None, callback=_check_ip,
               help="Worker: this node's address as the cluster sees it (e.g. 127.0.0.2 for a second local node).")
+@click.option("--memory", "memory_mb", type=click.IntRange(min=1), default=None,
+              help="Worker: memory in MB this node offers to tasks [default: what Ray detects].")
+@click.option("--resources", "custom_resources", default=None,
+              help='Worker: custom resources as JSON, e.g. \'{"my_res": 2}\' (tasks ask resources={"my_res": 1}).')
+@click.option("--labels", default=None, help="Worker: node labels k=v,... (tasks ask node_labels={...}).")
 @click.option("--block", is_flag=True, help="Stay in the foreground until stopped (Ctrl-C stops).")
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
           max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str,
-          addr: str | None, token: str | None, node_ip: str | None, block: bool) -> None:
+          addr: str | None, token: str | None, node_ip: str | None, memory_mb: int | None,
+          custom_resources: str | None, labels: str | None, block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = resolve_data_dir(data_dir)
     if role == "head":
@@ -151,7 +157,11 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
     elif role == "worker":
         if not addr:
             raise click.UsageError("--worker needs --addr HEAD_HOST:PORT")
-        _start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, node_ip, block)
+        from lattice.cli.worker import parse_labels, parse_resources, start_worker
+
+        start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, node_ip, block, memory_mb,
+                     parse_resources(custom_resources), parse_labels(labels),
+                     echo=lambda line: console.print(line, highlight=False))
     else:
         raise click.UsageError("say what to start: --head or --worker")
 
@@ -237,72 +247,26 @@ def _answers_health(url: str) -> bool:
     return True
 
 
-def _join_info(url: str, token: str | None, data_dir: Path) -> dict[str, Any]:
-    """What this machine needs to join the head's Ray cluster, asked with the head's token."""
-    from lattice.client import endpoints
-    from lattice.client.base import ClientConfig, discover_token
-    from lattice.client.transport import HeadHTTP
-    from lattice.errors import APIError, AuthenticationError, HeadUnavailableError
-
-    try:
-        with HeadHTTP(ClientConfig(url, discover_token(token, data_dir), timeout=10.0)) as head:
-            return head.send(endpoints.cluster_join())
-    except HeadUnavailableError as exc:
-        raise HeadNotRunning(f"cannot reach the head at {url}: {exc.__cause__ or exc}") from exc
-    except AuthenticationError as exc:
-        raise click.ClickException("the head refused the token; pass --token or set LATTICE_TOKEN") from exc
-    except APIError as exc:
-        raise click.ClickException(f"the head refused to let this machine join: {exc}") from exc
-
-
-def _start_worker(addr: str, token: str | None, data_dir: Path, num_cpus: float | None,
-                  num_gpus: float | None, object_store_mb: int, node_ip: str | None, block: bool) -> None:
-    from lattice.executor.ray_process import RayProcess
-
-    url = addr if addr.startswith("http") else f"http://{addr}"
-    existing = read_json(data_dir / "worker.json")
-    identity = recorded_identity(existing) if existing else None
-    if identity is not None and identity.alive():
-        raise click.ClickException(f"a worker already runs for {data_dir} (pid {identity.pid}); "
-                                   "stop it with 'lattice stop --data-dir ...' or use another --data-dir")
-    join = _join_info(url, token, data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    proc = RayProcess(data_dir, "ray-worker.log")
-    proc.start_worker(join["ray_address"], join["ray_token"] or "", num_cpus, num_gpus, object_store_mb, node_ip)
-    assert proc.pgid is not None
-    info = {"pid": proc.pgid, "create_time": ProcessIdentity.of(proc.pgid).create_time, "head": url,
-            "ray_address": join["ray_address"], "started_at": time.time()}
-    (data_dir / "worker.json").write_text(json.dumps(info, indent=2))
-    console.print(f"[green]worker joined[/] {join['ray_address']} (Ray pid {proc.pgid}); stop: lattice stop"
-                  f" --data-dir {data_dir}", highlight=False)
-    if block:
-        try:
-            assert proc.proc is not None
-            proc.proc.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            proc.stop()
-            (data_dir / "worker.json").unlink(missing_ok=True)
-
-
 @cli.command()
 @click.option("--data-dir", type=DATA_DIR, default=None,
               help="The head's or worker's data dir [default: $LATTICE_HOME or ~/.lattice].")
 @click.option("--timeout", type=click.FloatRange(min=0), default=20.0, show_default=True,
-              help="Seconds before SIGKILL.")
-def stop(data_dir: Path | None, timeout: float) -> None:
+              help="Seconds before SIGKILL; a worker: seconds its running tasks get to finish before they move.")
+@click.option("--worker", "worker_only", is_flag=True, help="Only the worker: drain its node, then stop it.")
+@click.option("--token", default=None, help="Worker: the head's token, to drain [default: $LATTICE_TOKEN].")
+def stop(data_dir: Path | None, timeout: float, worker_only: bool, token: str | None) -> None:
     """Stop the head (and the Ray processes it started) and any worker of this data dir.
 
     A pid is signalled only if the process that has it now is the one recorded (its start time
     matches): after a crash the pid may belong to an unrelated process.
     """
     from lattice.cli.server import retire_head_info
+    from lattice.cli.worker import stop_worker
     from lattice.executor.ray_process import kill_process_group
 
     data_dir = resolve_data_dir(data_dir)
     stopped = False
-    head = read_json(data_dir / "head.json")
+    head = None if worker_only else read_json(data_dir / "head.json")
     if head:
         identity = recorded_identity(head)
         if identity is not None and identity.alive():
@@ -322,17 +286,8 @@ def stop(data_dir: Path | None, timeout: float) -> None:
         if isinstance(ray_pgid, int) and group_is_ours(ray_pgid, head.get("ray_create_time")):
             kill_process_group(ray_pgid, timeout=5)
         retire_head_info(data_dir)
-    worker = read_json(data_dir / "worker.json")
-    if worker:
-        identity = recorded_identity(worker)
-        if identity is not None and group_is_ours(identity.pid, identity.create_time):
-            kill_process_group(identity.pid, timeout=timeout)
-            stopped = True
-        else:
-            console.print(f"the worker recorded in {data_dir / 'worker.json'} (pid {worker.get('pid')}) is not "
-                          "running or cannot be verified (no start time recorded); nothing was signalled, "
-                          "cleaning up its record", highlight=False)
-        (data_dir / "worker.json").unlink(missing_ok=True)
+    if stop_worker(data_dir, token, timeout, echo=lambda line: console.print(line, highlight=False)):
+        stopped = True
     if stopped:
         console.print("[green]stopped[/]")
     else:
@@ -364,10 +319,10 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
-    table = Table("node", "address", "alive", "CPU used/total", "GPU used/total", "memory MB used/total",
+    table = Table("node", "address", "state", "CPU used/total", "GPU used/total", "memory MB used/total",
                   "tasks", title="nodes")
     for node in nodes:
-        table.add_row(node["node_id"][:12], node["address"], "yes" if node["alive"] else "no",
+        table.add_row(node["node_id"][:12], node["address"], node.get("state", "alive"),
                       f"{node['used']['cpu']:g}/{node['total']['cpu']:g}",
                       f"{node['used']['gpu']:g}/{node['total']['gpu']:g}",
                       f"{node['used']['memory_mb']:.0f}/{node['total']['memory_mb']:.0f}",
@@ -382,6 +337,21 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
             recent.add_row(run["run_id"], run["workflow_name"], run["state"],
                            time.strftime("%H:%M:%S", time.localtime(run["created_at"])))
         out.print(recent)
+
+
+@cli.command()
+@target_options
+@click.argument("node")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="Seconds running tasks get to finish there; then they run again elsewhere [default: no limit].")
+def drain(url: str | None, data_dir: Path | None, token: str | None, node: str, timeout: float | None) -> None:
+    """Stop placing tasks on NODE (a node id, a unique prefix of one, or its IP); running ones finish."""
+    from lattice.cli.worker import drain_node
+
+    target = resolve_target(url, token, data_dir)
+    shown = drain_node(target.url, target.token, resolve_data_dir(data_dir), node, timeout)
+    console.print(f"node {shown['node_id'][:12]} ({shown['address']}) is {shown['state']}: no new tasks go there; "
+                  f"{shown['running_tasks']} running", highlight=False)
 
 
 def _print_queues(out: Console, queues: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ from lattice.wire.spec import TaskSpec
 LOG_EVENT_TAIL = 65536
 
 _LIVE = (TaskState.SCHEDULED, TaskState.RUNNING)
+#: attempts of one task that may be lost to node failures before it fails with ``node_lost``
+MAX_NODE_LOSSES = 3
 #: upstream states that leave a resumed task nothing to wait for
 _DEAD_UPSTREAM = (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
 
@@ -59,6 +61,11 @@ class TaskRun:
     attempt_id: str | None = None
     #: the node that attempt was sent to
     node_id: str | None = None
+    #: attempts lost to no fault of the task (its node died, a shared executor crashed, a head restart):
+    #: they do not count against ``retries``; :data:`MAX_NODE_LOSSES` of them and the task fails
+    lost: int = 0
+    #: run the next attempt in a process of its own (it was in a shared executor that crashed)
+    isolate: bool = False
 
 
 @dataclass(slots=True)
@@ -178,7 +185,9 @@ def attempt_finished(run: RunProgress, name: str, attempt_id: str, envelope: Env
         return False  # a late answer from an attempt that was cancelled or timed out
     if task.state is TaskState.SCHEDULED:  # it got a core before the head noticed one was free
         attempt_started(run, name, attempt_id, now, fx)
-    if error is not None:
+    if error is not None and _not_its_fault(error):
+        _attempt_lost(run, name, task, error, now, fx)
+    elif error is not None:
         _attempt_failed(run, name, task, error, None, now, fx)
     elif envelope is not None and envelope.error:
         _attempt_failed(run, name, task, ErrorInfo.from_dict(envelope.error), envelope, now, fx)
@@ -189,6 +198,56 @@ def attempt_finished(run: RunProgress, name: str, attempt_id: str, envelope: Env
                                                    "the backend reported neither a result nor an error"),
                         None, now, fx)
     return True
+
+
+def node_lost(run: RunProgress, node_id: str, address: str, attempts: Collection[tuple[str, str]], now: float,
+              fx: Effects, reason: str = "dead") -> list[str]:
+    """The node ``node_id`` died (or left) with these ``(task, attempt id)`` attempts of the run on it: each
+    becomes a new attempt elsewhere without using the task's ``retries`` (a node loss is not the task's
+    fault), up to :data:`MAX_NODE_LOSSES` per task, then the task fails with ``node_lost``. One
+    ``node_lost`` event names the node and the tasks that moved. Returns the tasks that were live."""
+    moved: list[str] = []
+    for name, attempt_id in attempts:
+        task = run.tasks[name]
+        if task.attempt_id != attempt_id or task.state not in _LIVE:
+            continue
+        moved.append(name)
+    if not moved:
+        return moved
+    fx.events.append((run, "node_lost", None, {"node_id": node_id, "address": address, "tasks": moved,
+                                                "reason": reason}))
+    for name in moved:
+        task = run.tasks[name]
+        error = ErrorInfo(ErrorKind.NODE_LOST, "NodeLost",
+                          f"node {node_id} ({address}) was lost ({reason}) while it ran task {name!r}",
+                          detail={"node_id": node_id, "address": address})
+        _attempt_lost(run, name, task, error, now, fx)
+    return moved
+
+
+def _not_its_fault(error: ErrorInfo) -> bool:
+    """A lost node, or a crash of an executor the attempt shared with others (which of them crashed it is
+    unknown, so each is run again in a process of its own, where a guilty one fails by itself)."""
+    return error.kind is ErrorKind.NODE_LOST or bool(error.detail.get("shared_executor"))
+
+
+def _attempt_lost(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo, now: float, fx: Effects) -> None:
+    """A new attempt that does not use the task's ``retries``; after :data:`MAX_NODE_LOSSES`, a failure."""
+    err = error.to_dict()
+    _attempt_ended(run, name, task, TaskState.FAILED, None, err, now, fx)
+    task.lost += 1
+    task.isolate = task.isolate or bool(error.detail.get("shared_executor"))
+    if task.lost > MAX_NODE_LOSSES:
+        final = ErrorInfo(ErrorKind.NODE_LOST, error.type,
+                          f"task {name!r} lost {task.lost} attempts to node or executor failures; the last: "
+                          f"{error.message}", detail={**error.detail, "losses": task.lost})
+        _fail_task(run, name, task, final.to_dict(), now, fx)
+        _maybe_finish(run, now, fx)
+        return
+    _set(run, name, task, TaskState.RETRYING, fx, {"state": TaskState.RETRYING, "error": err})
+    fx.events.append((run, "task_retrying", name, {"attempt": task.attempt, "error": err, "lost": True,
+                                                    "retries_left": task.spec.retries - (task.attempt - task.lost)}))
+    _make_ready(run, name, task, now, fx)
 
 
 def attempt_timed_out(run: RunProgress, name: str, attempt_id: str, now: float, fx: Effects) -> bool:
@@ -253,6 +312,8 @@ def restore_tasks(graph: Graph, specs: Mapping[str, TaskSpec],
         active += 1
         task.waiting_on = sum(1 for u in graph.upstream[name] if tasks[u].state is not TaskState.SUCCEEDED)
         if task.state is not TaskState.PENDING:
+            if task.state in _LIVE:  # in flight when the previous head died: not the task's fault
+                task.lost += 1
             task.state = TaskState.PENDING
             reset.append(name)
     return tasks, active, reset
@@ -357,10 +418,10 @@ def _attempt_failed(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo
     _attempt_ended(run, name, task, TaskState.FAILED, envelope, err, now, fx,
                    stderr_tail=error.detail.get("stderr_tail"))
     retries = task.spec.retries
-    if task.attempt <= retries and error.retryable:
+    if task.attempt - task.lost <= retries and error.retryable:
         _set(run, name, task, TaskState.RETRYING, fx, {"state": TaskState.RETRYING, "error": err})
         fx.events.append((run, "task_retrying", name, {"attempt": task.attempt, "error": err,
-                                                        "retries_left": retries - task.attempt + 1}))
+                                                        "retries_left": retries - (task.attempt - task.lost) + 1}))
         _make_ready(run, name, task, now, fx)
         return
     _fail_task(run, name, task, err, now, fx)
@@ -411,6 +472,7 @@ def _finish_run(run: RunProgress, state: RunState, now: float, fx: Effects) -> N
 
 
 __all__ = [
-    "Effects", "RunProgress", "TaskRun", "attempt_finished", "attempt_started", "attempt_timed_out",
-    "attempt_waiting", "cancel_run", "dispatch", "fail_internal", "restore_tasks", "resume_run", "start_run",
+    "MAX_NODE_LOSSES", "Effects", "RunProgress", "TaskRun", "attempt_finished", "attempt_started",
+    "attempt_timed_out", "attempt_waiting", "cancel_run", "dispatch", "fail_internal", "node_lost", "restore_tasks",
+    "resume_run", "start_run",
 ]

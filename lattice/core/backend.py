@@ -45,6 +45,9 @@ class Attempt:
     gpu_fraction: float
     #: True when a cancel may kill the attempt's process (a timeout at sandbox level ``none``)
     killable: bool
+    #: run it in a process of its own, never in an executor shared with other attempts (a ``cpu=0`` task
+    #: whose shared executor crashed under it: if it was the one that crashed it, it now fails alone)
+    isolated: bool = False
 
 
 class Backend(Protocol):

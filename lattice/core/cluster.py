@@ -49,6 +49,8 @@ class Node:
     gpus: list[GPUInfo] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     alive: bool = True
+    #: no new attempts go here (``lattice drain``); once it is gone it has *left*, not died
+    draining: bool = False
     io_slots: int = 256
     used_cpu: float = 0.0
     used_gpu: float = 0.0
@@ -67,6 +69,13 @@ class Node:
         if self.task_seconds is None:
             return 3  # nothing learnt yet: a shallow queue
         return min(PREFETCH_PER_CORE, int(PREFETCH_HORIZON_S / max(self.task_seconds, 1e-4)))
+
+    @property
+    def state(self) -> str:
+        """``alive``, ``draining`` (takes no new attempts), ``dead`` (lost) or ``left`` (gone after a drain)."""
+        if not self.alive:
+            return "left" if self.draining else "dead"
+        return "draining" if self.draining else "alive"
 
     @property
     def gpu_memory_mb(self) -> int:
@@ -89,7 +98,7 @@ class Node:
     def fits_now(self, r: Resources, prefetch: bool = False) -> bool:
         """Fits in what is free now; with ``prefetch`` a CPU task may also take one of the node's
         prefetch slots (see :meth:`prefetch_per_core`), waiting in Ray's local queue for a core."""
-        if not self.alive:
+        if not self.alive or self.draining:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
             return False
@@ -133,6 +142,7 @@ class Node:
             "node_id": self.node_id,
             "address": self.address,
             "alive": self.alive,
+            "state": self.state,
             "labels": self.labels,
             "total": {"cpu": self.cpu, "gpu": self.gpu, "memory_mb": self.memory_mb,
                       "gpu_memory_mb": self.gpu_memory_mb},
@@ -176,6 +186,7 @@ class ResourceManager:
                 continue
             current.address, current.cpu, current.gpu = fresh.address, fresh.cpu, fresh.gpu
             current.memory_mb, current.alive, current.labels = fresh.memory_mb, fresh.alive, fresh.labels
+            current.draining = current.draining or fresh.draining
             if fresh.gpus:
                 current.gpus = fresh.gpus
         for node_id, node in self.nodes.items():
@@ -268,6 +279,21 @@ class ResourceManager:
         node = self.nodes.get(node_id or "")
         if node is not None:
             node.observe(seconds)
+
+    def drain(self, node_id: str) -> Node:
+        """Take no new attempts on the node (those running there finish); KeyError for an unknown node."""
+        node = self.nodes[node_id]
+        node.draining = True
+        return node
+
+    def find(self, node: str) -> Node | None:
+        """A node by its id (or a unique prefix of it) or its IP address."""
+        exact = self.nodes.get(node)
+        if exact is not None:
+            return exact
+        matches = [n for n in self.nodes.values() if n.address == node or n.node_id.startswith(node)]
+        alive = [n for n in matches if n.alive]
+        return (alive or matches)[0] if len(alive or matches) == 1 else None
 
     def alive_node_ids(self) -> set[str]:
         return {node_id for node_id, node in self.nodes.items() if node.alive}

@@ -25,12 +25,16 @@ from lattice.core.cluster import ResourceManager
 from lattice.core.runs import RunExec, attempt_payload
 from lattice.core.workflows import WorkflowEntry
 from lattice.wire.attempt import Envelope
-from lattice.wire.failures import ErrorInfo
+from lattice.wire.failures import ErrorInfo, ErrorKind
 from lattice.wire.resources import Resources
 from lattice.wire.spec import TaskSpec
 
 if TYPE_CHECKING:
     from lattice.core.orchestrator import OrchestratorSettings
+
+#: how long a worker-died error waits for the node's death to be known before it counts as the task's own
+#: (Ray's health checks, as Lattice configures them, declare a killed node dead within about 5 s)
+SUSPECT_GRACE_S = 12.0
 
 #: how the backend's report of an attempt's end reaches the orchestrator: (attempt id, envelope, error)
 Report = Callable[[str, Envelope | None, ErrorInfo | None], None]
@@ -47,6 +51,9 @@ class Inflight:
     ref: Any
     killable: bool
     timer: asyncio.TimerHandle | None = None
+    #: a worker-died error held back while the head finds out whether the attempt's node is dying (then it
+    #: is a node loss, not the task's failure): applied when :data:`SUSPECT_GRACE_S` pass with the node alive
+    suspect: ErrorInfo | None = None
 
 
 class Dispatcher:
@@ -65,6 +72,9 @@ class Dispatcher:
         self._released = released
         self._observe = observe
         self.loop: asyncio.AbstractEventLoop | None = None  # set by the orchestrator when it starts
+        self.suspect_grace_s = getattr(settings, "node_loss_grace_s", SUSPECT_GRACE_S)
+        #: told the node of an attempt whose worker died (the orchestrator looks at the cluster at once)
+        self._suspected: Callable[[str], None] = lambda _node: None
         #: attempts in flight, by attempt id
         self.inflight: dict[str, Inflight] = {}
 
@@ -82,7 +92,8 @@ class Dispatcher:
         attempt = Attempt(
             payload=attempt_payload(run, name, attempt_id, upstream_names, level, self.settings),
             fn_ref=self._fn_ref(entry, spec), upstream=[refs[u] for u in upstream_names], resources=r,
-            node_id=node_id, gpu_fraction=self.resources.gpu_fraction(node_id, r), killable=killable)
+            node_id=node_id, gpu_fraction=self.resources.gpu_fraction(node_id, r), killable=killable,
+            isolated=run.tasks[name].isolate)
         try:
             ref = self.backend.submit(attempt, partial(self._report, attempt_id))
         except BaseException:
@@ -103,7 +114,18 @@ class Dispatcher:
     def complete(self, inflight: Inflight, attempt_id: str, envelope: Envelope | None,
                  error: ErrorInfo | None) -> None:
         """An attempt (already taken out of :attr:`inflight`) ended: free its cores first, since a waiting
-        attempt may take them, then tell the algorithm."""
+        attempt may take them, then tell the algorithm.
+
+        A worker that died may have died with its node, which Ray declares dead only seconds later: such an
+        error is held back (the attempt stays in flight, its capacity held) until the node is known dead
+        (:meth:`lose_node`) or :data:`SUSPECT_GRACE_S` pass (:meth:`_resolve_suspect`)."""
+        if (error is not None and error.kind is ErrorKind.WORKER_DIED and inflight.suspect is None
+                and not error.detail.get("shared_executor") and self.loop is not None):
+            inflight.suspect = error
+            self.inflight[attempt_id] = inflight
+            self.loop.call_later(self.suspect_grace_s, self._resolve_suspect, attempt_id)
+            self._suspected(inflight.node_id)
+            return
         if inflight.timer is not None:
             inflight.timer.cancel()
         self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
@@ -115,6 +137,31 @@ class Dispatcher:
             if started_at and finished_at:
                 self.resources.observe(inflight.node_id, finished_at - started_at)
                 self._observe(inflight.run.run_id, finished_at - started_at)
+
+    def _resolve_suspect(self, attempt_id: str) -> None:
+        """The grace of a held-back worker-died error ran out and the node still lives: the task's failure."""
+        inflight = self.inflight.get(attempt_id)
+        if inflight is None or inflight.suspect is None:
+            return  # its node was lost meanwhile, or the run ended
+        self._report(attempt_id, None, inflight.suspect)
+
+    def lose_node(self, node_id: str, address: str, reason: str = "dead") -> dict[str, list[str]]:
+        """The node died or left: every attempt in flight there becomes a new attempt elsewhere (the run
+        algorithm decides, :func:`~lattice.core.algorithm.node_lost`). Returns run id -> tasks moved."""
+        by_run: dict[str, tuple[RunExec, list[tuple[str, str]]]] = {}
+        for attempt_id, inflight in list(self.inflight.items()):
+            if inflight.node_id != node_id:
+                continue
+            self.stop(attempt_id)
+            entry = by_run.setdefault(inflight.run.run_id, (inflight.run, []))
+            entry[1].append((inflight.name, attempt_id))
+        moved: dict[str, list[str]] = {}
+        now = time.time()
+        for run_id, (run, attempts) in by_run.items():
+            names = algorithm.node_lost(run, node_id, address, attempts, now, self.fx, reason)
+            if names:
+                moved[run_id] = names
+        return moved
 
     def time_out(self, attempt_id: str) -> None:
         """The attempt's timer fired while it ran: stop it, then tell the algorithm."""

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from lattice.core import algorithm
 from lattice.core.algorithm import Effects, TaskRun
 from lattice.core.backend import Backend
-from lattice.core.cluster import ResourceManager
+from lattice.core.cluster import Node, ResourceManager
 from lattice.core.dag import SpecError
 from lattice.core.dispatcher import Dispatcher
 from lattice.core.errors import Conflict, NotFound
@@ -63,7 +63,10 @@ class OrchestratorSettings:
     sandbox_defaults: dict[str, Any] = field(default_factory=dict)
     max_output_bytes: int = 256 * 1024 * 1024
     log_limit_bytes: int = 1024 * 1024
-    node_refresh_s: float = 5.0
+    #: how often the cluster view is refreshed (off the loop, in a thread); a dead node is acted on then
+    node_refresh_s: float = 1.0
+    #: how long a worker-died error waits to learn whether the worker's node died (then a node loss)
+    node_loss_grace_s: float = 12.0
     sandbox_timeout_grace_s: float = 10.0
     #: how ready tasks share the cluster: "fair" (between tenants, then runs) or "fifo" (strict order)
     scheduling: str = SchedulingPolicy.FAIR
@@ -89,6 +92,7 @@ class Orchestrator:
         self._step_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._refresh_now = asyncio.Event()
         self._writer: StoreWriter | None = None
         self._batch = Batch()
         self._announce: list[tuple[str, dict[str, Any]]] = []
@@ -118,17 +122,60 @@ class Orchestrator:
         self.resources.update_nodes(self.backend.nodes())
 
     async def _refresh_nodes_forever(self) -> None:
+        assert self._loop is not None
+        self._dispatcher._suspected = lambda _node: self._refresh_now.set()
         while True:
-            await asyncio.sleep(self.settings.node_refresh_s)
             try:
-                before = self.resources.alive_node_ids()
-                self.refresh_nodes()
-                after = self.resources.alive_node_ids()
-                if after != before:
-                    log.info("cluster changed: %d alive node(s)", len(after))
-                    self._kick()
+                await asyncio.wait_for(self._refresh_now.wait(), self.settings.node_refresh_s)
+            except TimeoutError:
+                pass
+            self._refresh_now.clear()
+            try:
+                fresh = await self._loop.run_in_executor(None, self.backend.nodes)
+                self._apply_nodes(fresh)
             except Exception:
                 log.exception("refreshing the cluster view failed")
+
+    def _apply_nodes(self, fresh: list[Any]) -> None:
+        """Merge a fresh cluster view; attempts on nodes that died or left move elsewhere (``node_lost``)."""
+        before = self.resources.alive_node_ids()
+        self.resources.update_nodes(fresh)
+        after = self.resources.alive_node_ids()
+        if after == before:
+            return
+        log.info("cluster changed: %d alive node(s)", len(after))
+        for node_id in before - after:
+            node = self.resources.nodes[node_id]
+            moved = self._dispatcher.lose_node(node_id, node.address)
+            log.warning("node %s (%s) is %s; %d task(s) of %d run(s) move elsewhere", node_id, node.address,
+                        node.state, sum(len(t) for t in moved.values()), len(moved))
+        self._apply()
+        self._kick()
+
+    def drain(self, node: str, timeout_s: float | None = None) -> Node:
+        """``lattice drain``: no new attempts go to the node (an id, a unique id prefix or its IP); those
+        running there finish, or after ``timeout_s`` become new attempts elsewhere (not charged to their
+        retries). The node leaves when its worker stops (``lattice stop`` on it)."""
+        found = self.resources.find(node)
+        if found is None:
+            raise NotFound("node", node)
+        if not found.alive:
+            raise Conflict(f"node {found.node_id} ({found.address}) is {found.state}; only a live node drains")
+        self.resources.drain(found.node_id)
+        log.info("draining node %s (%s)%s", found.node_id, found.address,
+                 f"; what still runs there after {timeout_s:g} s moves elsewhere" if timeout_s is not None else "")
+        if timeout_s is not None and self._loop is not None:
+            self._loop.call_later(timeout_s, self._drain_timed_out, found.node_id)
+        self._kick()
+        return found
+
+    def _drain_timed_out(self, node_id: str) -> None:
+        node = self.resources.nodes.get(node_id)
+        if node is None or not node.draining or not node.alive:
+            return
+        self._dispatcher.lose_node(node_id, node.address, reason="drained")
+        self._apply()
+        self._kick()
 
     # --- workflows ----------------------------------------------------------------------------------
 

@@ -11,9 +11,11 @@ decided here, so the orchestrator never sees one.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import pickle
+from functools import partial
 from typing import Any
 
 import ray
@@ -69,6 +71,14 @@ def _when_done(ref: Any, on_done: DoneCallback) -> None:
             on_done(future.result(), None)
 
     ref.future().add_done_callback(from_future)
+
+
+def _shared(on_done: DoneCallback, envelope: Any, error: ErrorInfo | None) -> None:
+    """An attempt of a node's shared I/O executor: if its worker died, every attempt in it died with it and
+    which one crashed it is unknown, so the error says so (the run algorithm re-runs each isolated)."""
+    if error is not None and error.kind is ErrorKind.WORKER_DIED:
+        error = dataclasses.replace(error, detail={**error.detail, "shared_executor": True})
+    on_done(envelope, error)
 
 
 class RayBackend:
@@ -153,9 +163,11 @@ class RayBackend:
         # Plain data (str, bytes, numbers, dicts in a slotted dataclass), pickled here in C: cheaper than
         # letting Ray walk the argument, which is most of the cost of a submit after Ray's own bookkeeping.
         payload = pickle.dumps(attempt.payload, protocol=5)
-        if r.resource_class is ResourceClass.IO and not attempt.killable:
+        if r.resource_class is ResourceClass.IO and not attempt.killable and not attempt.isolated:
             actor = self._io_executor(attempt.node_id)
             ref = actor.run.remote(payload, attempt.fn_ref, *attempt.upstream)
+            _when_done(ref, partial(_shared, on_done))
+            return ref
         else:
             remote = self._remote_for(attempt.node_id, r.cpu, attempt.gpu_fraction, r.memory)
             ref = remote.remote(payload, attempt.fn_ref, *attempt.upstream)

@@ -9,6 +9,7 @@ worker nodes by the head.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,12 @@ from lattice.utils.net import free_port, wait_for_port
 from lattice.utils.tokens import load_or_create_token
 
 RAY_START_TIMEOUT_S = 60.0
+#: how fast Ray's GCS declares a node dead that stopped answering (Ray's defaults take about 30 s): a check
+#: every second, each given 2 s, five failures in a row. A SIGKILLed node (connection refused) is dead in
+#: about 5 s, a frozen one (SIGSTOP, a partition) in about 10 s; a node too loaded to answer health checks
+#: for 10 s is treated as lost and its tasks run elsewhere.
+HEALTH_CHECK_CONFIG = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
+                       "health_check_failure_threshold": 5}
 
 
 def ray_env(token: str) -> dict[str, str]:
@@ -76,7 +83,7 @@ class RayProcess:
         args = [
             "--head", f"--port={port}",
             f"--object-store-memory={object_store_mb * 1024 * 1024}", "--include-dashboard=false",
-            "--disable-usage-stats",
+            "--disable-usage-stats", f"--system-config={json.dumps(HEALTH_CHECK_CONFIG)}",
         ]
         if num_cpus is not None:
             args.append(f"--num-cpus={num_cpus:g}")
@@ -91,9 +98,16 @@ class RayProcess:
         return self.address
 
     def start_worker(self, address: str, token: str, num_cpus: float | None, num_gpus: float | None,
-                     object_store_mb: int, node_ip_address: str | None = None) -> None:
+                     object_store_mb: int, node_ip_address: str | None = None, memory_mb: int | None = None,
+                     resources: dict[str, float] | None = None, labels: dict[str, str] | None = None) -> None:
         args = [f"--address={address}", f"--object-store-memory={object_store_mb * 1024 * 1024}",
                 "--disable-usage-stats"]
+        if memory_mb is not None:
+            args.append(f"--memory={memory_mb * 1024 * 1024}")
+        if resources:
+            args.append(f"--resources={json.dumps(resources)}")
+        if labels:
+            args.append("--labels=" + ",".join(f"{k}={v}" for k, v in labels.items()))
         if num_cpus is not None:
             args.append(f"--num-cpus={num_cpus:g}")
         if num_gpus is not None:

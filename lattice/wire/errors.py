@@ -16,7 +16,7 @@
             ├── TaskTimeout        ``kind`` = timeout
             ├── MemoryExceeded     ``kind`` = memory_exceeded
             ├── SandboxViolation   ``kind`` = sandbox_violation
-            ├── TaskKilled         ``kind`` = killed / worker_died
+            ├── TaskKilled         ``kind`` = killed / worker_died / node_lost
             ├── OutputError        ``kind`` = output_missing / output_invalid / output_too_large
             └── ResourceUnavailable ``kind`` = resource_unavailable
 

@@ -39,6 +39,7 @@ class ErrorKind(StrEnum):
     SANDBOX_VIOLATION = "sandbox_violation"
     KILLED = "killed"
     WORKER_DIED = "worker_died"
+    NODE_LOST = "node_lost"
     OUTPUT_MISSING = "output_missing"
     OUTPUT_INVALID = "output_invalid"
     OUTPUT_TOO_LARGE = "output_too_large"
@@ -114,6 +115,7 @@ _KIND_TO_EXCEPTION: dict[ErrorKind, type[RunFailed]] = {
     ErrorKind.SANDBOX_VIOLATION: SandboxViolation,
     ErrorKind.KILLED: TaskKilled,
     ErrorKind.WORKER_DIED: TaskKilled,
+    ErrorKind.NODE_LOST: TaskKilled,
     ErrorKind.OUTPUT_MISSING: OutputError,
     ErrorKind.OUTPUT_INVALID: OutputError,
     ErrorKind.OUTPUT_TOO_LARGE: OutputError,

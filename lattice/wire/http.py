@@ -128,6 +128,8 @@ class NodePublic(BaseModel):
     node_id: str
     address: str
     alive: bool
+    #: alive, draining (takes no new tasks), dead (lost) or left (gone after a drain)
+    state: str = "alive"
     labels: dict[str, str]
     total: dict[str, float]
     used: dict[str, float]

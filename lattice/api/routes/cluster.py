@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from lattice.api.deps import Caller, State, require_admin
 from lattice.wire.http import ClusterResources, JoinInfo, NodeList, NodePublic
@@ -33,3 +34,16 @@ async def join(state: State, caller: Caller) -> JoinInfo:
     a machine run anything on the cluster, past every tenant's isolation)."""
     require_admin(caller)
     return JoinInfo(ray_address=state.ray_address, ray_token=state.ray_token, ray_version=state.ray_version)
+
+
+class DrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float | None = Field(None, ge=0, description="after this, what still runs there moves elsewhere")
+
+
+@router.post("/nodes/{node}/drain", response_model=NodePublic)
+async def drain(node: str, state: State, caller: Caller, body: DrainRequest | None = None) -> NodePublic:
+    """Stop placing tasks on a node (its id, a unique prefix, or its IP); admin only."""
+    require_admin(caller)
+    return NodePublic(**state.orchestrator.drain(node, (body or DrainRequest()).timeout_s).to_dict())

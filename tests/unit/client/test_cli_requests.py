@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import lattice.cli.main as cli_main
+import lattice.cli.worker as cli_worker
 from tests.unit.client.fakes import LocalHead
 
 
@@ -29,14 +30,14 @@ def test_join_sends_the_token_and_explains_refusals(local_head: LocalHead, tmp_p
     (tmp_path / "token").write_text("local-token\n")
     join = {"ray_address": "10.0.0.1:6379", "ray_token": "rt", "ray_version": "2"}
     local_head.routes["GET /api/v1/cluster/join"] = join
-    assert cli_main._join_info(local_head.url, None, tmp_path) == join
+    assert cli_worker.join_info(local_head.url, None, tmp_path) == join
     assert local_head.seen[-1].headers["authorization"] == "Bearer local-token"
     local_head.routes["GET /api/v1/cluster/join"] = (401, {"error": {"type": "unauthorized", "message": "no"}})
     with pytest.raises(click.ClickException, match="the head refused the token; pass --token"):
-        cli_main._join_info(local_head.url, "wrong", tmp_path)
+        cli_worker.join_info(local_head.url, "wrong", tmp_path)
     assert local_head.seen[-1].headers["authorization"] == "Bearer wrong"
     with pytest.raises(click.ClickException, match=re.escape("cannot reach the head at http://127.0.0.1:9: ")):
-        cli_main._join_info("http://127.0.0.1:9", None, tmp_path)
+        cli_worker.join_info("http://127.0.0.1:9", None, tmp_path)
 
 
 def test_status_json_asks_the_head_through_the_client(local_head: LocalHead, tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 def make_head(tmp_path: Path, backend: FakeBackend | None = None, **settings: Any) -> Head:
     store = Store(f"sqlite:///{tmp_path / 'lattice.db'}")
     bus = EventBus()
+    settings.setdefault("node_loss_grace_s", 0.01)  # the fake's nodes never die unless a test says so
     orchestrator = Orchestrator(store, ResourceManager(), backend or FakeBackend(), bus,
                                 OrchestratorSettings(node_refresh_s=3600, **settings))
     return Head(orchestrator, orchestrator.backend, store, bus)  # type: ignore[arg-type]

@@ -1,0 +1,178 @@
+"""Node loss through the real loop and the fake backend: a dead node's attempts move elsewhere without
+using the task's retries (capped), a worker-died error waits to learn whether its node died, a crashed
+shared executor re-runs its attempts isolated, stale results of lost attempts are ignored, a draining
+node takes no new attempts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fake_backend import FakeBackend
+from test_orchestrator import Head, make_head, t, until
+
+from lattice.core.algorithm import MAX_NODE_LOSSES
+from lattice.core.cluster import Node
+from lattice.wire.failures import ErrorInfo, ErrorKind
+
+
+def two_nodes() -> FakeBackend:
+    return FakeBackend(cluster=[Node("n1", "127.0.0.3", cpu=2, gpu=0, memory_mb=4096),
+                                Node("n2", "127.0.0.4", cpu=2, gpu=0, memory_mb=4096)])
+
+
+@pytest.fixture
+async def head(tmp_path: Path) -> AsyncIterator[Head]:
+    h = make_head(tmp_path, two_nodes(), node_loss_grace_s=30.0)
+    await h.orchestrator.start()
+    yield h
+    await h.orchestrator.stop()
+    h.store.close()
+
+
+def kill(head: Head, node_id: str, alive: bool = False) -> None:
+    """The node dies in the backend's view; the head looks at once (as it does every second)."""
+    for node in head.backend.cluster:
+        if node.node_id == node_id:
+            node.alive = alive
+    head.orchestrator._apply_nodes(head.backend.nodes())
+
+
+def current(fake: FakeBackend) -> list[str]:
+    """Live attempts the head has not stopped (a lost node's attempts stay live in the fake)."""
+    stopped = {a for a, _ in fake.cancelled}
+    return [a for a in fake.live() if a not in stopped]
+
+
+def on_node(head: Head, node_id: str) -> list[str]:
+    fake = head.backend
+    return [a for a in fake.live() if fake.submitted[a].attempt.node_id == node_id]
+
+
+async def test_a_dead_nodes_tasks_move_without_using_retries(head: Head) -> None:
+    fake = head.backend
+    run_id = head.run(*(t(f"t{i}", retries=0) for i in range(4)))
+    await until(lambda: len(fake.live()) == 4)
+    lost = sorted(fake.submitted[a].attempt.payload.task for a in on_node(head, "n1"))
+    assert lost, "the resource manager spreads four one-core tasks over two two-core nodes"
+    done_first = on_node(head, "n2")[0]
+    fake.succeed(done_first)
+    await until(lambda: head.orchestrator.stats["tasks_succeeded"] == 1)
+    stale = on_node(head, "n1")
+    kill(head, "n1")
+    await until(lambda: len(on_node(head, "n2")) == 2)  # one moved task runs, one waits for a core
+    assert head.orchestrator.resources.nodes["n1"].state == "dead"
+    assert sorted(a for a, _ in fake.cancelled) == sorted(stale)
+    for attempt_id in stale:  # the lost attempts' results come back late (a partition healed): ignored
+        fake.succeed(attempt_id)
+    while head.orchestrator.runs:
+        for attempt_id in fake.live():
+            fake.succeed(attempt_id)
+        await asyncio.sleep(0.01)
+    row = await head.finished(run_id)
+    assert row["state"] == "succeeded"
+    events = head.store.get_events(run_id)
+    node_lost = [e for e in events if e["type"] == "node_lost"]
+    assert len(node_lost) == 1 and node_lost[0]["data"]["node_id"] == "n1"
+    assert node_lost[0]["data"]["address"] == "127.0.0.3" and sorted(node_lost[0]["data"]["tasks"]) == lost
+    succeeded = [e["task"] for e in events if e["type"] == "task_succeeded"]
+    assert sorted(succeeded) == ["t0", "t1", "t2", "t3"]  # each once: a stale result is never applied
+    assert head.orchestrator.resources.nodes["n2"].used_cpu == 0
+
+
+async def test_a_task_that_loses_too_many_nodes_fails_with_node_lost(tmp_path: Path) -> None:
+    fake = FakeBackend(cluster=[Node(f"n{i}", f"127.0.0.{i + 3}", cpu=1, gpu=0, memory_mb=1024)
+                                for i in range(MAX_NODE_LOSSES + 1)])
+    head = make_head(tmp_path, fake)
+    await head.orchestrator.start()
+    try:
+        run_id = head.run(t("a", retries=5))
+        for _ in range(MAX_NODE_LOSSES + 1):
+            await until(lambda: len(current(fake)) == 1)
+            kill(head, fake.submitted[current(fake)[0]].attempt.node_id)
+        row = await head.finished(run_id)
+        assert row["state"] == "failed" and row["error"]["kind"] == "node_lost"
+        assert row["error"]["detail"]["losses"] == MAX_NODE_LOSSES + 1
+    finally:
+        await head.orchestrator.stop()
+        head.store.close()
+
+
+async def test_a_worker_died_error_waits_for_its_node_and_becomes_a_node_loss(head: Head) -> None:
+    fake = head.backend
+    run_id = head.run(t("a", retries=0))
+    await until(lambda: len(fake.live()) == 1)
+    first = fake.live()[0]
+    node_id = fake.submitted[first].attempt.node_id
+    fake.lose(first)  # Ray says the worker died; its node's death is only known a few seconds later
+    await until(lambda: first in head.orchestrator._dispatcher.inflight
+                and head.orchestrator._dispatcher.inflight[first].suspect is not None)
+    assert head.states(run_id)["a"] in ("running", "scheduled")
+    kill(head, node_id)
+    await until(lambda: len(current(fake)) == 1)
+    fake.succeed(current(fake)[0])
+    row = await head.finished(run_id)
+    assert row["state"] == "succeeded"  # retries=0, yet it ran again: the node, not the task, failed
+
+
+async def test_a_worker_died_error_on_a_live_node_is_the_tasks_failure(tmp_path: Path) -> None:
+    head = make_head(tmp_path, two_nodes(), node_loss_grace_s=0.05)
+    await head.orchestrator.start()
+    try:
+        fake = head.backend
+        run_id = head.run(t("a", retries=1))
+        await until(lambda: len(fake.live()) == 1)
+        fake.lose(fake.live()[0])
+        await until(lambda: len(fake.live()) == 1 and fake.live()[0].endswith(":2"))
+        fake.lose(fake.live()[0])
+        row = await head.finished(run_id)
+        assert row["state"] == "failed" and row["error"]["kind"] == "worker_died"
+    finally:
+        await head.orchestrator.stop()
+        head.store.close()
+
+
+async def test_a_crashed_shared_executor_reruns_its_tasks_isolated(tmp_path: Path) -> None:
+    head = make_head(tmp_path, two_nodes(), node_loss_grace_s=0.05)
+    await head.orchestrator.start()
+    try:
+        await _shared_executor_crash(head)
+    finally:
+        await head.orchestrator.stop()
+        head.store.close()
+
+
+async def _shared_executor_crash(head: Head) -> None:
+    fake = head.backend
+    guilty_run = head.run(t("crash", retries=0, cpu=0.0))
+    innocent_run = head.run(t("sleep", retries=0, cpu=0.0))
+    await until(lambda: len(fake.live()) == 2)
+    shared = ErrorInfo(ErrorKind.WORKER_DIED, "ActorDiedError", "the actor died", detail={"shared_executor": True})
+    for attempt_id in list(fake.live()):
+        assert not fake.submitted[attempt_id].attempt.isolated
+        fake._end(attempt_id).on_done(None, shared)
+    await until(lambda: len(fake.live()) == 2)
+    assert all(fake.submitted[a].attempt.isolated for a in fake.live())  # each in a process of its own now
+    fake.succeed(fake.attempt_of("sleep"))
+    fake.lose(fake.attempt_of("crash"))  # alone, the guilty one fails by itself
+    assert (await head.finished(innocent_run))["state"] == "succeeded"
+    row = await head.finished(guilty_run)
+    assert row["state"] == "failed" and row["error"]["kind"] == "worker_died"
+
+
+async def test_a_draining_node_takes_no_new_attempts(head: Head) -> None:
+    fake = head.backend
+    head.orchestrator.resources.drain("n1")
+    assert head.orchestrator.resources.nodes["n1"].state == "draining"
+    run_id = head.run(*(t(f"t{i}") for i in range(3)))
+    await until(lambda: len(fake.live()) == 3)  # prefetch: the third waits on n2 for a core
+    assert all(fake.submitted[a].attempt.node_id == "n2" for a in fake.live())
+    while head.orchestrator.runs:
+        for attempt_id in fake.live():
+            fake.succeed(attempt_id)
+        await asyncio.sleep(0.01)
+    assert (await head.finished(run_id))["state"] == "succeeded"
+    kill(head, "n1")
+    assert head.orchestrator.resources.nodes["n1"].state == "left"
