@@ -22,6 +22,8 @@ from lattice.cli.target import HeadNotRunning, read_json
 from lattice.utils.procs import ProcessIdentity, group_is_ours, recorded_identity
 
 WORKER_INFO_FILE = "worker.json"
+#: the head's token a worker was started with, so that stopping it can drain its node first
+HEAD_TOKEN_FILE = "head_token"
 #: how long ``lattice start --worker`` waits for the head to list the new node as alive
 SCHEDULABLE_TIMEOUT_S = 60.0
 
@@ -117,6 +119,8 @@ def start_worker(url: str, token: str | None, data_dir: Path, num_cpus: float | 
                                    "stop it with 'lattice stop --worker --data-dir ...' or use another --data-dir")
     join = join_info(url, token, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    if token:  # kept (0600) so that `lattice stop --worker` can drain this node on the head
+        _save_token(data_dir / HEAD_TOKEN_FILE, token)
     ip = node_ip or detect_ip()
     started = time.monotonic()
     proc = RayProcess(data_dir, "ray-worker.log")
@@ -145,6 +149,21 @@ def start_worker(url: str, token: str | None, data_dir: Path, num_cpus: float | 
         finally:
             proc.stop()
             (data_dir / WORKER_INFO_FILE).unlink(missing_ok=True)
+
+
+def _save_token(path: Path, token: str) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+
+
+def _saved_token(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / HEAD_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def drain_node(url: str, token: str | None, data_dir: Path, node: str, timeout: float | None) -> dict[str, Any]:
@@ -193,6 +212,7 @@ def stop_worker(data_dir: Path, token: str | None, timeout: float | None, echo: 
         (data_dir / WORKER_INFO_FILE).unlink(missing_ok=True)
         return False
     node_id, url = info.get("node_id"), info.get("head")
+    token = token or _saved_token(data_dir)
     if node_id and url:
         try:
             drain_node(url, token, data_dir, node_id, timeout)

@@ -1,0 +1,217 @@
+"""A real multi-node Ray cluster on this machine: a head on 127.0.0.2 and two workers started with
+``lattice start --worker`` on 127.0.0.3 and 127.0.0.4 (``--node-ip``), so nodes are told apart as on real
+machines. One cluster for the module (Ray nodes are heavy on a small machine); the faults run in order:
+workers join with their labels and resources; a cpu=0 task's os._exit fails no other run; a draining node
+takes no new tasks and leaves; a SIGKILLed node's tasks run elsewhere without using retries.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lattice import LatticeClient, task
+from lattice.utils.procs import group_is_ours
+from tests.headproc import HeadProcess
+
+LATTICE = [sys.executable, "-m", "lattice.cli.main"]
+
+
+class LoopbackHead(HeadProcess):
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.2:{self.port}"
+
+
+@dataclass
+class Worker:
+    data_dir: Path
+    ip: str
+    joined: str
+
+    @property
+    def pgid(self) -> int:
+        import json
+
+        return int(json.loads((self.data_dir / "worker.json").read_text())["pid"])
+
+
+@dataclass
+class Cluster:
+    head: LoopbackHead
+    workers: dict[str, Worker]
+    env: dict[str, str]
+
+    def client(self) -> LatticeClient:
+        return LatticeClient(self.head.url, token=self.head.token, progress=False, timeout=30)
+
+    def nodes(self) -> list[dict]:
+        return httpx.get(f"{self.head.url}/api/v1/cluster/nodes", timeout=10,
+                         headers={"Authorization": f"Bearer {self.head.token}"}).json()["nodes"]
+
+    def node_at(self, ip: str) -> dict:
+        found = [n for n in self.nodes() if n["address"] == ip]
+        assert len(found) == 1, found
+        return found[0]
+
+    def events(self, run_id: str) -> list[dict]:
+        return httpx.get(f"{self.head.url}/api/v1/runs/{run_id}/events", timeout=10,
+                         headers={"Authorization": f"Bearer {self.head.token}"}).json()["events"]
+
+
+def _join(head: LoopbackHead, data_dir: Path, ip: str, env: dict[str, str], *extra: str) -> Worker:
+    out = subprocess.run([*LATTICE, "start", "--worker", "--addr", head.url.removeprefix("http://"),
+                          "--token", head.token, "--data-dir", str(data_dir), "--node-ip", ip,
+                          "--object-store-mb", "128", *extra], env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return Worker(data_dir, ip, out.stderr + out.stdout)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("dist")
+    env = {**os.environ, "LATTICE_HOME": str(root / "nohome")}
+    head = LoopbackHead(root / "head", extra_args=["--host", "127.0.0.2", "--num-cpus", "1"]).start()
+    workers: dict[str, Worker] = {}
+    try:
+        workers["a"] = _join(head, root / "wa", "127.0.0.3", env, "--num-cpus", "2", "--labels", "zone=a",
+                             "--resources", '{"my_res": 1}')
+        workers["b"] = _join(head, root / "wb", "127.0.0.4", env, "--num-cpus", "2", "--labels", "zone=b")
+        yield Cluster(head, workers, env)
+    finally:
+        for worker in workers.values():
+            try:
+                pgid = worker.pgid
+            except (OSError, ValueError):
+                continue
+            if group_is_ours(pgid, None):
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        head.stop()
+
+
+@task(inputs=["s"], outputs=["node"], cpu=1, retries=0)
+def hold(params):
+    import time
+
+    import ray
+
+    time.sleep(params["s"])
+    return {"node": ray.get_runtime_context().get_node_id()}
+
+
+@task(outputs=["x"], cpu=0, retries=0)
+def crash(params):
+    import os
+    import time
+
+    time.sleep(1.0)
+    os._exit(1)
+
+
+@task(outputs=["x"], cpu=0, retries=0)
+def nap(params):
+    import time
+
+    time.sleep(4.0)
+    return {"x": 1}
+
+
+def test_workers_join_with_their_labels_and_resources(cluster: Cluster) -> None:
+    for worker in cluster.workers.values():
+        assert "schedulable after" in worker.joined, worker.joined
+    a, b = cluster.node_at("127.0.0.3"), cluster.node_at("127.0.0.4")
+    assert a["state"] == b["state"] == "alive"
+    assert a["labels"]["zone"] == "a" and b["labels"]["zone"] == "b"
+    assert a["total"]["cpu"] == 2 and b["total"]["cpu"] == 2
+    status = subprocess.run([*LATTICE, "status", "--url", cluster.head.url, "--token", cluster.head.token, "--json"],
+                            env=cluster.env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "127.0.0.3" in status.stdout and '"state": "alive"' in status.stdout
+
+
+def test_one_tasks_os_exit_in_the_shared_executor_fails_no_other_run(cluster: Cluster) -> None:
+    with cluster.client() as client:
+        innocent = client.create_workflow()
+        innocent.add_task(nap, name="nap")
+        innocent_id = innocent.run()
+        time.sleep(0.5)
+        guilty = client.create_workflow()
+        guilty.add_task(crash, name="crash")
+        guilty_id = guilty.run()
+        from lattice.errors import TaskKilled
+
+        with pytest.raises(TaskKilled) as raised:
+            guilty.get_results(guilty_id, timeout=120)
+        assert raised.value.error.kind == "worker_died"
+        assert innocent.get_results(innocent_id, timeout=120)["x"] == 1
+    lost = [e for e in cluster.events(innocent_id) if e["type"] == "task_retrying" and e["data"].get("lost")]
+    print(f"the innocent cpu=0 task was re-run isolated {len(lost)} time(s)")
+
+
+def test_a_draining_node_takes_no_new_tasks_and_leaves(cluster: Cluster) -> None:
+    drained = subprocess.run([*LATTICE, "drain", "127.0.0.4", "--url", cluster.head.url, "--token",
+                              cluster.head.token], env=cluster.env, capture_output=True, text=True, timeout=60)
+    assert drained.returncode == 0, drained.stderr
+    assert cluster.node_at("127.0.0.4")["state"] == "draining"
+    b_id = cluster.node_at("127.0.0.4")["node_id"]
+    with cluster.client() as client:
+        wf = client.create_workflow()
+        for i in range(4):
+            wf.add_task(hold, name=f"h{i}", inputs={"s": 0.5})
+        run_id = wf.run()
+        wf.get_results(run_id, timeout=120)
+        assert b_id not in {t.outputs["node"] for t in wf.get_task_results(run_id).values()}
+    stopped = subprocess.run([*LATTICE, "stop", "--worker", "--data-dir", str(cluster.workers["b"].data_dir)],
+                             env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    deadline = time.monotonic() + 60
+    while cluster.node_at("127.0.0.4")["state"] != "left" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cluster.node_at("127.0.0.4")["state"] == "left"
+
+
+def test_a_killed_nodes_tasks_run_elsewhere_without_using_retries(cluster: Cluster) -> None:
+    # b has left: a (2 cores) and the head's node (1 core) remain; kill a while it runs tasks
+    a_id = cluster.node_at("127.0.0.3")["node_id"]
+    with cluster.client() as client:
+        wf = client.create_workflow()
+        for i in range(20):
+            wf.add_task(hold, name=f"t{i:02d}", inputs={"s": 2.0})
+        run_id = wf.run()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            started = [e for e in cluster.events(run_id) if e["type"] == "task_started"]
+            if any(e["data"].get("node_id") == a_id for e in started) and \
+                    any(e["type"] == "task_succeeded" for e in cluster.events(run_id)):
+                break
+            time.sleep(0.3)
+        done_before = {e["task"] for e in cluster.events(run_id) if e["type"] == "task_succeeded"}
+        killed_at = time.monotonic()
+        os.killpg(cluster.workers["a"].pgid, signal.SIGKILL)
+        while cluster.node_at("127.0.0.3")["state"] != "dead" and time.monotonic() < killed_at + 60:
+            time.sleep(0.2)
+        dead_after = time.monotonic() - killed_at
+        assert cluster.node_at("127.0.0.3")["state"] == "dead"
+        assert dead_after < 30, f"the node was marked dead only after {dead_after:.1f} s"
+        wf.get_results(run_id, timeout=300)  # retries=0: only a node loss that is not charged lets it succeed
+    events = cluster.events(run_id)
+    lost = [e for e in events if e["type"] == "node_lost"]
+    assert lost and lost[0]["data"]["node_id"] == a_id and lost[0]["data"]["address"] == "127.0.0.3"
+    assert lost[0]["data"]["tasks"]
+    succeeded = [e["task"] for e in events if e["type"] == "task_succeeded"]
+    assert sorted(succeeded) == sorted(set(succeeded)) and len(succeeded) == 20  # none ran twice to success
+    started_again = [e["task"] for e in events if e["type"] == "task_started"]
+    assert not {t for t in done_before if started_again.count(t) > 1}, "a finished task ran again"
+    print(f"node marked dead {dead_after:.1f} s after SIGKILL")
