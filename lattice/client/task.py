@@ -109,6 +109,7 @@ def _resources(fn_name: str, declared: dict[str, Any], extra: dict[str, Any] | N
                 raise TaskDefinitionError(
                     f"@task on {fn_name!r}: {key} is given twice ({values[key]!r} and {value!r})")
             values[key] = value
+    shaped = {k: values.pop(k) for k in ("custom", "node_labels") if values.get(k)}
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TaskDefinitionError(f"@task on {fn_name!r}: {key} must be a number, got {value!r}")
@@ -117,7 +118,8 @@ def _resources(fn_name: str, declared: dict[str, Any], extra: dict[str, Any] | N
         if key in ("memory", "gpu_memory") and value != int(value):
             raise TaskDefinitionError(f"@task on {fn_name!r}: {key} is in whole MB, got {value!r}")
     try:
-        return Resources(**{k: (int(v) if k in ("memory", "gpu_memory") else v) for k, v in values.items()})
+        return Resources(**{k: (int(v) if k in ("memory", "gpu_memory") else v) for k, v in values.items()},
+                         **shaped)
     except ValueError as exc:
         raise TaskDefinitionError(f"@task on {fn_name!r}: {exc}") from exc
 
@@ -130,7 +132,7 @@ def task(
     cpu: float | None = None, gpu: float | None = None, memory: int | None = None,
     gpu_memory: int | None = None, timeout: float | None = None, retries: int = 0, priority: int = 0,
     sandbox: str | None = None, network: bool | None = None, resources: dict[str, Any] | None = None,
-    name: str | None = None,
+    name: str | None = None, node_labels: dict[str, str] | None = None,
 ) -> Any: ...
 
 
@@ -151,10 +153,13 @@ def task(
     network: bool | None = None,
     resources: dict[str, Any] | None = None,
     name: str | None = None,
+    node_labels: dict[str, str] | None = None,
 ) -> Any:
     """Declare a task. ``cpu=0`` marks it I/O-bound (it holds no core); ``memory``/``gpu_memory`` in MB.
 
-    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well.
+    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well; any other name in it
+    is a custom resource a worker offers (``lattice start --worker --resources '{"my_res": 2}'``).
+    ``node_labels={"zone": "a"}``: run only on nodes with these labels (``--labels zone=a``).
     """
 
     def decorate(func: Any) -> TaskDefinition:
@@ -176,13 +181,18 @@ def task(
         if level is not None and level not in SANDBOX_LEVELS:
             raise TaskDefinitionError(
                 f"@task on {fn_name!r}: sandbox must be one of {list(SANDBOX_LEVELS)}, got {sandbox!r}")
+        if node_labels is not None and (not isinstance(node_labels, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in node_labels.items())):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: node_labels must be a dict of str to str, "
+                                      f"got {node_labels!r}")
+        extra = {**(resources or {}), **({"node_labels": node_labels} if node_labels else {})}
         definition = TaskDefinition(
             fn=func,
             name=fn_name,
             inputs=_names("inputs", inputs, fn_name),
             outputs=_names("outputs", outputs, fn_name),
             resources=_resources(fn_name, {"cpu": cpu, "gpu": gpu, "memory": memory,
-                                           "gpu_memory": gpu_memory}, resources),
+                                           "gpu_memory": gpu_memory}, extra if extra else resources),
             timeout=float(timeout) if timeout is not None else None,
             retries=retries,
             priority=priority,

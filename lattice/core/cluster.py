@@ -48,6 +48,9 @@ class Node:
     memory_mb: int
     gpus: list[GPUInfo] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    #: custom resources the node offers (``--resources``) and how much of each is reserved
+    custom: dict[str, float] = field(default_factory=dict)
+    used_custom: dict[str, float] = field(default_factory=dict)
     alive: bool = True
     #: no new attempts go here (``lattice drain``); once it is gone it has *left*, not died
     draining: bool = False
@@ -81,7 +84,15 @@ class Node:
     def gpu_memory_mb(self) -> int:
         return sum(g.memory_total_mb for g in self.gpus)
 
+    def has_labels_and_kinds(self, r: Resources) -> bool:
+        """The node has every label the task asks for and every custom resource in the amount asked."""
+        labels, custom = self.labels, self.custom
+        return (all(labels.get(k) == v for k, v in r.node_labels.items())
+                and all(amount <= custom.get(name, 0.0) + _EPS for name, amount in r.custom.items()))
+
     def fits_total(self, r: Resources) -> bool:
+        if (r.custom or r.node_labels) and not self.has_labels_and_kinds(r):
+            return False
         return (
             r.cpu <= self.cpu + _EPS
             and r.gpu <= self.gpu + _EPS
@@ -102,6 +113,12 @@ class Node:
             return False
         if r.resource_class is ResourceClass.IO and self.used_io >= self.io_slots:
             return False
+        if r.custom or r.node_labels:
+            if not self.has_labels_and_kinds(r):
+                return False
+            used = self.used_custom
+            if any(used.get(k, 0.0) + v > self.custom.get(k, 0.0) + _EPS for k, v in r.custom.items()):
+                return False
         cpu_limit = self.cpu * (1 + self.prefetch_per_core()) if prefetch and r.resource_class is ResourceClass.CPU \
             else self.cpu
         # Only what the task asks for is checked: a cpu=0 task fits even while prefetch over-books cores.
@@ -128,6 +145,8 @@ class Node:
         self.used_gpu_memory_mb += r.gpu_memory
         self.used_io += 1 if r.resource_class is ResourceClass.IO else 0
         self.running += 1
+        for name, amount in r.custom.items():
+            self.used_custom[name] = self.used_custom.get(name, 0.0) + amount
 
     def release(self, r: Resources) -> None:
         self.used_cpu = max(0.0, self.used_cpu - r.cpu)
@@ -136,6 +155,8 @@ class Node:
         self.used_gpu_memory_mb = max(0, self.used_gpu_memory_mb - r.gpu_memory)
         self.used_io = max(0, self.used_io - (1 if r.resource_class is ResourceClass.IO else 0))
         self.running = max(0, self.running - 1)
+        for name, amount in r.custom.items():
+            self.used_custom[name] = max(0.0, self.used_custom.get(name, 0.0) - amount)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,9 +166,10 @@ class Node:
             "state": self.state,
             "labels": self.labels,
             "total": {"cpu": self.cpu, "gpu": self.gpu, "memory_mb": self.memory_mb,
-                      "gpu_memory_mb": self.gpu_memory_mb},
+                      "gpu_memory_mb": self.gpu_memory_mb, **self.custom},
             "used": {"cpu": round(self.used_cpu, 4), "gpu": round(self.used_gpu, 4),
-                     "memory_mb": self.used_memory_mb, "gpu_memory_mb": self.used_gpu_memory_mb},
+                     "memory_mb": self.used_memory_mb, "gpu_memory_mb": self.used_gpu_memory_mb,
+                     **{k: round(self.used_custom.get(k, 0.0), 4) for k in self.custom}},
             "gpus": [{"index": g.index, "name": g.name, "memory_total_mb": g.memory_total_mb}
                      for g in self.gpus],
             "running_tasks": self.running,
@@ -187,6 +209,7 @@ class ResourceManager:
             current.address, current.cpu, current.gpu = fresh.address, fresh.cpu, fresh.gpu
             current.memory_mb, current.alive, current.labels = fresh.memory_mb, fresh.alive, fresh.labels
             current.draining = current.draining or fresh.draining
+            current.custom = fresh.custom
             if fresh.gpus:
                 current.gpus = fresh.gpus
         for node_id, node in self.nodes.items():
@@ -194,7 +217,10 @@ class ResourceManager:
                 node.alive = False
 
     def fits_anywhere(self, r: Resources) -> bool:
-        return any(node.alive and node.fits_total(r) for node in self.nodes.values())
+        """Some node could ever hold it. A node that is draining or dead counts (it may come back, or its
+        replacement joins), so such a task waits with a reason instead of failing; a node that left after a
+        drain does not; none at all: it fails at once."""
+        return any(node.fits_total(r) for node in self.nodes.values() if node.state != "left")
 
     def largest_node(self) -> dict[str, float]:
         alive = [n for n in self.nodes.values() if n.alive]

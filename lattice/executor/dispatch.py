@@ -35,6 +35,8 @@ __all__ = ["Attempt", "RayBackend"]
 log = logging.getLogger("lattice.dispatch")
 
 _MB = 1024 * 1024
+#: resources Ray itself defines; every other one a node offers is a custom resource (``--resources``)
+_RAY_OWN = frozenset({"CPU", "GPU", "memory", "object_store_memory"})
 
 
 def _error_info(exc: BaseException) -> ErrorInfo:
@@ -88,7 +90,7 @@ class RayBackend:
         self.io_slots = io_slots
         self._remote_run = None
         self._io_executors: dict[str, Any] = {}
-        self._remotes: dict[tuple[str, float, float, int], Any] = {}
+        self._remotes: dict[tuple[str, float, float, int, tuple[tuple[str, float], ...]], Any] = {}
         self._gpu_info: dict[str, list[GPUInfo]] = {}
 
     def connect(self) -> None:
@@ -126,6 +128,8 @@ class RayBackend:
             if alive and gpu > 0 and node_id not in self._gpu_info:
                 self._gpu_info[node_id] = self._probe_gpus(node_id)
             labels = {k: str(v) for k, v in (info.get("Labels") or {}).items()}
+            custom = {k: float(v) for k, v in resources.items() if k not in _RAY_OWN
+                      and not k.startswith(("node:", "accelerator_type:"))}
             accel = [k for k in resources if k.startswith("accelerator_type:")]
             if accel:
                 labels["accelerator_type"] = accel[0].split(":", 1)[1]
@@ -137,6 +141,7 @@ class RayBackend:
                 memory_mb=int(resources.get("memory", 0) // _MB),
                 gpus=self._gpu_info.get(node_id, []),
                 labels=labels,
+                custom=custom,
                 alive=alive,
                 io_slots=self.io_slots,
             ))
@@ -169,14 +174,16 @@ class RayBackend:
             _when_done(ref, partial(_shared, on_done))
             return ref
         else:
-            remote = self._remote_for(attempt.node_id, r.cpu, attempt.gpu_fraction, r.memory)
+            remote = self._remote_for(attempt.node_id, r.cpu, attempt.gpu_fraction, r.memory,
+                                      tuple(sorted(r.custom.items())))
             ref = remote.remote(payload, attempt.fn_ref, *attempt.upstream)
         _when_done(ref, on_done)
         return ref
 
-    def _remote_for(self, node_id: str, cpu: float, gpu: float, memory_mb: int) -> Any:
+    def _remote_for(self, node_id: str, cpu: float, gpu: float, memory_mb: int,
+                    custom: tuple[tuple[str, float], ...] = ()) -> Any:
         """The remote function with these options, built once: ``.options()`` costs as much as a submit."""
-        key = (node_id, cpu, gpu, memory_mb)
+        key = (node_id, cpu, gpu, memory_mb, custom)
         remote = self._remotes.get(key)
         if remote is None:
             options: dict[str, Any] = {
@@ -187,6 +194,8 @@ class RayBackend:
                 options["num_gpus"] = gpu
             if memory_mb:
                 options["memory"] = memory_mb * _MB
+            if custom:
+                options["resources"] = dict(custom)
             assert self._remote_run is not None, "connect() first"
             remote = self._remote_run.options(**options)
             if len(self._remotes) > 4096:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ResourceClass(StrEnum):
@@ -25,6 +25,22 @@ class Resources(BaseModel):
     gpu: float = Field(0.0, ge=0, description="GPUs; fractions share one GPU.")
     memory: int = Field(0, ge=0, description="Memory in MB, reserved on the node and enforced by sandboxes.")
     gpu_memory: int = Field(0, ge=0, description="GPU memory in MB, admitted against the GPU's capacity.")
+    custom: dict[str, float] = Field(default_factory=dict,
+                                     description="Custom resources a node offers (`--resources`), e.g. {'my_res': 1}.")
+    node_labels: dict[str, str] = Field(default_factory=dict,
+                                        description="Labels the node must have (`--labels`), e.g. {'zone': 'a'}.")
+
+    def __hash__(self) -> int:  # the dict fields are part of the value; frozen, so hashing them once is safe
+        return hash((self.cpu, self.gpu, self.memory, self.gpu_memory, tuple(sorted(self.custom.items())),
+                     tuple(sorted(self.node_labels.items()))))
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if amount < 0:
+                raise ValueError(f"custom resource {name!r} must be >= 0, got {amount}")
+        return value
 
     @property
     def resource_class(self) -> ResourceClass:
@@ -50,13 +66,25 @@ RESOURCE_ALIASES: dict[str, str] = {
 }
 
 
+#: a key that starts like a built-in resource is a typo of one, never a custom resource
+_BUILTIN_PREFIXES = ("cpu", "gpu", "mem", "num_", "object_store")
+
+
 def normalize_resources(values: dict[str, Any]) -> dict[str, Any]:
     """Map the accepted spellings (``cpu_mem``, ``gpu_mem``, ...) to field names; unknown keys raise."""
     out: dict[str, Any] = {}
     for key, value in values.items():
+        if key in ("custom", "node_labels"):
+            out[key] = value
+            continue
+        if key not in RESOURCE_ALIASES and isinstance(value, int | float) and not isinstance(value, bool) \
+                and not key.lower().startswith(_BUILTIN_PREFIXES):
+            out.setdefault("custom", {})[key] = float(value)  # a custom resource a node offers (--resources)
+            continue
         if key not in RESOURCE_ALIASES:
             raise ValueError(
-                f"unknown resource {key!r}; accepted keys are {sorted(set(RESOURCE_ALIASES))}"
+                f"unknown resource {key!r}; accepted keys are {sorted(set(RESOURCE_ALIASES))}, or a "
+                "custom resource a worker offers (a name not starting like cpu, gpu or mem)"
             )
         out[RESOURCE_ALIASES[key]] = value
     return out

@@ -109,7 +109,7 @@ async def test_a_worker_died_error_waits_for_its_node_and_becomes_a_node_loss(he
     fake.lose(first)  # Ray says the worker died; its node's death is only known a few seconds later
     await until(lambda: first in head.orchestrator._dispatcher.inflight
                 and head.orchestrator._dispatcher.inflight[first].suspect is not None)
-    assert head.states(run_id)["a"] in ("running", "scheduled")
+    assert head.orchestrator.runs[run_id].tasks["a"].state in ("running", "scheduled")
     kill(head, node_id)
     await until(lambda: len(current(fake)) == 1)
     fake.succeed(current(fake)[0])
@@ -176,3 +176,35 @@ async def test_a_draining_node_takes_no_new_attempts(head: Head) -> None:
     assert (await head.finished(run_id))["state"] == "succeeded"
     kill(head, "n1")
     assert head.orchestrator.resources.nodes["n1"].state == "left"
+
+
+async def test_labels_and_custom_resources_place_only_where_they_fit(tmp_path: Path) -> None:
+    from lattice.wire.resources import Resources
+    from lattice.wire.spec import TaskSpec
+
+    fake = FakeBackend(cluster=[Node("n1", "127.0.0.3", cpu=2, gpu=0, memory_mb=1024, labels={"zone": "a"},
+                                     custom={"my_res": 1.0}),
+                                Node("n2", "127.0.0.4", cpu=2, gpu=0, memory_mb=1024, labels={"zone": "b"})])
+    head = make_head(tmp_path, fake)
+    await head.orchestrator.start()
+    try:
+        def spec(name: str, **r: object) -> TaskSpec:
+            return TaskSpec(name=name, builtin="noop", outputs=["out"], resources=Resources(**r))
+
+        run_id = head.run(spec("in_b", node_labels={"zone": "b"}), spec("res1", custom={"my_res": 1}),
+                          spec("res2", custom={"my_res": 1}))
+        await until(lambda: len(fake.live()) == 2)  # my_res: 1 on n1, so the second waits for it
+        placed = {fake.submitted[a].attempt.payload.task: fake.submitted[a].attempt.node_id for a in fake.live()}
+        assert placed["in_b"] == "n2" and set(placed) == {"in_b", next(t for t in placed if t.startswith("res"))}
+        assert fake.submitted[fake.attempt_of(next(t for t in placed if t.startswith("res")))].attempt.node_id == "n1"
+        nowhere = head.run(spec("zone_c", node_labels={"zone": "c"}))
+        row = await head.finished(nowhere)
+        assert row["state"] == "failed" and row["error"]["kind"] == "resource_unavailable"
+        kill(head, "n1")  # what needs my_res now fits only a dead node: it waits, with a reason
+        waiting = head.run(spec("res3", custom={"my_res": 1}))
+        await until(lambda: any(e["type"] == "run_waiting" for e in head.store.get_events(waiting)))
+        assert head.orchestrator.runs[waiting].tasks["res3"].state == "ready"
+        assert head.orchestrator.runs[run_id].state == "running"
+    finally:
+        await head.orchestrator.stop()
+        head.store.close()

@@ -104,7 +104,9 @@ def test_places_on_the_node_with_most_headroom_and_skips_dead_nodes():
     rm.update_nodes([node(cpu=2, node_id="small")])  # "big" left the cluster
     assert rm.nodes["big"].alive is False
     assert rm.try_place(Resources(cpu=4)) is None
-    assert not rm.fits_anywhere(Resources(cpu=4))
+    assert rm.fits_anywhere(Resources(cpu=4))  # only a dead node fits: it waits (the node may come back)
+    rm.nodes["big"].draining = True  # it had been drained: it left on purpose, so nothing fits any more
+    assert rm.nodes["big"].state == "left" and not rm.fits_anywhere(Resources(cpu=4))
 
 
 def test_gpu_memory_admission_and_fraction():
