@@ -61,11 +61,16 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     ray_token = load_or_create_token(data_dir / "ray_token")
     apply_ray_env(ray_token)
     if settings.ray_address:
-        ray_address = settings.ray_address
+        ray_address = settings.ray_address  # the user's cluster: never stopped by this head
     else:
         ray_proc = RayProcess(data_dir, "ray-head.log")
-        announce("starting an embedded Ray cluster ...")
-        ray_address = ray_proc.start_head(settings.num_cpus, settings.num_gpus, settings.object_store_mb)
+        adopted = _adopt_leftover_ray(data_dir, ray_proc)
+        if adopted is not None:
+            announce(f"adopted the embedded Ray a previous head of this data dir left running ({adopted})")
+            ray_address = adopted
+        else:
+            announce("starting an embedded Ray cluster ...")
+            ray_address = ray_proc.start_head(settings.num_cpus, settings.num_gpus, settings.object_store_mb)
 
     info_path = data_dir / HEAD_INFO_FILE
     _write_info(info_path, settings, ray_proc, ray_address)
@@ -128,6 +133,33 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         if ray_proc is not None:
             ray_proc.stop()
         retire_head_info(data_dir)
+
+
+def _adopt_leftover_ray(data_dir: Path, ray_proc: RayProcess) -> str | None:
+    """A head killed without its shutdown (SIGKILL, OOM) leaves its embedded Ray running, recorded in
+    ``head.json``. Its head process is gone (``lattice start`` refuses while it lives), so the Ray is this data
+    dir's: adopt it when it answers (the restart is faster, and it is stopped with this head), else stop it.
+    Never a Ray this data dir did not start: the group's leader must have the recorded start time."""
+    from lattice.executor.ray_process import kill_process_group
+    from lattice.utils.procs import group_is_ours, recorded_identity
+
+    info = read_head_info(data_dir)
+    if not info:
+        return None
+    identity = recorded_identity(info)
+    if identity is not None and identity.alive():
+        return None  # a live head: its Ray is its own (preflight refused to start a second one)
+    pgid, address = info.get("ray_pgid"), info.get("ray_address")
+    if not isinstance(pgid, int) or not group_is_ours(pgid, info.get("ray_create_time")):
+        return None
+    if isinstance(address, str) and ray_proc.adopt(pgid, address):
+        log.warning("the previous head (pid %s) died without stopping its Ray (group %d); adopted it",
+                    info.get("pid"), pgid)
+        return address
+    log.warning("the previous head (pid %s) left its Ray (group %d) running and it does not answer; stopping it",
+                info.get("pid"), pgid)
+    kill_process_group(pgid, timeout=5)
+    return None
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

@@ -134,11 +134,27 @@ class RayProcess:
         if self.proc.poll() is not None:
             raise RuntimeError(f"ray start exited with {self.proc.returncode}; see {self.log_path}")
 
+    def adopt(self, pgid: int, address: str, timeout: float = 10.0) -> bool:
+        """Take over a Ray head a crashed head of this data dir left running (``pgid``, at ``address``), so it
+        is stopped with this one instead of leaking; False (and nothing adopted) when it does not answer."""
+        host, _, port = address.rpartition(":")
+        if not port.isdigit() or not wait_for_port(host, int(port), timeout):
+            return False
+        self._adopted = pgid
+        self.address = address
+        return True
+
     @property
     def pgid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
+        if self.proc is not None:
+            return self.proc.pid
+        return getattr(self, "_adopted", None)
 
     def stop(self, timeout: float = 3.0) -> None:
+        adopted = getattr(self, "_adopted", None)
+        if adopted is not None:
+            kill_process_group(adopted, timeout)
+            self._adopted = None
         if self.proc is None:
             return
         kill_process_group(self.proc.pid, timeout)

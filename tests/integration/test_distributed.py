@@ -90,10 +90,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         for worker in workers.values():
             try:
-                pgid = worker.pgid
+                import json
+
+                record = json.loads((worker.data_dir / "worker.json").read_text())
             except (OSError, ValueError):
                 continue
-            if group_is_ours(pgid, None):
+            pgid = int(record["pid"])
+            if group_is_ours(pgid, record.get("create_time")):
                 try:
                     os.killpg(pgid, signal.SIGKILL)
                 except ProcessLookupError:
