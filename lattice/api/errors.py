@@ -12,10 +12,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lattice.core.dag import SpecError
-from lattice.core.errors import Conflict, NotFound
+from lattice.core.errors import Conflict, NotFound, StoreUnavailable
 
 log = logging.getLogger("lattice.api")
 
@@ -54,6 +55,10 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+_STORE_HINT = ("the head's store cannot write now (a full disk, or its database is down); nothing committed is "
+               "lost and the head recovers by itself once it can write again: free space, then retry")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -77,6 +82,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        return error_response(503, "store_unavailable", str(exc), hint=_STORE_HINT, headers={"Retry-After": "5"})
+
+    @app.exception_handler(OperationalError)
+    async def _store_refused(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("the store refused an operation: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return error_response(503, "store_unavailable", f"the store refused the operation: {exc.orig}",
+                              hint=_STORE_HINT, headers={"Retry-After": "5"})
 
     @app.exception_handler(HTTPError)
     async def _http_error(_: Request, exc: HTTPError) -> JSONResponse:

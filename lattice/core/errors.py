@@ -12,3 +12,8 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     pass
+
+
+class StoreUnavailable(RuntimeError):
+    """The store refuses writes (a full disk, a database that is down): the head answers 503 and keeps what
+    it could not commit in memory, committing it in order once the store takes writes again."""

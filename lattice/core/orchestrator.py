@@ -38,7 +38,7 @@ from lattice.core.backend import Backend
 from lattice.core.cluster import Node, ResourceManager
 from lattice.core.dag import SpecError
 from lattice.core.dispatcher import Dispatcher
-from lattice.core.errors import Conflict, NotFound
+from lattice.core.errors import Conflict, NotFound, StoreUnavailable
 from lattice.core.events import EventBus
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
 from lattice.core.scheduler import QueuedTask, Scheduler, SchedulingPolicy
@@ -52,6 +52,8 @@ from lattice.wire.spec import RunCreate, WorkflowSpec
 from lattice.wire.tenants import ADMIN_TENANT, ClusterQueues, TenantPolicy
 
 log = logging.getLogger("lattice.orchestrator")
+#: how long an API call waits for its changes to commit before answering 503 (a store refusing writes)
+FLUSH_TIMEOUT_S = 10.0
 
 Completion = tuple[str, Envelope | None, ErrorInfo | None]
 
@@ -113,7 +115,10 @@ class Orchestrator:
         if self._refresher is not None:
             self._refresher.cancel()
         if self._writer is not None:
-            await self._flush()
+            try:  # a store that refuses writes does not hold the shutdown up (resumed runs re-run what it lost)
+                await asyncio.wait_for(asyncio.shield(self._flush()), FLUSH_TIMEOUT_S)
+            except (TimeoutError, StoreUnavailable):
+                log.error("stopping with changes the store did not take; unfinished runs resume on the next start")
             self._writer.stop()
         for run in self.runs.values():
             run.done.set()
@@ -197,6 +202,9 @@ class Orchestrator:
 
     def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT) -> str:
         options = options or RunCreate()
+        if self._writer is not None and self._writer.refusing is not None:
+            raise StoreUnavailable(f"the store refuses writes ({self._writer.refusing}); no run can start until "
+                                   "it takes them again (free disk space): the head recovers by itself")
         entry = self.get_workflow(workflow_id)
         run_id = uuid.uuid4().hex
         now = time.time()
@@ -456,7 +464,11 @@ class Orchestrator:
                 run.done.set()
                 self.runs.pop(run.run_id, None)
             if not done.done():
-                done.set_result(None)
+                if error is None:
+                    done.set_result(None)
+                else:  # flush() must not say "committed" when it was not (a 201 for a run that is not stored)
+                    done.set_exception(StoreUnavailable(f"the store refused a write: {error}"))
+                    done.add_done_callback(_retrieved)
 
         if batch or announce or finished:
             self._writer.submit(batch, committed)
@@ -464,9 +476,24 @@ class Orchestrator:
             done.set_result(None)
         return done
 
-    async def flush(self) -> None:
-        """Wait until every change made so far is committed (used before handing out an id)."""
-        await self._flush()
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every change made so far is committed (used before handing out an id); raises
+        :class:`StoreUnavailable` when the store refused it, or did not take it within ``timeout`` s
+        (default :data:`FLUSH_TIMEOUT_S`; what it owes stays queued and commits when it recovers)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._flush()), timeout or FLUSH_TIMEOUT_S)
+        except TimeoutError:
+            why = self._writer.refusing if self._writer is not None else None
+            raise StoreUnavailable(f"the store did not commit within {timeout or FLUSH_TIMEOUT_S:g} s"
+                                   + (f" (it refuses writes: {why})" if why else "")) from None
+
+    def abandon_run(self, run_id: str, reason: str) -> None:
+        """A run whose creation the store did not confirm (its client got 503): fail it now with the reason,
+        so that when the store takes the owed writes it is stored failed, never left running unasked."""
+        run = self.runs.get(run_id)
+        if run is not None and not run.state.terminal:
+            self._fail_run_internal(run, reason)
+            self._kick()
 
     # --- restart ------------------------------------------------------------------------------------
 
@@ -484,6 +511,12 @@ class Orchestrator:
             algorithm.resume_run(run, reset, time.time(), self._fx)
             self._apply()
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """Mark a flush's failure as seen when nobody awaits it (the loop's own flushes)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _json(value: Any) -> str:

@@ -20,6 +20,16 @@ log = logging.getLogger("lattice.store")
 
 Callback = Callable[[BaseException | None], None]
 _STOP = object()
+#: seconds between attempts to commit what a store that refused writes (a full disk) still owes
+RETRY_S = 1.0
+
+
+def _transient(exc: BaseException) -> bool:
+    """A refusal the store may get over by itself (disk full, database locked or unreachable), as opposed
+    to a batch that can never commit (a bug): the former is retried, the latter fails its runs."""
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError | OSError)
 
 
 class StoreWriter:
@@ -28,8 +38,10 @@ class StoreWriter:
         self.loop = loop
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="lattice-store-writer", daemon=True)
-        self._thread.start()
         self.commits = 0
+        #: why the store refuses writes now (None while it takes them): new runs get 503 meanwhile
+        self.refusing: str | None = None
+        self._thread.start()
 
     def submit(self, batch: Batch, callback: Callback) -> None:
         self._queue.put((batch, callback))
@@ -39,10 +51,14 @@ class StoreWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        owed: list[tuple[Batch, Callback]] = []  # refused by the store: retried, in order, before anything new
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=RETRY_S) if owed else self._queue.get()
+            except queue.Empty:
+                item = None
             stop = item is _STOP
-            items = [] if stop else [item]
+            items = [*owed] + ([] if stop or item is None else [item])
             while not stop:
                 try:
                     more = self._queue.get_nowait()
@@ -52,12 +68,13 @@ class StoreWriter:
                     stop = True
                 else:
                     items.append(more)
-            if items:
-                self._commit(items)  # type: ignore[arg-type]
+            owed = self._commit(items, give_up=stop) if items else []  # type: ignore[arg-type]
             if stop:
                 return
 
-    def _commit(self, items: list[tuple[Batch, Callback]]) -> None:
+    def _commit(self, items: list[tuple[Batch, Callback]], give_up: bool = False) -> list[tuple[Batch, Callback]]:
+        """Commit the batches as one transaction; returns them when the store refused for now (kept, in
+        order, to retry), else [] once each callback is called (with the error of a batch that never can)."""
         merged = Batch()
         for batch, _ in items:
             merged.merge(batch)
@@ -65,11 +82,21 @@ class StoreWriter:
         try:
             self.store.commit(merged)
             self.commits += 1
+            if self.refusing is not None:
+                log.warning("the store takes writes again; committed what it owed (%d batch(es))", len(items))
+                self.refusing = None
         except Exception as exc:
+            if _transient(exc) and not give_up:
+                if self.refusing is None:
+                    log.error("the store refuses writes (%s); keeping %d batch(es) to commit when it recovers",
+                              exc, len(items))
+                self.refusing = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                return items
             log.exception("committing a batch of %d event(s) failed", len(merged.event_rows))
             error = exc
         for _, callback in items:
             try:
                 self.loop.call_soon_threadsafe(callback, error)
             except RuntimeError:  # the loop is closed: the head is shutting down
-                return
+                return []
+        return []

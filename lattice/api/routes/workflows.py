@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body
 
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
-from lattice.core.errors import NotFound
+from lattice.core.errors import NotFound, StoreUnavailable
 from lattice.wire.http import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
 from lattice.wire.spec import RunCreate, WorkflowSpec
 
@@ -43,5 +43,9 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
         raise NotFound("workflow", workflow_id)
     require_submit(caller)
     run_id = orchestrator.create_run(workflow_id, options, caller.name)
-    await orchestrator.flush()  # the run is in the store before its id is handed out
+    try:
+        await orchestrator.flush()  # the run is in the store before its id is handed out
+    except StoreUnavailable as exc:
+        orchestrator.abandon_run(run_id, f"the store could not commit the run when it was created: {exc}")
+        raise
     return RunCreated(run_id=run_id, workflow_id=workflow_id, state="running")
