@@ -58,8 +58,15 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     token = load_or_create_token(settings.token_path) if settings.auth else None
 
     ray_proc: RayProcess | None = None
-    ray_token = load_or_create_token(data_dir / "ray_token")
-    apply_ray_env(ray_token)
+    ray_token: str | None
+    if settings.ray_address:
+        # The user's cluster: its own auth. Ray's token (RAY_AUTH_TOKEN) when it uses one, else none.
+        ray_token = os.environ.get("RAY_AUTH_TOKEN") or None
+        if ray_token:
+            apply_ray_env(ray_token)
+    else:
+        ray_token = load_or_create_token(data_dir / "ray_token")
+        apply_ray_env(ray_token)
     if settings.ray_address:
         ray_address = settings.ray_address  # the user's cluster: never stopped by this head
     else:
