@@ -122,6 +122,10 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--scheduling", type=click.Choice(["fair", "fifo"]), default="fair", show_default=True,
               envvar="LATTICE_SCHEDULING",
               help="Head: fair shares capacity between tenants, then runs; fifo is strict priority order.")
+@click.option("--ssl-certfile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              envvar="LATTICE_SSL_CERTFILE", help="Head: serve HTTPS with this PEM certificate (uvicorn's TLS).")
+@click.option("--ssl-keyfile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              envvar="LATTICE_SSL_KEYFILE", help="Head: the PEM private key of --ssl-certfile.")
 @click.option("--addr", default=None, callback=_check_addr, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None, callback=_check_ip,
@@ -137,17 +141,21 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
           max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str,
           addr: str | None, token: str | None, node_ip: str | None, memory_mb: int | None,
-          custom_resources: str | None, labels: str | None, block: bool) -> None:
+          custom_resources: str | None, labels: str | None, ssl_certfile: Path | None, ssl_keyfile: Path | None,
+          block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = resolve_data_dir(data_dir)
     if role == "head":
+        if (ssl_certfile is None) != (ssl_keyfile is None):
+            raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
         try:
             settings = HeadSettings(host=host, port=port, data_dir=data_dir, store_url=store_url,
                                     ray_address=ray_address, num_cpus=num_cpus, num_gpus=num_gpus,
                                     object_store_mb=object_store_mb, sandbox=sandbox,
                                     min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
                                     io_slots=io_slots, max_output_mb=max_output_mb, scheduling=scheduling,
-                                    sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"))
+                                    sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"),
+                                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         except ValidationError as exc:  # the click types check first; this is the backstop, one line
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else "?"

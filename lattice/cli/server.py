@@ -120,7 +120,9 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     # log_config=None, log_level=None: uvicorn logs through the handlers lattice.utils.logs installed
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, log_level=None,
                             access_log=access_log, timeout_graceful_shutdown=3, ws="websockets-sansio",
-                            lifespan="on")
+                            lifespan="on",
+                            ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+                            ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None)
 
     def on_bound() -> None:  # only now is the head reachable: say so in head.json, then announce it
         from lattice.cli.banner import head_banner

@@ -32,6 +32,9 @@ class HeadSettings(BaseSettings):
     scheduling: Literal["fair", "fifo"] = Field(
         "fair", description="fair: share capacity between tenants, then runs; fifo: strict priority order")
 
+    ssl_certfile: Path | None = Field(None, description="TLS certificate (PEM): the head serves HTTPS")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) of ssl_certfile")
+
     @property
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'lattice.db'}"
@@ -43,4 +46,4 @@ class HeadSettings(BaseSettings):
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl_certfile else 'http'}://{host}:{self.port}"
