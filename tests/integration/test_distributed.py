@@ -2,7 +2,8 @@
 ``lattice start --worker`` on 127.0.0.3 and 127.0.0.4 (``--node-ip``), so nodes are told apart as on real
 machines. One cluster for the module (Ray nodes are heavy on a small machine); the faults run in order:
 workers join with their labels and resources; a cpu=0 task's os._exit fails no other run; a draining node
-takes no new tasks and leaves; a SIGKILLed node's tasks run elsewhere without using retries.
+takes no new tasks and leaves; a frozen (partitioned) node's tasks re-run elsewhere and its late results are
+discarded; a SIGKILLed node's tasks run elsewhere without using retries.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def hold(params):
     return {"node": ray.get_runtime_context().get_node_id()}
 
 
-@task(outputs=["x"], cpu=0, retries=0)
+@task(outputs=["x"], cpu=0, retries=0, node_labels={"zone": "a"})
 def crash(params):
     import os
     import time
@@ -123,7 +124,7 @@ def crash(params):
     os._exit(1)
 
 
-@task(outputs=["x"], cpu=0, retries=0)
+@task(outputs=["x"], cpu=0, retries=0, node_labels={"zone": "a"})
 def nap(params):
     import time
 
@@ -160,7 +161,7 @@ def test_one_tasks_os_exit_in_the_shared_executor_fails_no_other_run(cluster: Cl
         assert raised.value.error.kind == "worker_died"
         assert innocent.get_results(innocent_id, timeout=120)["x"] == 1
     lost = [e for e in cluster.events(innocent_id) if e["type"] == "task_retrying" and e["data"].get("lost")]
-    print(f"the innocent cpu=0 task was re-run isolated {len(lost)} time(s)")
+    assert lost, "both ran in node a's shared executor (zone=a): the innocent is re-run isolated, not failed"
 
 
 def test_a_draining_node_takes_no_new_tasks_and_leaves(cluster: Cluster) -> None:
@@ -183,6 +184,46 @@ def test_a_draining_node_takes_no_new_tasks_and_leaves(cluster: Cluster) -> None
     while cluster.node_at("127.0.0.4")["state"] != "left" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert cluster.node_at("127.0.0.4")["state"] == "left"
+
+
+def test_a_partitioned_nodes_tasks_run_elsewhere_and_its_stale_results_are_discarded(cluster: Cluster,
+                                                                                       tmp_path: Path) -> None:
+    # b has left; a third worker joins for this test only, then is frozen (SIGSTOP) past Ray's health checks
+    c = _join(cluster.head, tmp_path / "wc", "127.0.0.5", cluster.env, "--num-cpus", "2")
+    cluster.workers["c"] = c
+    c_id = cluster.node_at("127.0.0.5")["node_id"]
+    try:
+        with cluster.client() as client:
+            wf = client.create_workflow()
+            for i in range(6):
+                wf.add_task(hold, name=f"p{i}", inputs={"s": 3.0})
+            run_id = wf.run()
+            deadline = time.monotonic() + 90
+            while not any(e["type"] == "task_started" and e["data"].get("node_id") == c_id
+                          for e in cluster.events(run_id)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            os.killpg(c.pgid, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 60
+                while not any(e["type"] == "node_lost" for e in cluster.events(run_id)) and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.5)
+            finally:
+                os.killpg(c.pgid, signal.SIGCONT)  # it comes back: its stale attempts' results must not count
+            wf.get_results(run_id, timeout=300)
+            results = wf.get_task_results(run_id)
+        events = cluster.events(run_id)
+        lost = [e for e in events if e["type"] == "node_lost"]
+        assert lost and lost[0]["data"]["node_id"] == c_id
+        moved = set(lost[0]["data"]["tasks"])
+        assert moved and all(results[t].outputs["node"] != c_id for t in moved)  # the new attempt's result
+        succeeded = [e["task"] for e in events if e["type"] == "task_succeeded"]
+        assert sorted(succeeded) == sorted(set(succeeded)) and len(succeeded) == 6  # never applied twice
+    finally:
+        try:
+            os.killpg(c.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_a_killed_nodes_tasks_run_elsewhere_without_using_retries(cluster: Cluster) -> None:
