@@ -81,6 +81,13 @@ def join(head: LoopbackHead, root: Path, ip: str, cpus: int) -> tuple[float, int
     return took, int(json.loads((root / ip / "worker.json").read_text())["pid"])
 
 
+def waited(deadline: float, what: str) -> None:
+    """Sleep a little, or give up loudly: a benchmark must never spin forever."""
+    if time.monotonic() > deadline:
+        raise RuntimeError(f"gave up waiting for {what}")
+    time.sleep(0.1)
+
+
 def kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -128,11 +135,13 @@ def node_death_and_head_restart(root: Path) -> dict[str, float]:
             for i in range(6):
                 wf.add_task(hold, name=f"h{i}")
             run_id = wf.run()
+            deadline = time.monotonic() + 120
             while not any(e["type"] == "task_started" and e["data"].get("node_id") == a_id
                           for e in events(head, run_id)):
-                time.sleep(0.1)
+                waited(deadline, "a task on the worker")
             killed = time.time()
             kill_group(pgid)
+            deadline = time.monotonic() + 120
             while True:
                 evs = events(head, run_id)
                 lost = [e for e in evs if e["type"] == "node_lost"]
@@ -144,15 +153,16 @@ def node_death_and_head_restart(root: Path) -> dict[str, float]:
                         out["node_death_to_task_elsewhere_s"] = min(e["ts"] for e in again) - killed
                         out["node_death_to_node_lost_s"] = lost[0]["ts"] - killed
                         break
-                time.sleep(0.1)
+                waited(deadline, "the killed node's tasks to run elsewhere")
             wf.get_results(run_id, timeout=300)
             # head restart in the middle of a run
             wf2 = client.create_workflow("restart")
             for i in range(4):
                 wf2.add_task(hold, name=f"r{i}")
             run2 = wf2.run()
+            deadline = time.monotonic() + 120
             while not any(e["type"] == "task_started" for e in events(head, run2)):
-                time.sleep(0.1)
+                waited(deadline, "the run to start")
         assert head.proc is not None
         os.kill(head.proc.pid, signal.SIGKILL)
         head.proc.wait(10)
@@ -161,6 +171,7 @@ def node_death_and_head_restart(root: Path) -> dict[str, float]:
         head = LoopbackHead(root / "faults" / "head", port=head.port,
                             extra_args=["--host", "127.0.0.2", "--num-cpus", "1"]).start()
         out["head_restart_to_answering_s"] = time.time() - restart
+        deadline = time.monotonic() + 120
         while True:
             evs = events(head, run2)
             resumed = [e for e in evs if e["type"] == "run_resumed"]
@@ -168,7 +179,7 @@ def node_death_and_head_restart(root: Path) -> dict[str, float]:
             if started:
                 out["head_restart_to_first_resumed_task_s"] = started[0]["ts"] - restart
                 break
-            time.sleep(0.1)
+            waited(deadline, "the first resumed task")
     finally:
         for g in groups:
             kill_group(g)

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 #: (Ray's health checks, as Lattice configures them, declare a killed node dead within about 5 s)
 SUSPECT_GRACE_S = 12.0
 
+#: errors that may mean the attempt's node died, which the cluster view confirms (then a ``node_lost`` event)
+_MAYBE_NODE_LOSS = (ErrorKind.WORKER_DIED, ErrorKind.NODE_LOST)
+
 #: how the backend's report of an attempt's end reaches the orchestrator: (attempt id, envelope, error)
 Report = Callable[[str, Envelope | None, ErrorInfo | None], None]
 
@@ -119,7 +122,7 @@ class Dispatcher:
         A worker that died may have died with its node, which Ray declares dead only seconds later: such an
         error is held back (the attempt stays in flight, its capacity held) until the node is known dead
         (:meth:`lose_node`) or :data:`SUSPECT_GRACE_S` pass (:meth:`_resolve_suspect`)."""
-        if (error is not None and error.kind is ErrorKind.WORKER_DIED and inflight.suspect is None
+        if (error is not None and error.kind in _MAYBE_NODE_LOSS and inflight.suspect is None
                 and not error.detail.get("shared_executor") and self.loop is not None):
             inflight.suspect = error
             self.inflight[attempt_id] = inflight

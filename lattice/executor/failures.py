@@ -21,7 +21,8 @@ def error_from_ray_exception(exc: BaseException) -> ErrorInfo:
                          "the node ran low on memory and Ray killed the task's worker: " + message)
     if isinstance(exc, rex.TaskCancelledError):
         return ErrorInfo(ErrorKind.CANCELLED, name, "the task was cancelled")
-    if isinstance(exc, rex.NodeDiedError):
+    if isinstance(exc, rex.NodeDiedError | rex.TaskUnschedulableError | rex.ActorUnschedulableError):
+        # an attempt pinned to a node (NodeAffinity, soft=False) that died before or while it ran
         return ErrorInfo(ErrorKind.NODE_LOST, name, "the node running the task died: " + message)
     if isinstance(exc, rex.WorkerCrashedError | rex.ActorDiedError | rex.ActorUnavailableError):
         return ErrorInfo(ErrorKind.WORKER_DIED, name,

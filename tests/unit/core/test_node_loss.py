@@ -208,3 +208,30 @@ async def test_labels_and_custom_resources_place_only_where_they_fit(tmp_path: P
     finally:
         await head.orchestrator.stop()
         head.store.close()
+
+
+def test_rays_errors_for_a_lost_node_are_node_losses() -> None:
+    from ray import exceptions as rex
+
+    from lattice.executor.failures import error_from_ray_exception
+
+    unschedulable = rex.TaskUnschedulableError("The node specified via NodeAffinitySchedulingStrategy doesn't exist")
+    assert error_from_ray_exception(unschedulable).kind is ErrorKind.NODE_LOST
+    assert error_from_ray_exception(rex.NodeDiedError("node died")).kind is ErrorKind.NODE_LOST
+    assert error_from_ray_exception(rex.WorkerCrashedError()).kind is ErrorKind.WORKER_DIED
+
+
+async def test_a_node_lost_error_before_the_node_is_known_dead_still_names_the_node(head: Head) -> None:
+    fake = head.backend
+    run_id = head.run(t("a", retries=0))
+    await until(lambda: len(fake.live()) == 1)
+    first = fake.live()[0]
+    node_id = fake.submitted[first].attempt.node_id
+    fake.lose(first, ErrorKind.NODE_LOST)  # Ray: "the node specified via NodeAffinity doesn't exist any more"
+    await until(lambda: head.orchestrator._dispatcher.inflight.get(first) is not None
+                and head.orchestrator._dispatcher.inflight[first].suspect is not None)
+    kill(head, node_id)
+    await until(lambda: len(current(fake)) == 1)
+    fake.succeed(current(fake)[0])
+    assert (await head.finished(run_id))["state"] == "succeeded"
+    assert [e["data"]["node_id"] for e in head.store.get_events(run_id) if e["type"] == "node_lost"] == [node_id]
