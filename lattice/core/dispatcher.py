@@ -155,7 +155,7 @@ class Dispatcher:
         for attempt_id, inflight in list(self.inflight.items()):
             if inflight.node_id != node_id:
                 continue
-            self.stop(attempt_id)
+            self.stop(attempt_id, cancel=False)  # nothing to cancel on a lost node (and a frozen one would hang it)
             entry = by_run.setdefault(inflight.run.run_id, (inflight.run, []))
             entry[1].append((inflight.name, attempt_id))
         moved: dict[str, list[str]] = {}
@@ -172,15 +172,16 @@ class Dispatcher:
         self.stop(attempt_id)
         algorithm.attempt_timed_out(inflight.run, inflight.name, attempt_id, time.time(), self.fx)
 
-    def stop(self, attempt_id: str) -> None:
-        """Stop a live attempt in the backend and free its reservation now; its late result is ignored."""
+    def stop(self, attempt_id: str, cancel: bool = True) -> None:
+        """Stop a live attempt in the backend and free its reservation now; its late result is ignored.
+        ``cancel=False``: only forget it (its node is gone)."""
         inflight = self.inflight.pop(attempt_id, None)
         if inflight is None:
             return
         if inflight.timer is not None:
             inflight.timer.cancel()
             inflight.timer = None
-        if inflight.ref is not None:
+        if inflight.ref is not None and cancel:
             self.backend.cancel(inflight.ref, force=inflight.killable)
         self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
         self._released((inflight.run.run_id, inflight.name))

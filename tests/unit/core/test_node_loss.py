@@ -41,9 +41,9 @@ def kill(head: Head, node_id: str, alive: bool = False) -> None:
 
 
 def current(fake: FakeBackend) -> list[str]:
-    """Live attempts the head has not stopped (a lost node's attempts stay live in the fake)."""
-    stopped = {a for a, _ in fake.cancelled}
-    return [a for a in fake.live() if a not in stopped]
+    """Live attempts on nodes still alive (a lost node's attempts stay live in the fake)."""
+    alive = {n.node_id for n in fake.cluster if n.alive}
+    return [a for a in fake.live() if fake.submitted[a].attempt.node_id in alive]
 
 
 def on_node(head: Head, node_id: str) -> list[str]:
@@ -64,7 +64,7 @@ async def test_a_dead_nodes_tasks_move_without_using_retries(head: Head) -> None
     kill(head, "n1")
     await until(lambda: len(on_node(head, "n2")) == 2)  # one moved task runs, one waits for a core
     assert head.orchestrator.resources.nodes["n1"].state == "dead"
-    assert sorted(a for a, _ in fake.cancelled) == sorted(stale)
+    assert not fake.cancelled  # nothing is cancelled on a lost node: a frozen one would hang the call
     for attempt_id in stale:  # the lost attempts' results come back late (a partition healed): ignored
         fake.succeed(attempt_id)
     while head.orchestrator.runs:
