@@ -244,6 +244,9 @@ def _attempt_lost(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo, 
         _fail_task(run, name, task, final.to_dict(), now, fx)
         _maybe_finish(run, now, fx)
         return
+    if task.state is TaskState.SCHEDULED:  # it waited in the node's queue and never ran: straight back
+        _make_ready(run, name, task, now, fx)
+        return
     _set(run, name, task, TaskState.RETRYING, fx, {"state": TaskState.RETRYING, "error": err})
     fx.events.append((run, "task_retrying", name, {"attempt": task.attempt, "error": err, "lost": True,
                                                     "retries_left": task.spec.retries - (task.attempt - task.lost)}))

@@ -235,3 +235,26 @@ async def test_a_node_lost_error_before_the_node_is_known_dead_still_names_the_n
     fake.succeed(current(fake)[0])
     assert (await head.finished(run_id))["state"] == "succeeded"
     assert [e["data"]["node_id"] for e in head.store.get_events(run_id) if e["type"] == "node_lost"] == [node_id]
+
+
+async def test_an_attempt_waiting_in_a_lost_nodes_queue_goes_back_to_the_queue(tmp_path: Path) -> None:
+    fake = FakeBackend(cluster=[Node("n1", "127.0.0.3", cpu=1, gpu=0, memory_mb=1024),
+                                Node("n2", "127.0.0.4", cpu=1, gpu=0, memory_mb=1024)])
+    head = make_head(tmp_path, fake)
+    await head.orchestrator.start()
+    try:
+        head.orchestrator.resources.drain("n2")  # everything goes to n1 first: one runs, the rest wait there
+        run_id = head.run(*(t(f"q{i}", retries=0) for i in range(3)))
+        await until(lambda: len(fake.live()) == 3)
+        states = {n: tr.state for n, tr in head.orchestrator.runs[run_id].tasks.items()}
+        assert sorted(states.values()) == ["running", "scheduled", "scheduled"]
+        head.orchestrator.resources.nodes["n2"].draining = False
+        kill(head, "n1")
+        while head.orchestrator.runs:
+            for attempt_id in current(fake):
+                fake.succeed(attempt_id)
+            await asyncio.sleep(0.01)
+        assert (await head.finished(run_id))["state"] == "succeeded"
+    finally:
+        await head.orchestrator.stop()
+        head.store.close()
