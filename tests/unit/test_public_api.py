@@ -3,10 +3,11 @@ import lattice
 
 def test_public_surface_is_pinned():
     assert sorted(lattice.__all__) == sorted([
-        "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailableError", "LangGraphClient",
-        "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError",
+        "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailable", "HeadUnavailableError",
+        "LangGraphClient", "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError",
         "ResourceUnavailable", "RunCancelled", "RunFailed", "SandboxViolation", "TaskDefinition",
-        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "UntrustedOutputError", "WorkflowError",
+        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "UntrustedOutputError", "WaitTimeout",
+        "WorkflowError",
         "__version__", "current_task", "task",
     ])
     for name in lattice.__all__:
