@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from lattice.api.app import create_app
+from lattice.api.app import begin_draining, create_app
 from lattice.api.state import HeadState
 from lattice.core.cluster import ResourceManager
 from lattice.core.config import HeadSettings
@@ -90,7 +90,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             timeout_graceful_shutdown=3, ws="websockets-sansio", lifespan="on")
-    server = uvicorn.Server(config)
+    server = _DrainingServer(config)
     announce(f"Lattice head listening on {settings.url}")
     announce(f"  data:  {data_dir} (store: {_redact(settings.resolved_store_url)})")
     if token:
@@ -110,6 +110,15 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         if ray_proc is not None:
             ray_proc.stop()
         info_path.unlink(missing_ok=True)
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the app the moment shutdown begins: waiting requests end with 503 at once
+    (instead of being cancelled after the grace period with a bare 500), and new ones get 503."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        begin_draining(self.config.app)
+        await super().shutdown(sockets)
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

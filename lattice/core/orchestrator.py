@@ -136,10 +136,11 @@ class Orchestrator:
 
     # --- runs ---------------------------------------------------------------------------------------
 
-    def create_run(self, workflow_id: str, options: RunCreate | None = None) -> str:
+    def create_run(self, workflow_id: str, options: RunCreate | None = None, run_id: str | None = None) -> str:
+        """Start a run; ``run_id`` is given by the API for an idempotent submission (derived from its key)."""
         options = options or RunCreate()
         entry = self.get_workflow(workflow_id)
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         now = time.time()
         tasks = {
             name: TaskRun(spec=entry.tasks[name], state=TaskState.PENDING,
