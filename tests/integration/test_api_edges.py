@@ -70,7 +70,8 @@ def test_a_repeated_idempotency_key_returns_the_first_run(http):
     assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
     assert again.json()["run_id"] == first.json()["run_id"] != other.json()["run_id"]
     assert again.headers["idempotent-replayed"] == "true"
-    runs = [r for r in http.get("/api/v1/runs", params={"limit": 1000}).json()["runs"] if r["workflow_id"] == workflow_id]
+    listed = http.get("/api/v1/runs", params={"limit": 1000}).json()["runs"]
+    runs = [r for r in listed if r["workflow_id"] == workflow_id]
     assert len(runs) == 2
     reused = http.post(url, json={"tags": {"k": "other"}}, headers={"Idempotency-Key": "key-1"})
     assert reused.status_code == 422 and reused.json()["error"]["type"] == "idempotency_key_reused"
