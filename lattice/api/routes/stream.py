@@ -69,7 +69,7 @@ async def run_events(websocket: WebSocket, run_id: str) -> None:
         code, reason = CLOSE_RESTART, "the head is shutting down"
     except WebSocketDisconnect:
         pass
-    except Exception:  # noqa: BLE001 - the client must hear "error, reconnect", not "complete"
+    except Exception:
         log.exception("event stream of run %s failed", run_id)
         code, reason = CLOSE_ERROR, "the event stream failed; reconnect from the last seq"
     finally:
