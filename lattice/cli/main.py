@@ -305,5 +305,9 @@ def _tail(path: Path, lines: int = 20, only_head_lines: bool = False) -> str:
     return "\n".join(text[-lines:])
 
 
+from lattice.cli.db import db  # noqa: E402 - the command groups hang off ``cli``, defined above
+
+cli.add_command(db)
+
 if __name__ == "__main__":
     cli()
