@@ -21,6 +21,7 @@ from typing import Any, overload
 import cloudpickle
 
 from lattice.errors import TaskDefinitionError
+from lattice.wire import codeship
 from lattice.wire.resources import Resources, normalize_resources
 from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import NAME_PATTERN
@@ -53,7 +54,7 @@ class TaskDefinition:
         if not self._code:
             _ship_module_by_value(self.fn)
             try:
-                blob = cloudpickle.dumps(self.fn)
+                blob = codeship.dumps(self.fn)  # cloudpickle, keeping file names for tracebacks
             except Exception as exc:
                 raise TaskDefinitionError(
                     f"task {self.name!r} cannot be serialized to send to workers: {exc}. "
