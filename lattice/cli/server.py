@@ -40,6 +40,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
     token = load_or_create_token(settings.token_path) if settings.auth else None
+    _check_ray_version(ray_version())
     _prepare_store(settings.resolved_store_url, announce)
 
     ray_proc: RayProcess | None = None
@@ -111,6 +112,21 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         if ray_proc is not None:
             ray_proc.stop()
         info_path.unlink(missing_ok=True)
+
+
+#: the first Ray with token auth; an older one ignores RAY_AUTH_MODE=token and runs its cluster with no auth
+MIN_RAY_VERSION = (2, 52)
+
+
+def _check_ray_version(version: str) -> None:
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let it be
+    if found < MIN_RAY_VERSION:
+        need = ".".join(map(str, MIN_RAY_VERSION))
+        raise SystemExit(f"lattice: Ray {version} has no token auth, so its cluster would accept anyone; "
+                         f"install ray>={need} (pip install -U 'ray>={need}')")
 
 
 def _prepare_store(url: str, announce: Any) -> None:

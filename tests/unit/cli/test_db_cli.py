@@ -60,3 +60,4 @@ def test_a_store_newer_than_this_lattice_is_refused(tmp_path: Path) -> None:
     refused = _db(["upgrade", "--data-dir", str(tmp_path)])
     assert refused.exit_code == 1 and "newer Lattice upgraded it" in refused.output
     assert "unknown to this Lattice" in _db(["current", "--data-dir", str(tmp_path)]).output
+
