@@ -79,7 +79,7 @@ class TaskSpec(_Strict):
     backoff: float = Field(2.0, ge=1, le=100, description="each further retry waits this many times longer")
     max_delay: float | None = Field(None, gt=0, le=86_400, description="cap on the delay between attempts")
     jitter: float = Field(0.0, ge=0, le=1, description="take up to this fraction off each delay, per attempt")
-    non_retryable: list[str] = Field(
+    non_retryable: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
         default_factory=list, max_length=100,
         description="exception types (as ErrorInfo.type names them, e.g. 'ValueError', 'pkg.mod.Error') that "
                     "fail the task without a retry; subclasses match too")

@@ -15,7 +15,10 @@ application keeps both apart.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +101,22 @@ def head_revision() -> str:
     return head
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Reading the revision is not news: without this, Alembic logs its dialect at INFO on every start."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _status(connection: Connection, url: str) -> SchemaStatus:
-    current = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    with _quiet():
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    current = context.get_current_revision()
     legacy = current is None and sa.inspect(connection).has_table("runs")
     return SchemaStatus(url=url, current=current, head=head_revision(), legacy=legacy)
 
