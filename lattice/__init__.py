@@ -33,7 +33,7 @@ _LAZY = {
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
     "current_task": "lattice.wire.context",
-    "NonRetryable": "lattice.wire.failures",
+    "NonRetryable": "lattice.errors",
 }
 
 

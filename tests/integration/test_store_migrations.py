@@ -89,3 +89,23 @@ def test_an_old_postgres_store_is_upgraded_by_a_real_head(fresh_postgres: str, h
     assert migrations.status(engine).up_to_date and schema_diff(engine) == []
     head.stop()
     engine.dispose()
+
+
+def test_lattice_db_current_and_upgrade_on_postgres(fresh_postgres: str) -> None:
+    from click.testing import CliRunner
+
+    import lattice.cli.main as cli_main
+
+    engine = sa.create_engine(fresh_postgres)
+    make_first_release_store(engine)
+    runner = CliRunner()
+    shown = runner.invoke(cli_main.cli, ["db", "current", "--db-url", fresh_postgres])
+    assert shown.exit_code == 0 and "unversioned store made before migrations" in shown.output, shown.output
+    done = runner.invoke(cli_main.cli, ["db", "upgrade", "--db-url", fresh_postgres])
+    assert done.exit_code == 0 and "upgraded from unversioned" in done.output, done.output
+    assert "(head)" in runner.invoke(cli_main.cli, ["db", "current", "--db-url", fresh_postgres]).output
+    assert schema_diff(engine) == []
+    store = Store(fresh_postgres, auto_upgrade=False)  # at the head now: nothing to refuse
+    assert store.get_run(OLD_RUN_ID)["inputs"] == {}  # type: ignore[index]
+    store.close()
+    engine.dispose()
