@@ -474,20 +474,7 @@ def _finish_run(run: RunProgress, state: RunState, now: float, fx: Effects) -> N
 
 
 __all__ = [
-    "Effects",
-    "RetryDecision",
-    "RunProgress",
-    "TaskRun",
-    "attempt_finished",
-    "attempt_started",
-    "attempt_timed_out",
-    "attempt_waiting",
-    "cancel_run",
-    "decide_retry",
-    "dispatch",
-    "fail_internal",
-    "restore_tasks",
-    "resume_run",
-    "retry_due",
-    "start_run",
+    "Effects", "RetryDecision", "RunProgress", "TaskRun", "attempt_finished", "attempt_started", "attempt_timed_out",
+    "attempt_waiting", "cancel_run", "decide_retry", "dispatch", "fail_internal", "restore_tasks", "resume_run",
+    "retry_due", "start_run",
 ]
