@@ -43,8 +43,12 @@ def _source_lines(code: types.CodeType) -> tuple[int, tuple[str, ...]]:
 
 
 def reduce_code(code: types.CodeType) -> tuple[Any, tuple[Any, ...]]:
+    try:
+        data = marshal.dumps(code)
+    except ValueError:  # a hand-built code object holding a constant marshal cannot write: cloudpickle's way
+        return cloudpickle.cloudpickle._code_reduce(code)  # type: ignore[attr-defined,no-any-return]
     first, lines = _source_lines(code)
-    return load_code, (marshal.dumps(code), code.co_filename, first, lines)
+    return load_code, (data, code.co_filename, first, lines)
 
 
 def load_code(data: bytes, filename: str, first_line: int, lines: tuple[str, ...]) -> types.CodeType:

@@ -83,3 +83,17 @@ def test_plain_cloudpickle_would_have_lost_the_file_name(tmp_path: Path) -> None
     plain = base64.b64encode(cloudpickle.dumps(fn)).decode()
     assert 'File "<dynamic-code>"' in _traceback_in_a_fresh_interpreter(plain, tmp_path)
     assert moved.exists()
+
+
+def test_a_code_object_marshal_cannot_write_still_ships() -> None:
+    """A hand-built code object with a constant marshal refuses goes the way cloudpickle ships it."""
+    from lattice.wire import codeship
+
+    def f():
+        return 1
+
+    class Opaque:
+        pass
+
+    code = f.__code__.replace(co_consts=(None, Opaque()))
+    assert isinstance(cloudpickle.loads(codeship.dumps(code)), type(code))
