@@ -177,7 +177,7 @@ def new_revision(message: str, autogenerate: bool = True) -> Path:
     import tempfile
 
     head = head_revision()
-    rev_id = f"{int(head) + 1:04d}"
+    rev_id = f"{int(head) + 1:04d}" if head.isdigit() else None  # numbered, unless someone broke the habit
     slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40] or "revision"
     with tempfile.TemporaryDirectory() as tmp:
         engine = sa.create_engine(f"sqlite:///{tmp}/head.db")
@@ -185,7 +185,7 @@ def new_revision(message: str, autogenerate: bool = True) -> Path:
             upgrade(engine)
             with engine.begin() as connection:
                 config = _config(connection)
-                config.set_main_option("file_template", f"%%(rev)s_{slug}")
+                config.set_main_option("file_template", f"%%(rev)s_{slug}")  # 0003_runs_tenant.py
                 script = command.revision(config, message=message, autogenerate=autogenerate, rev_id=rev_id)
         finally:
             engine.dispose()

@@ -109,3 +109,31 @@ def test_the_version_table_is_lattices_own(tmp_path: Path) -> None:
     assert migrations.status(engine).up_to_date
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "someone_elses"
+
+
+def test_adding_a_revision_is_one_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lattice db revision -m`` writes the next numbered file after the head (here into a copy of the
+    migrations, so the package is not touched); with nothing changed, its operations are empty."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import lattice.cli.main as cli_main
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations.SCRIPT_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migrations, "SCRIPT_DIR", copy)
+    migrations._script.cache_clear()
+    try:
+        head = migrations.head_revision()
+        result = CliRunner().invoke(cli_main.cli, ["db", "revision", "-m", "runs.tenant column"])
+        assert result.exit_code == 0, result.output
+        written = copy / "versions" / f"{int(head) + 1:04d}_runs_tenant_column.py"
+        assert written.exists(), sorted(p.name for p in (copy / "versions").iterdir())
+        text = written.read_text()
+        assert f"down_revision = {head!r}" in text and "def upgrade() -> None:" in text
+        assert "op.add_column" not in text and "batch_alter_table" not in text  # the code and head agree
+        migrations._script.cache_clear()
+        assert migrations.head_revision() == f"{int(head) + 1:04d}"
+    finally:
+        migrations._script.cache_clear()
