@@ -17,6 +17,8 @@ work="$(cd "$work" && pwd)"
 case "$work/" in "$src"/*) echo "wheel-smoke: WORKDIR must be outside the source tree" >&2; exit 2 ;; esac
 python="${PYTHON:-python3}"
 head_pid=""
+# the wheel alone: nothing may reach the checkout through the environment (a developer's PYTHONPATH)
+unset PYTHONPATH PYTHONHOME
 
 cleanup() {
   if [ -n "$head_pid" ]; then
