@@ -33,6 +33,7 @@ _LAZY = {
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
     "current_task": "lattice.wire.context",
+    "NonRetryable": "lattice.errors",
 }
 
 
@@ -49,6 +50,7 @@ __all__ = [
     "LatticeError",
     "LatticeWorkflow",
     "MemoryExceeded",
+    "NonRetryable",
     "NotFoundError",
     "OutputError",
     "ResourceUnavailable",

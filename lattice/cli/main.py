@@ -433,10 +433,12 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
+    from lattice.cli.db import db
     from lattice.cli.keys import keys
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
+    cli.add_command(db)
     cli.add_command(keys)
     cli.add_command(runs)
     cli.add_command(submit)

@@ -56,6 +56,8 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
     token = load_or_create_token(settings.token_path) if settings.auth else None
+    _check_ray_version(ray_version())
+    _prepare_store(settings.resolved_store_url, announce)
 
     ray_proc: RayProcess | None = None
     ray_token = load_or_create_token(data_dir / "ray_token")
@@ -128,6 +130,44 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         if ray_proc is not None:
             ray_proc.stop()
         retire_head_info(data_dir)
+
+
+#: the first Ray with token auth; an older one ignores RAY_AUTH_MODE=token and runs its cluster with no auth
+MIN_RAY_VERSION = (2, 52)
+
+
+def _check_ray_version(version: str) -> None:
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let it be
+    if found < MIN_RAY_VERSION:
+        need = ".".join(map(str, MIN_RAY_VERSION))
+        raise SystemExit(f"lattice: Ray {version} has no token auth, so its cluster would accept anyone; "
+                         f"install ray>={need} (pip install -U 'ray>={need}')")
+
+
+def _prepare_store(url: str, announce: Any) -> None:
+    """Bring the store's schema to this code's before anything starts, or exit saying why (a store a
+    newer Lattice upgraded, an unreachable database): ``lattice.core.migrations``."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lattice.core import migrations
+
+    engine = create_engine(url)
+    try:
+        before = migrations.status(engine)
+        after = migrations.ensure(engine)
+    except migrations.SchemaError as exc:
+        raise SystemExit(f"lattice: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise SystemExit(f"lattice: cannot open the store at {_redact(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+    if before.current != after.current:
+        was = "an unversioned store" if before.legacy else (before.current or "empty")
+        announce(f"store schema upgraded from {was} to {after.current}")
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

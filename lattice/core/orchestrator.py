@@ -300,6 +300,14 @@ class Orchestrator:
         self._apply()
         self._kick()
 
+    def _on_retry_due(self, run_id: str, name: str, attempt: int) -> None:
+        run = self.runs.get(run_id)
+        if run is None:  # finished (cancelled, failed) while the task waited
+            return
+        self._guarded(run, algorithm.retry_due, run, name, attempt, time.time(), self._fx)
+        self._apply()
+        self._kick()
+
     # --- applying the algorithm's decisions ---------------------------------------------------------
 
     def _apply(self) -> None:
@@ -351,6 +359,10 @@ class Orchestrator:
                 self._finished.extend(cast("list[RunExec]", finished))
                 for run in finished:
                     self.scheduler.end_run(run.run_id)
+            if fx.retry_later:  # a timer on the loop, not a sleep; a cancel meanwhile makes it a no-op
+                later, fx.retry_later = fx.retry_later, []
+                for run, name, attempt, delay in later:
+                    self._loop.call_later(delay, self._on_retry_due, run.run_id, name, attempt)  # type: ignore[union-attr]
             if fx.tasks_succeeded or fx.tasks_failed:
                 self.stats["tasks_succeeded"] += fx.tasks_succeeded
                 self.stats["tasks_failed"] += fx.tasks_failed
