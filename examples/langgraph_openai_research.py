@@ -2,7 +2,7 @@
 
     export OPENAI_API_KEY=...            # or OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama
     export OPENAI_MODEL=gpt-4o-mini      # optional
-    lattice start --head --port 8000     # started in this environment, so its workers see the key
+    lattice start --head                 # started in this environment, so its workers see the key
     python examples/langgraph_openai_research.py "How do heat pumps work in cold climates?"
 
 plan -> one ``Send`` per sub-question (each a Lattice run, all in flight at once, ``cpu=0`` because

@@ -1,6 +1,6 @@
 """A financial-risk graph whose CPU-bound Monte Carlo nodes run on Lattice (no API key needed).
 
-    lattice start --head --port 8000      # in another terminal
+    lattice start --head                  # in another terminal
     python examples/langgraph_risk.py     # add --plain to run the same graph without Lattice
 
 The graph is ordinary LangGraph: start -> three risk models in parallel -> report. Only the

@@ -1,6 +1,7 @@
 """A DAG with parallel CPU-bound branches, an I/O-bound step, a failure that is handled, and live events.
 
-Start a head first (`lattice start --head --port 8000`), then: `python examples/parallel_pipeline.py`.
+Start a head first (`lattice start --head`), then: `python examples/parallel_pipeline.py` (`LatticeClient()`
+finds the local head and its token by itself).
 
     fetch (cpu=0, I/O) ─┬─> score(part 0) ─┐
                         ├─> score(part 1) ─┼─> report
@@ -45,7 +46,7 @@ def fragile(params):
 
 
 def main() -> None:
-    client = LatticeClient("http://localhost:8000")
+    client = LatticeClient()
     workflow = client.create_workflow("parallel-pipeline")
     fetched = workflow.add_task(fetch, inputs={"n": 3_000})
     parts = [workflow.add_task(score, inputs={"numbers": fetched.outputs["numbers"], "part": i, "parts": 3})

@@ -35,6 +35,7 @@ _LAZY = {
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
     "current_task": "lattice.wire.context",
+    "NonRetryable": "lattice.errors",
 }
 
 
@@ -52,6 +53,7 @@ __all__ = [
     "LatticeError",
     "LatticeWorkflow",
     "MemoryExceeded",
+    "NonRetryable",
     "NotFoundError",
     "OutputError",
     "ResourceUnavailable",

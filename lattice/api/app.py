@@ -20,7 +20,7 @@ from lattice.api.deps import require_token
 from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
 from lattice.api.openapi import bearer, install_docs
-from lattice.api.routes import checkpoints, cluster, runs, stream, system, workflows
+from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
 from lattice.api.state import HeadState
 
 __all__ = ["BodyLimit", "VersionHeader", "begin_draining", "create_app"]
@@ -126,6 +126,7 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     api.include_router(runs.router)
     api.include_router(cluster.router)
     api.include_router(checkpoints.router)
+    api.include_router(keys.router)
     app.include_router(api)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)

@@ -10,6 +10,7 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
+from lattice.core.tenants import KeyRing
 
 
 @dataclass
@@ -24,3 +25,5 @@ class HeadState:
     ray_token: str | None
     ray_version: str
     started_at: float = field(default_factory=time.time)
+    #: the named API keys (tenants); the bootstrap ``token`` is the admin
+    keys: KeyRing | None = None

@@ -26,20 +26,45 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
+from lattice.core.tenants import KeyRing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.utils.procs import ProcessIdentity
 from lattice.utils.tokens import load_or_create_token
 
 log = logging.getLogger("lattice.head")
 
 HEAD_INFO_FILE = "head.json"
+LAST_HEAD_INFO_FILE = "head.last.json"
 
 
-def serve(settings: HeadSettings, announce: Any = print) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling ``on_bound`` once its port is bound (and not when binding failed), and
+    draining the app when shutdown begins."""
+
+    def __init__(self, config: uvicorn.Config, on_bound: Any) -> None:
+        super().__init__(config)
+        self._on_bound = on_bound
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_bound()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # tell the app the moment shutdown begins: waiting requests end with 503 at once (instead of being
+        # cancelled after the grace period with a bare 500), and new ones get 503 (lattice.api.draining)
+        begin_draining(self.config.app)
+        await super().shutdown(sockets)
+
+
+def serve(settings: HeadSettings, announce: Any = print, access_log: bool = False) -> None:
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
     token = load_or_create_token(settings.token_path) if settings.auth else None
+    _check_ray_version(ray_version())
+    _prepare_store(settings.resolved_store_url, announce)
 
     ray_proc: RayProcess | None = None
     ray_token = load_or_create_token(data_dir / "ray_token")
@@ -70,7 +95,8 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         bus = EventBus()
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
-            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024))
+            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
+            scheduling=settings.scheduling))
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -80,7 +106,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         backends.append(backend)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version())
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant))
 
     def close_state(state: HeadState) -> None:
         for backend in backends:
@@ -88,18 +114,19 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         state.store.close()
 
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            timeout_graceful_shutdown=3, ws="websockets-sansio", lifespan="on")
-    server = _DrainingServer(config)
-    announce(f"Lattice head listening on {settings.url}")
-    announce(f"  data:  {data_dir} (store: {_redact(settings.resolved_store_url)})")
-    if token:
-        announce(f"  auth:  clients send 'Authorization: Bearer <token>'; the token is in "
-                 f"{settings.token_path} (clients on this machine read it themselves; elsewhere pass "
-                 "token= or set LATTICE_TOKEN)")
-    else:
-        announce("  auth:  DISABLED (--no-auth); anyone who reaches the port can run code")
-    announce(f"  ray:   {ray_address}  (workers join with: lattice start --worker --addr {settings.url})")
+    # log_config=None, log_level=None: uvicorn logs through the handlers lattice.utils.logs installed
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, log_level=None,
+                            access_log=access_log, timeout_graceful_shutdown=3, ws="websockets-sansio",
+                            lifespan="on")
+
+    def on_bound() -> None:  # only now is the head reachable: say so in head.json, then announce it
+        from lattice.cli.banner import head_banner
+
+        _write_info(info_path, settings, ray_proc, ray_address, listening=True)
+        for line in head_banner(settings, ray_address, os.getpid()):
+            announce(line)
+
+    server = _Server(config, on_bound)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown with the handlers it found; make
     # those raise SystemExit so the Ray processes below are stopped instead of the process just dying.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -109,16 +136,47 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
     finally:
         if ray_proc is not None:
             ray_proc.stop()
-        info_path.unlink(missing_ok=True)
+        retire_head_info(data_dir)
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn's server, telling the app the moment shutdown begins: waiting requests end with 503 at once
-    (instead of being cancelled after the grace period with a bare 500), and new ones get 503."""
+#: the first Ray with token auth; an older one ignores RAY_AUTH_MODE=token and runs its cluster with no auth
+MIN_RAY_VERSION = (2, 52)
 
-    async def shutdown(self, sockets: Any = None) -> None:
-        begin_draining(self.config.app)
-        await super().shutdown(sockets)
+
+def _check_ray_version(version: str) -> None:
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let it be
+    if found < MIN_RAY_VERSION:
+        need = ".".join(map(str, MIN_RAY_VERSION))
+        raise SystemExit(f"lattice: Ray {version} has no token auth, so its cluster would accept anyone; "
+                         f"install ray>={need} (pip install -U 'ray>={need}')")
+
+
+def _prepare_store(url: str, announce: Any) -> None:
+    """Bring the store's schema to this code's before anything starts, or exit saying why (a store a
+    newer Lattice upgraded, an unreachable database): ``lattice.core.migrations``."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lattice.core import migrations
+
+    engine = create_engine(url)
+    try:
+        before = migrations.status(engine)
+        after = migrations.ensure(engine)
+    except migrations.SchemaError as exc:
+        raise SystemExit(f"lattice: {exc}") from exc
+    except SQLAlchemyError as exc:
+        from lattice.cli.banner import redact_url
+
+        raise SystemExit(f"lattice: cannot open the store at {redact_url(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+    if before.current != after.current:
+        was = "an unversioned store" if before.legacy else (before.current or "empty")
+        announce(f"store schema upgraded from {was} to {after.current}")
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:
@@ -143,13 +201,21 @@ def _sandbox_defaults(settings: HeadSettings) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v != defaults.get(k)}
 
 
-def _write_info(path: Path, settings: HeadSettings, ray_proc: RayProcess | None, ray_address: str) -> None:
+def _write_info(path: Path, settings: HeadSettings, ray_proc: RayProcess | None, ray_address: str,
+                listening: bool = False) -> None:
+    """``head.json``: how to reach and stop this head. The pid comes with its start time (and Ray's
+    group leader's), so ``lattice stop`` never signals a process that merely reuses the pid later."""
+    ray_pgid = ray_proc.pgid if ray_proc else None
     info = {
-        "pid": os.getpid(), "url": settings.url, "host": settings.host, "port": settings.port,
-        "ray_address": ray_address, "ray_pgid": ray_proc.pgid if ray_proc else None,
-        "started_at": time.time(),
+        "pid": os.getpid(), "create_time": ProcessIdentity.of().create_time, "url": settings.url,
+        "host": settings.host, "port": settings.port, "data_dir": str(settings.data_dir),
+        "ray_address": ray_address, "ray_pgid": ray_pgid,
+        "ray_create_time": ProcessIdentity.of(ray_pgid).create_time if ray_pgid else None,
+        "started_at": time.time(), "listening": listening,
     }
-    path.write_text(json.dumps(info, indent=2))
+    tmp = path.with_name(path.name + ".tmp")  # readers (lattice start, status) never see half a file
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
 
 
 def read_head_info(data_dir: Path) -> dict[str, Any] | None:
@@ -159,8 +225,10 @@ def read_head_info(data_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+def retire_head_info(data_dir: Path) -> None:
+    """Move ``head.json`` aside as ``head.last.json``: ``lattice status`` can then say which head was
+    here and that it stopped, instead of forgetting it and asking some default address."""
+    try:
+        os.replace(data_dir / HEAD_INFO_FILE, data_dir / LAST_HEAD_INFO_FILE)
+    except OSError:
+        pass

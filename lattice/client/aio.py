@@ -83,9 +83,10 @@ class AsyncLatticeClient(BaseClient):
         return await self._send(endpoints.submit_workflow(spec))
 
     async def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                        inputs: dict[str, dict[str, Any]] | None = None, idempotency_key: str | None = None) -> str:
+                        inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                        idempotency_key: str | None = None) -> str:
         """As :meth:`LatticeClient.start_run` (idempotent through its key)."""
-        return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs, idempotency_key))
+        return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """As :meth:`LatticeClient.get_run`."""
@@ -154,6 +155,10 @@ class AsyncLatticeClient(BaseClient):
     async def resources(self) -> dict[str, Any]:
         """As :meth:`LatticeClient.resources`."""
         return await self._send(endpoints.resources())
+
+    async def queues(self) -> dict[str, Any]:
+        """As :meth:`LatticeClient.queues`."""
+        return await self._send(endpoints.queues())
 
     async def health(self) -> dict[str, Any]:
         """As :meth:`LatticeClient.health`."""

@@ -93,13 +93,15 @@ class LatticeClient(BaseClient):
         return self._send(endpoints.submit_workflow(spec))
 
     def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                  inputs: dict[str, dict[str, Any]] | None = None, idempotency_key: str | None = None) -> str:
-        """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``.
+                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                  idempotency_key: str | None = None) -> str:
+        """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``;
+        ``weight`` is its fair share relative to the tenant's other runs.
 
         Safe to retry: the request carries an idempotency key (``idempotency_key``, else a fresh one), and
         the head answers a repeated key with the run it started the first time.
         """
-        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, idempotency_key))
+        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's state, timings and each task's state (a plain dict, as the API returns it)."""
@@ -178,6 +180,10 @@ class LatticeClient(BaseClient):
     def resources(self) -> dict[str, Any]:
         """Cluster totals, used capacity and queued tasks per class."""
         return self._send(endpoints.resources())
+
+    def queues(self) -> dict[str, Any]:
+        """Per tenant and per run: what is held, queued, and why it waits (``GET /cluster/queues``)."""
+        return self._send(endpoints.queues())
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ..., "uptime_s": ...}``; needs no token."""

@@ -80,13 +80,17 @@ def submit_workflow(spec: dict[str, Any]) -> Call[str]:
 
 
 def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-              inputs: dict[str, dict[str, Any]] | None = None, idempotency_key: str | None = None) -> Call[str]:
-    """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals.
+              inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+              idempotency_key: str | None = None) -> Call[str]:
+    """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals;
+    ``weight`` is its fair share relative to the tenant's other runs.
 
     The key (a fresh random one unless given) makes a repeated send start no second run: the head
     answers it with the run the first one started (``Idempotent-Replayed: true``).
     """
     body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
+    if weight != 1.0:
+        body["weight"] = weight
     if inputs:
         body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()} for task, values in inputs.items()}
     key = idempotency_key or uuid.uuid4().hex
@@ -154,6 +158,27 @@ def nodes() -> Call[list[dict[str, Any]]]:
 
 def resources() -> Call[dict[str, Any]]:
     return Call("GET", f"{API}/cluster/resources")
+
+
+def queues() -> Call[dict[str, Any]]:
+    """Per tenant and per run: held, queued and why it waits (a tenant's key sees its own only)."""
+    return Call("GET", f"{API}/cluster/queues")
+
+
+# --- named API keys (tenants; admin only) ------------------------------------------------------------
+
+def create_key(name: str, role: str = "submit", weight: float = 1.0,
+               quota: dict[str, Any] | None = None) -> Call[dict[str, Any]]:
+    """A new key; the answer's ``key`` is its secret, shown this once."""
+    return Call("POST", f"{API}/keys", json={"name": name, "role": role, "weight": weight, "quota": quota or {}})
+
+
+def list_keys() -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/keys", parse=itemgetter("keys"))
+
+
+def revoke_key(name: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"{API}/keys/{name}")
 
 
 def cluster_join() -> Call[dict[str, Any]]:

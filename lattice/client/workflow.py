@@ -150,9 +150,9 @@ class WorkflowBuilder:
         return self._registered[1]
 
     def _run_plan(self, priority: int, tags: dict[str, str] | None, inputs: dict[str, dict[str, Any]] | None,
-                  idempotency_key: str | None) -> Plan[str]:
+                  weight: float = 1.0, idempotency_key: str | None = None) -> Plan[str]:
         workflow_id = yield from self._register_plan()
-        return (yield endpoints.start_run(workflow_id, priority, tags, inputs, idempotency_key))
+        return (yield endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
 
 class LatticeWorkflow(WorkflowBuilder):
@@ -167,14 +167,17 @@ class LatticeWorkflow(WorkflowBuilder):
         return self.client._drive(self._register_plan())
 
     def run(self, priority: int = 0, tags: dict[str, str] | None = None,
-            inputs: dict[str, dict[str, Any]] | None = None, idempotency_key: str | None = None) -> str:
+            inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+            idempotency_key: str | None = None) -> str:
         """Start a run and return its id at once; each call is a new, independent run.
 
         ``inputs={"task": {"input": value}}`` replaces literal inputs for this run only, without
-        registering the workflow again. ``idempotency_key`` names the run for the head: a second
-        ``run`` with the same key (from a process that restarted, say) returns the first run's id.
+        registering the workflow again. ``weight`` is the run's share of its tenant's capacity relative
+        to the tenant's other runs (fair scheduling; ``priority`` also scales it, x2 per 10 points).
+        ``idempotency_key`` names the run for the head: a second ``run`` with the same key (from a
+        process that restarted, say) returns the first run's id.
         """
-        return self.client._drive(self._run_plan(priority, tags, inputs, idempotency_key))
+        return self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -212,9 +215,10 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
         return await self.client._drive(self._register_plan())
 
     async def run(self, priority: int = 0, tags: dict[str, str] | None = None,
-                  inputs: dict[str, dict[str, Any]] | None = None, idempotency_key: str | None = None) -> str:
+                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                  idempotency_key: str | None = None) -> str:
         """As :meth:`LatticeWorkflow.run`: a new run, its id returned at once."""
-        return await self.client._drive(self._run_plan(priority, tags, inputs, idempotency_key))
+        return await self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
 
     async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:

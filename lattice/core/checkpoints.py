@@ -83,12 +83,15 @@ class CheckpointRow:
 
 
 class CheckpointStore:
-    """Reads and writes of the two checkpoint tables, on the head's engine."""
+    """Reads and writes of the two checkpoint tables, on the head's engine (whose schema is migrated)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()  # one writer at a time: SQLite would answer "database is locked"
-        metadata.create_all(engine)
+        # the tables are the store's migrations' (lattice.core.migrations), made with the store's own
+        from lattice.core import migrations
+
+        migrations.ensure(engine)
 
     def put(self, row: CheckpointRow) -> None:
         values = {"parent_checkpoint_id": row.parent_checkpoint_id, "checkpoint_type": row.checkpoint.type,
@@ -121,9 +124,12 @@ class CheckpointStore:
                     conn.execute(update(writes).where(key).values(**values))
 
     def list(self, thread_id: str | None, checkpoint_ns: str | None, checkpoint_id: str | None,
-             before: str | None, limit: int | None) -> list[CheckpointRow]:
-        """Newest first (checkpoint ids sort by time), each with its pending writes."""
+             before: str | None, limit: int | None, thread_prefix: str | None = None) -> list[CheckpointRow]:
+        """Newest first (checkpoint ids sort by time), each with its pending writes; ``thread_prefix``: only
+        threads whose id starts with it (a tenant's namespace)."""
         query = select(checkpoints)
+        if thread_prefix is not None:
+            query = query.where(checkpoints.c.thread_id.startswith(thread_prefix, autoescape=True))
         if thread_id is not None:
             query = query.where(checkpoints.c.thread_id == thread_id)
         if checkpoint_ns is not None:

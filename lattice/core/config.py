@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,8 @@ class HeadSettings(BaseSettings):
     sandbox_config: str | None = Field(None, description="JSON of SandboxConfig fields: limits of sandboxed tasks")
     auth: bool = Field(True, description="require the token on every route but /health")
     io_slots: int = Field(256, ge=1, description="concurrent I/O-bound (cpu=0) tasks per node")
+    scheduling: Literal["fair", "fifo"] = Field(
+        "fair", description="fair: share capacity between tenants, then runs; fifo: strict priority order")
 
     @property
     def resolved_store_url(self) -> str:

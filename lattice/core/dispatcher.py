@@ -51,13 +51,19 @@ class Inflight:
 
 class Dispatcher:
     def __init__(self, backend: Backend, resources: ResourceManager, settings: OrchestratorSettings, fx: Effects,
-                 report: Report, on_timeout: Callable[[str], None]) -> None:
+                 report: Report, on_timeout: Callable[[str], None],
+                 released: Callable[[Hashable], None] = lambda _key: None,
+                 observe: Callable[[str, float], None] = lambda _run, _s: None) -> None:
+        """``released`` hears of every attempt's end by its scheduler key ``(run_id, task)`` (what its tenant
+        holds goes down); ``observe`` of how long a run's task took (what its next ones should cost)."""
         self.backend = backend
         self.resources = resources
         self.settings = settings
         self.fx = fx
         self._report = report
         self._on_timeout = on_timeout
+        self._released = released
+        self._observe = observe
         self.loop: asyncio.AbstractEventLoop | None = None  # set by the orchestrator when it starts
         #: attempts in flight, by attempt id
         self.inflight: dict[str, Inflight] = {}
@@ -81,6 +87,7 @@ class Dispatcher:
             ref = self.backend.submit(attempt, partial(self._report, attempt_id))
         except BaseException:
             self.resources.release(node_id, r)
+            self._released((run.run_id, name))
             raise
         refs[name] = ref
         inflight = self.inflight[attempt_id] = Inflight(run, name, node_id, r, ref, killable)
@@ -100,12 +107,14 @@ class Dispatcher:
         if inflight.timer is not None:
             inflight.timer.cancel()
         self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
+        self._released((inflight.run.run_id, inflight.name))
         finished = algorithm.attempt_finished(inflight.run, inflight.name, attempt_id, envelope, error, time.time(),
                                               self.fx)
         if finished and envelope is not None and not envelope.error and inflight.resources.cpu > 0:
             started_at, finished_at = envelope.started_at, envelope.finished_at
             if started_at and finished_at:
                 self.resources.observe(inflight.node_id, finished_at - started_at)
+                self._observe(inflight.run.run_id, finished_at - started_at)
 
     def time_out(self, attempt_id: str) -> None:
         """The attempt's timer fired while it ran: stop it, then tell the algorithm."""
@@ -124,6 +133,7 @@ class Dispatcher:
         if inflight.ref is not None:
             self.backend.cancel(inflight.ref, force=inflight.killable)
         self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
+        self._released((inflight.run.run_id, inflight.name))
 
     def started(self, attempt_ids: Sequence[Hashable]) -> None:
         """Attempts that waited in their node's queue now hold a core (the resource manager's keys are the

@@ -41,7 +41,7 @@ from lattice.core.dispatcher import Dispatcher
 from lattice.core.errors import Conflict, NotFound
 from lattice.core.events import EventBus
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
-from lattice.core.scheduler import QueuedTask, Scheduler
+from lattice.core.scheduler import QueuedTask, Scheduler, SchedulingPolicy
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Batch, Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
@@ -49,6 +49,7 @@ from lattice.core.writer import StoreWriter
 from lattice.wire.attempt import Envelope
 from lattice.wire.failures import ErrorInfo
 from lattice.wire.spec import RunCreate, WorkflowSpec
+from lattice.wire.tenants import ADMIN_TENANT, ClusterQueues, TenantPolicy
 
 log = logging.getLogger("lattice.orchestrator")
 
@@ -64,6 +65,8 @@ class OrchestratorSettings:
     log_limit_bytes: int = 1024 * 1024
     node_refresh_s: float = 5.0
     sandbox_timeout_grace_s: float = 10.0
+    #: how ready tasks share the cluster: "fair" (between tenants, then runs) or "fifo" (strict order)
+    scheduling: str = SchedulingPolicy.FAIR
 
 
 class Orchestrator:
@@ -74,11 +77,12 @@ class Orchestrator:
         self.backend = backend
         self.bus = bus
         self.settings = settings or OrchestratorSettings()
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(policy=self.settings.scheduling)
         self.runs: dict[str, RunExec] = {}
         self.registry = WorkflowRegistry(store, self.settings.default_sandbox, self.settings.min_sandbox)
         self._fx = Effects()  # what the algorithm decided and the loop has not carried out yet
-        self._dispatcher = Dispatcher(backend, resources, self.settings, self._fx, self._on_done, self._on_timeout)
+        self._dispatcher = Dispatcher(backend, resources, self.settings, self._fx, self._on_done, self._on_timeout,
+                                      released=self.scheduler.release, observe=self.scheduler.observe)
         self._completions: list[Completion] = []
         self._arrived: deque[Completion] = deque()  # appended on the backend's threads
         self._wake_pending = False
@@ -128,15 +132,24 @@ class Orchestrator:
 
     # --- workflows ----------------------------------------------------------------------------------
 
-    def register_workflow(self, spec: WorkflowSpec) -> str:
-        return self.registry.register(spec)
+    def register_workflow(self, spec: WorkflowSpec, tenant: str = ADMIN_TENANT) -> str:
+        return self.registry.register(spec, None if tenant == ADMIN_TENANT else tenant)
 
     def get_workflow(self, workflow_id: str) -> WorkflowEntry:
         return self.registry.get(workflow_id)
 
     # --- runs ---------------------------------------------------------------------------------------
 
-    def create_run(self, workflow_id: str, options: RunCreate | None = None, run_id: str | None = None) -> str:
+    def set_tenant(self, policy: TenantPolicy) -> None:
+        """A tenant's weight and quota, for the scheduler (a key was made, or the head started)."""
+        self.scheduler.set_tenant(policy)
+
+    def queues(self, tenant: str | None = None) -> ClusterQueues:
+        """What each tenant and run holds, has queued and waits for (``tenant``: only that one)."""
+        return ClusterQueues(scheduling=str(self.scheduler.policy), tenants=self.scheduler.queues(tenant))
+
+    def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT,
+                   run_id: str | None = None) -> str:
         """Start a run; ``run_id`` is given by the API for an idempotent submission (derived from its key)."""
         options = options or RunCreate()
         entry = self.get_workflow(workflow_id)
@@ -156,10 +169,12 @@ class Orchestrator:
             "state": RunState.RUNNING, "priority": options.priority,
             "tags": _json(options.tags), "inputs": _json(overrides) if overrides else None,
             "created_at": now, "started_at": now,
+            "tenant": None if tenant == ADMIN_TENANT else tenant, "weight": options.weight,
         })
         self._batch.task_inserts.extend(
             {"run_id": run_id, "name": name, "state": TaskState.PENDING, "attempt": 0} for name in tasks)
         self.runs[run_id] = run
+        self.scheduler.add_run(run_id, tenant, options.weight, options.priority)
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
@@ -248,13 +263,19 @@ class Orchestrator:
                 self._guarded(attempt.run, dispatcher.complete, attempt, attempt_id, envelope, error)
         self._apply()  # once for the whole burst: what it queued and freed is there for the scheduler
         runs = self.runs
-        for placement in self.scheduler.schedule(self._place):
+        scheduler = self.scheduler
+        for placement in scheduler.schedule(self._place):
             run_id, name = placement.task.key  # type: ignore[misc]
             run = runs.get(run_id)
             if run is None or run.tasks[name].state is not TaskState.READY:
                 self.resources.release(placement.node_id, placement.task.resources)
+                scheduler.release(placement.task.key)
                 continue
             self._guarded(run, self._dispatch, run, name, placement.node_id)
+        for wait in scheduler.take_wait_changes():  # each kind of wait once per run, as an event
+            run = runs.get(wait.run_id)
+            if run is not None:
+                self._event(run, "run_waiting", None, {"reason": str(wait.reason), "detail": wait.detail})
         self._apply()
         self._flush()
 
@@ -278,6 +299,14 @@ class Orchestrator:
             return
         inflight.timer = None
         self._guarded(inflight.run, self._dispatcher.time_out, attempt_id)
+        self._apply()
+        self._kick()
+
+    def _on_retry_due(self, run_id: str, name: str, attempt: int) -> None:
+        run = self.runs.get(run_id)
+        if run is None:  # finished (cancelled, failed) while the task waited
+            return
+        self._guarded(run, algorithm.retry_due, run, name, attempt, time.time(), self._fx)
         self._apply()
         self._kick()
 
@@ -330,6 +359,12 @@ class Orchestrator:
             if fx.finished:
                 finished, fx.finished = fx.finished, []
                 self._finished.extend(cast("list[RunExec]", finished))
+                for run in finished:
+                    self.scheduler.end_run(run.run_id)
+            if fx.retry_later:  # a timer on the loop, not a sleep; a cancel meanwhile makes it a no-op
+                later, fx.retry_later = fx.retry_later, []
+                for run, name, attempt, delay in later:
+                    self._loop.call_later(delay, self._on_retry_due, run.run_id, name, attempt)  # type: ignore[union-attr]
             if fx.tasks_succeeded or fx.tasks_failed:
                 self.stats["tasks_succeeded"] += fx.tasks_succeeded
                 self.stats["tasks_failed"] += fx.tasks_failed
@@ -411,6 +446,8 @@ class Orchestrator:
                 log.error("cannot resume run %s: %s", run_id, exc)
                 continue
             self.runs[run_id] = run
+            row = self.store.get_run(run_id) or {}
+            self.scheduler.add_run(run_id, row.get("tenant") or ADMIN_TENANT, row.get("weight") or 1.0, run.priority)
             algorithm.resume_run(run, reset, time.time(), self._fx)
             self._apply()
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)

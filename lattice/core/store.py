@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 
@@ -40,6 +41,7 @@ workflows = Table(
     Column("name", String(200), nullable=False),
     Column("spec", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("tenant", String(64)),  # the key that registered it; NULL: the admin (bootstrap token)
 )
 
 runs = Table(
@@ -56,6 +58,8 @@ runs = Table(
     Column("finished_at", Float),
     Column("failed_task", String(128)),
     Column("error", Text),
+    Column("tenant", String(64), index=True),  # the key that started it; NULL: the admin (bootstrap token)
+    Column("weight", Float),  # its fair-share weight (NULL: 1)
 )
 
 tasks = Table(
@@ -97,6 +101,20 @@ events = Table(
     Column("type", String(32), nullable=False),
     Column("task", String(128)),
     Column("data", Text),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the secret
+    Column("role", String(16), nullable=False),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("max_cpu", Float),
+    Column("max_gpu", Float),
+    Column("max_gpu_memory_mb", Integer),
+    Column("max_running_runs", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
 )
 
 blobs = Table(
@@ -182,12 +200,20 @@ class Batch:
 class Store:
     """All reads and writes of durable state; the only source of truth after a restart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auto_upgrade: bool = True) -> None:
+        """Open the store at ``url`` and bring its schema to this code's (``lattice.core.migrations``):
+        upgraded when behind, unless ``auto_upgrade`` is False; a :class:`SchemaError` when it cannot be."""
+        from lattice.core import migrations
+
         self.url = url
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            self.schema = migrations.ensure(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._bulk = _BulkWriter(self.engine)
         if not self._bulk.usable:
             raise ValueError(f"unsupported database driver paramstyle {self.engine.dialect.paramstyle!r}")
@@ -197,10 +223,10 @@ class Store:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def create_workflow(self, workflow_id: str, name: str, spec: dict[str, Any]) -> None:
+    def create_workflow(self, workflow_id: str, name: str, spec: dict[str, Any], tenant: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(workflows).values(
-                id=workflow_id, name=name, spec=json.dumps(spec), created_at=time.time()))
+                id=workflow_id, name=name, spec=json.dumps(spec), created_at=time.time(), tenant=tenant))
 
     def commit(self, batch: Batch) -> None:
         if not batch:
@@ -232,8 +258,11 @@ class Store:
         return None if row is None else _run_dict(row)
 
     def list_runs(self, state: str | None = None, workflow_id: str | None = None, limit: int = 100,
-                  offset: int = 0) -> list[dict[str, Any]]:
+                  offset: int = 0, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``tenant``: only that tenant's runs (the admin's are those with no tenant)."""
         query = select(runs).order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        if tenant is not None:
+            query = query.where(runs.c.tenant == tenant)
         if state:
             query = query.where(runs.c.state == state)
         if workflow_id:
@@ -281,6 +310,22 @@ class Store:
             for row in conn.execute(query).mappings():
                 out.setdefault(row["task"], {})[row["output"]] = (row["encoding"], bytes(row["data"]))
         return out
+
+    # --- API keys (tenants) ---------------------------------------------------------------------------
+
+    def add_key(self, row: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(api_keys).values(**row))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(select(api_keys).order_by(api_keys.c.name)).mappings()]
+
+    def revoke_key(self, name: str, when: float) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
+                                  .values(revoked_at=when))
+        return bool(result.rowcount)
 
     def unfinished_run_ids(self) -> list[str]:
         with self.engine.connect() as conn:

@@ -48,9 +48,10 @@ class WorkflowRegistry:
         self.builtins = frozenset(builtins)
         self.workflows: dict[str, WorkflowEntry] = {}
 
-    def register(self, spec: WorkflowSpec) -> str:
+    def register(self, spec: WorkflowSpec, tenant: str | None = None) -> str:
+        """Keep a validated spec under a new id, owned by ``tenant`` (None: the admin)."""
         entry = self.build(uuid.uuid4().hex, spec)
-        self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec))
+        self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec), tenant)
         self.workflows[entry.workflow_id] = entry
         return entry.workflow_id
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from lattice.api.deps import State
+from lattice.api.deps import Caller, State, require_admin
 from lattice.wire.http import ClusterResources, JoinInfo, NodeList, NodePublic
+from lattice.wire.tenants import ClusterQueues
 
 router = APIRouter(prefix="/cluster", tags=["cluster"])
 
@@ -20,7 +21,15 @@ async def resources(state: State) -> ClusterResources:
     return ClusterResources(**state.resources.totals(), queued_tasks=state.orchestrator.scheduler.queued())
 
 
+@router.get("/queues", response_model=ClusterQueues)
+async def queues(state: State, caller: Caller) -> ClusterQueues:
+    """Per tenant and per run: what is held, what is queued and why it waits (a tenant sees only its own)."""
+    return state.orchestrator.queues(None if caller.is_admin else caller.name)
+
+
 @router.get("/join", response_model=JoinInfo)
-async def join(state: State) -> JoinInfo:
-    """What ``lattice start --worker`` needs to join this head's Ray cluster (token-protected)."""
+async def join(state: State, caller: Caller) -> JoinInfo:
+    """What ``lattice start --worker`` needs to join this head's Ray cluster (admin only: Ray's token lets
+    a machine run anything on the cluster, past every tenant's isolation)."""
+    require_admin(caller)
     return JoinInfo(ray_address=state.ray_address, ray_token=state.ray_token, ray_version=state.ray_version)

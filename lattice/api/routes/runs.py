@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from lattice.api.deps import OrchestratorDep, StoreDep
+from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
 from lattice.api.draining import unless_draining
 from lattice.core.errors import NotFound
 from lattice.core.states import RunState
@@ -26,15 +26,17 @@ from lattice.wire.http import (
     RunResults,
     TaskPublic,
 )
+from lattice.wire.tenants import TenantPolicy
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 MAX_WAIT_S = 60.0
 
 
-def _run_row(store: Store, run_id: str) -> dict[str, Any]:
+def _run_row(store: Store, run_id: str, caller: TenantPolicy) -> dict[str, Any]:
+    """The run's row, if the caller may see it: another tenant's run is a 404, so its id does not leak."""
     row = store.get_run(run_id)
-    if row is None:
+    if row is None or not owns(caller, row.get("tenant")):
         raise NotFound("run", run_id)
     return row
 
@@ -69,32 +71,34 @@ def _public(row: dict[str, Any], tasks: list[TaskPublic] | None = None) -> RunPu
 
 
 @router.get("", response_model=RunList)
-async def list_runs(store: StoreDep, state: RunState | None = None, workflow_id: str | None = None,
+async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = None, workflow_id: str | None = None,
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=INT64_MAX)) -> RunList:
-    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset)
+    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset,
+                           tenant=None if caller.is_admin else caller.name)
     return RunList(runs=[_public(row) for row in rows])
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)
-async def get_run(run_id: str, store: StoreDep, include_outputs: bool = False) -> RunPublic:
-    row = _run_row(store, run_id)
+async def get_run(run_id: str, store: StoreDep, caller: Caller, include_outputs: bool = False) -> RunPublic:
+    row = _run_row(store, run_id, caller)
     return _public(row, _tasks(store, run_id, include_outputs))
 
 
 @router.get("/{run_id}/tasks", response_model=list[TaskPublic], responses=_errors)
-async def get_tasks(run_id: str, store: StoreDep, include_outputs: bool = True) -> list[TaskPublic]:
-    _run_row(store, run_id)
+async def get_tasks(run_id: str, store: StoreDep, caller: Caller, include_outputs: bool = True) -> list[TaskPublic]:
+    _run_row(store, run_id, caller)
     return _tasks(store, run_id, include_outputs)
 
 
 @router.get("/{run_id}/results", response_model=RunResults, responses={**_errors, 503: {"model": ErrorResponse}})
-async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, request: Request,
+async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller, request: Request,
                       wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
                                           description="seconds to wait for the run to finish")) -> RunResults:
     """The merged outputs of the run's sink tasks; with ``wait``, a long poll until the run ends.
 
     A head that starts shutting down ends the wait at once with ``503 shutting_down``.
     """
+    _run_row(store, run_id, caller)
     row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
     state = RunState(row["state"])
     if state is not RunState.SUCCEEDED:
@@ -123,9 +127,9 @@ def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[
 
 
 @router.get("/{run_id}/events", response_model=EventList, responses=_errors)
-async def get_events(run_id: str, store: StoreDep, after: int = Query(0, ge=0, le=INT64_MAX),
+async def get_events(run_id: str, store: StoreDep, caller: Caller, after: int = Query(0, ge=0, le=INT64_MAX),
                      limit: int = Query(1000, ge=1, le=10_000)) -> EventList:
-    _run_row(store, run_id)
+    _run_row(store, run_id, caller)
     events = store.get_events(run_id, after, limit)
     return EventList(run_id=run_id, events=[Event(**e) for e in events],
                      last_seq=events[-1]["seq"] if events else after)
@@ -137,19 +141,22 @@ class CustomEvent(BaseModel):
 
 
 @router.post("/{run_id}/events", status_code=201, response_model=Event, responses={409: {"model": ErrorResponse}})
-async def post_event(run_id: str, body: CustomEvent, orchestrator: OrchestratorDep) -> Event:
+async def post_event(run_id: str, body: CustomEvent, orchestrator: OrchestratorDep, store: StoreDep,
+                     caller: Caller) -> Event:
     """Add a ``custom`` event to a running run (a task's progress, a LangGraph stream write).
 
     It is stored and streamed like every other event; a finished run answers 409.
     """
+    _run_row(store, run_id, caller)
+    require_submit(caller)
     seq = orchestrator.emit_custom_event(run_id, body.task, body.data)
     await orchestrator.flush()
     return Event(seq=seq, ts=time.time(), type="custom", task=body.task, data=body.data)
 
 
 @router.get("/{run_id}/logs", response_model=LogList, responses=_errors)
-async def get_logs(run_id: str, store: StoreDep, task: str | None = None) -> LogList:
-    _run_row(store, run_id)
+async def get_logs(run_id: str, store: StoreDep, caller: Caller, task: str | None = None) -> LogList:
+    _run_row(store, run_id, caller)
     attempts = [
         AttemptLog(task=a["task"], attempt=a["number"], attempt_id=a["id"], state=a["state"],
                    node_id=a["node_id"], worker_pid=a["worker_pid"], started_at=a["started_at"],
@@ -161,8 +168,10 @@ async def get_logs(run_id: str, store: StoreDep, task: str | None = None) -> Log
 
 
 @router.post("/{run_id}/cancel", response_model=RunPublic, responses=_errors)
-async def cancel_run(run_id: str, orchestrator: OrchestratorDep, store: StoreDep) -> RunPublic:
+async def cancel_run(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller) -> RunPublic:
     """Cancel a run: queued tasks never start, running ones are stopped. A finished run is unchanged."""
+    _run_row(store, run_id, caller)
+    require_submit(caller)
     orchestrator.cancel_run(run_id)
     await orchestrator.flush()
-    return _public(_run_row(store, run_id), _tasks(store, run_id, False))
+    return _public(_run_row(store, run_id, caller), _tasks(store, run_id, False))

@@ -8,7 +8,7 @@ import lattice.cli.main as cli_main
 
 def parsed_settings(monkeypatch, args, env):
     captured = {}
-    monkeypatch.setattr(cli_main, "_start_head", lambda settings, block: captured.update(settings=settings))
+    monkeypatch.setattr(cli_main, "_start_head", lambda settings, block, logs=None: captured.update(settings=settings))
     result = CliRunner().invoke(cli_main.cli, args, env=env)
     assert result.exit_code == 0, result.output
     return captured["settings"]

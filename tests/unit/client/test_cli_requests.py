@@ -43,10 +43,13 @@ def test_status_json_asks_the_head_through_the_client(local_head: LocalHead, tmp
     health = {"status": "ok", "version": "0.1.0", "uptime_s": 3.0}
     resources = {"nodes": 1, "cpu": 2.0, "gpu": 0.0, "memory_mb": 1.0, "gpu_memory_mb": 0.0, "used_cpu": 0.0,
                  "used_gpu": 0.0, "used_memory_mb": 0.0, "running_tasks": 0, "queued_tasks": {"cpu": 0}}
+    queues = {"scheduling": "fair", "tenants": []}
     local_head.routes.update({"GET /health": health, "GET /api/v1/cluster/nodes": {"nodes": []},
-                              "GET /api/v1/cluster/resources": resources, "GET /api/v1/runs": {"runs": []}})
+                              "GET /api/v1/cluster/resources": resources, "GET /api/v1/runs": {"runs": []},
+                              "GET /api/v1/cluster/queues": queues})
     result = CliRunner().invoke(cli_main.cli, ["status", "--url", local_head.url, "--token", "t",
                                                "--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"health": health, "nodes": [], "resources": resources}
-    assert local_head.seen[-1].params == {"limit": "5"}
+    assert json.loads(result.stdout) == {"running": True, "url": local_head.url, "health": health, "nodes": [],
+                                         "resources": resources, "runs": [], "queues": queues}
+    assert next(s for s in local_head.seen if s.path == "/api/v1/runs").params == {"limit": "5"}
