@@ -28,7 +28,7 @@ from lattice.core.orchestrator import Orchestrator
 MB = 1024 * 1024
 
 
-@dataclass
+@dataclass(eq=False)  # registries key collectors by identity
 class HeadCollector(Collector):
     """Reads the head's live parts; holds no numbers of its own."""
 
