@@ -26,8 +26,10 @@ from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
+from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.utils import otel
 from lattice.utils.tokens import load_or_create_token
 
 log = logging.getLogger("lattice.head")
@@ -68,9 +70,11 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
                 signal.signal(sig, handler)
         resources = ResourceManager(io_slots_per_node=settings.io_slots)
         bus = EventBus()
+        provider = otel.tracer_provider("lattice-head")  # None unless OTEL_* asks for traces
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
-            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024))
+            sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024),
+            tracing=RunTracing(provider.get_tracer("lattice")) if provider is not None else None)
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -86,6 +90,7 @@ def serve(settings: HeadSettings, announce: Any = print) -> None:
         for backend in backends:
             backend.shutdown()
         state.store.close()
+        otel.shutdown()
 
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",

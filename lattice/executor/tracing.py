@@ -1,0 +1,40 @@
+"""Activating an attempt's trace context around the task's function, in the Ray worker.
+
+The head puts the attempt span's W3C context into the payload (``AttemptPayload.trace``); here it becomes
+the current context while the function runs, so a span the task starts (``tracer.start_as_current_span``
+around an LLM call) is a child of the attempt span, in the run's trace. The worker's own exporter comes
+from its environment (:func:`lattice.utils.otel.tracer_provider`), as the head's does.
+
+An empty carrier, or OpenTelemetry not installed, is a no-op: nothing is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from lattice.utils.otel import tracer_provider
+
+
+@contextmanager
+def trace_context(carrier: Mapping[str, str]) -> Iterator[None]:
+    """The attempt's context as the current one for the block (a no-op without a carrier or OTel)."""
+    if not carrier:
+        yield
+        return
+    try:
+        from opentelemetry import context
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    except ImportError:
+        yield
+        return
+    provider = tracer_provider("lattice-worker")
+    token = context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        context.detach(token)
+        if provider is not None and hasattr(provider, "force_flush"):
+            # A Ray worker may be ended right after its last task (a killed worker, a shut-down
+            # cluster): hand this task's spans to the exporter now instead of at the next batch.
+            provider.force_flush(timeout_millis=5000)
