@@ -132,8 +132,8 @@ def test_a_sandboxed_task_runs_in_its_v2_group(cgroup2: Path) -> None:
 def test_pids_and_memory_limits_hold_where_the_kernel_offers_them(cgroup2: Path) -> None:
     found = detect(cgroup2)
     if not {"pids", "memory"} <= found.controllers:
-        pytest.skip(f"this kernel gives the cgroup2 mount only {sorted(found.controllers) or 'no'} limit "
-                    "controllers (pids, memory and cpu are bound to cgroup v1 hierarchies here)")
+        pytest.skip(f"the cgroup2 mount here offers {sorted(found.controllers) or 'none'} of pids/memory/cpu "
+                    "(cgroup v1 hierarchies hold them on this kernel)")
     group = TaskCgroup(found)
     group.set_limits(memory_mb=64, max_processes=8, max_cpus=0.5)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
