@@ -28,13 +28,11 @@ def trace_context(carrier: Mapping[str, str]) -> Iterator[None]:
     except ImportError:
         yield
         return
-    provider = tracer_provider("lattice-worker")
+    # The batch processor exports in the background (OTEL_BSP_SCHEDULE_DELAY) and at the worker's exit; no
+    # flush per task, so a slow or absent collector never delays a task.
+    tracer_provider("lattice-worker")
     token = context.attach(TraceContextTextMapPropagator().extract(dict(carrier)))
     try:
         yield
     finally:
         context.detach(token)
-        if provider is not None and hasattr(provider, "force_flush"):
-            # A Ray worker may be ended right after its last task (a killed worker, a shut-down
-            # cluster): hand this task's spans to the exporter now instead of at the next batch.
-            provider.force_flush(timeout_millis=5000)
