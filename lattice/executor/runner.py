@@ -23,7 +23,7 @@ import cloudpickle
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.logcapture import capture_output
-from lattice.executor.tracing import trace_context
+from lattice.executor.tracing import export_sandbox_spans, sandbox_trace_env, trace_context
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
 from lattice.wire.context import TaskContext, task_context
 from lattice.wire.encoding import decode_value
@@ -137,7 +137,9 @@ def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: A
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
         env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
+    env.update(sandbox_trace_env(payload.trace))
     outcome = execute_encoded(fn_blob, inputs, list(payload.outputs), config, env=env)
+    export_sandbox_spans(outcome.result.spans, payload.trace)
     return outcome.result, outcome.stdout, outcome.stderr
 
 

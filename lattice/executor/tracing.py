@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
+from lattice.utils import otel
 from lattice.utils.otel import tracer_provider
 
 
@@ -36,3 +38,21 @@ def trace_context(carrier: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         context.detach(token)
+
+
+def sandbox_trace_env(carrier: Mapping[str, str]) -> dict[str, str]:
+    """What a sandboxed child gets of the attempt's context: ``TRACEPARENT``/``TRACESTATE`` only (never the
+    worker's ``OTEL_*``, which may hold the collector's credentials); empty when tracing is off."""
+    env = {"TRACEPARENT": carrier["traceparent"]} if carrier.get("traceparent") else {}
+    if env and carrier.get("tracestate"):
+        env["TRACESTATE"] = carrier["tracestate"]
+    return env
+
+
+def export_sandbox_spans(spans: list[dict[str, Any]], carrier: Mapping[str, str]) -> None:
+    """Hand the spans a sandboxed task recorded (already checked) to this worker's exporters."""
+    if not spans or not carrier:
+        return
+    from lattice.executor.sandbox.spans import export
+
+    export(spans, carrier, tracer_provider("lattice-worker"), otel.span_processors())

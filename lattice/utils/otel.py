@@ -23,6 +23,7 @@ log = logging.getLogger("lattice.otel")
 
 _lock = threading.Lock()
 _provider: Any | None = None
+_processors: list[Any] = []
 _configured = False
 
 
@@ -62,7 +63,9 @@ def tracer_provider(service_name: str) -> Any | None:
                                     "service.version": __version__})
         provider = TracerProvider(resource=resource)
         for exporter in _exporters():
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            processor = BatchSpanProcessor(exporter)
+            provider.add_span_processor(processor)
+            _processors.append(processor)
         trace.set_tracer_provider(provider)
         _provider = trace.get_tracer_provider()  # the global one (a provider set earlier stays)
         return _provider
@@ -86,6 +89,11 @@ def _exporters() -> list[Any]:
     return exporters
 
 
+def span_processors() -> list[Any]:
+    """The processors this module added (to hand on spans recorded elsewhere: a sandboxed task's)."""
+    return list(_processors)
+
+
 def shutdown() -> None:
     """Flush and stop this process's exporters (the head, when it stops)."""
     provider = _provider
@@ -93,4 +101,4 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-__all__ = ["shutdown", "tracer_provider", "tracing_requested"]
+__all__ = ["shutdown", "span_processors", "tracer_provider", "tracing_requested"]

@@ -35,6 +35,28 @@ def traced_step(params):
     return {"y": params["x"] + 1}
 
 
+@task(inputs=["x"], outputs=["y"], sandbox="subprocess")
+def traced_in_subprocess(params):
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests.llm").start_as_current_span("llm.chat") as span:
+        span.set_attribute("llm.model", "sandboxed")
+        with trace.get_tracer("tests.llm").start_as_current_span("llm.tokenize"):
+            pass
+    return {"y": params["x"] + 1}
+
+
+@task(inputs=["x"], outputs=["y"], sandbox="seccomp")
+def traced_in_seccomp(params):
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests.llm").start_as_current_span("llm.chat") as span:
+        span.set_attribute("llm.model", "sandboxed")
+        with trace.get_tracer("tests.llm").start_as_current_span("llm.tokenize"):
+            pass
+    return {"y": params["x"] + 1}
+
+
 @task(inputs=["x"], outputs=["y"])
 def fails(params):
     raise ValueError("no")
@@ -200,6 +222,37 @@ def test_a_task_span_nests_under_its_attempt_span_in_the_run_trace(traced_head: 
     children = [s for s in spans if s["name"] == "llm.chat" and s["trace_id"] == run_span["trace_id"]]
     assert sorted(c["parent"] for c in children) == sorted(attempts)  # one under each attempt
     assert all(c["service"] == "lattice-worker" and c["attributes"]["llm.model"] == "test-model" for c in children)
+
+
+@pytest.mark.parametrize("fn", [traced_in_subprocess, traced_in_seccomp], ids=["subprocess", "seccomp"])
+def test_spans_made_inside_a_sandbox_come_out_nested_under_the_attempt(traced_head: HeadProcess,
+                                                                       receiver: Receiver, fn: Any) -> None:
+    """The sandboxed child records its spans and returns them in its result frame; the worker exports them
+    (the child has no OTEL_* and, at seccomp, no network)."""
+    from lattice.executor.sandbox import capabilities
+
+    if fn is traced_in_seccomp and not capabilities()["seccomp"]:
+        pytest.skip("seccomp (libseccomp via pyseccomp) is not usable here")
+    with LatticeClient(traced_head.url, token=traced_head.token, progress=False) as client:
+        wf = client.create_workflow(f"sandboxed-{fn.name}")
+        wf.add_task(fn, inputs={"x": 1})
+        run_id = wf.run()
+        assert wf.get_results(run_id) == {"y": 2}
+
+    def complete(spans: list[dict[str, Any]]) -> bool:
+        attempt = [s for s in spans if s["attributes"].get("lattice.run.id") == run_id and s["name"].startswith("task")]
+        return bool(attempt) and len([s for s in spans if s["trace_id"] == attempt[0]["trace_id"]
+                                      and s["name"].startswith("llm.")]) == 2
+
+    spans = receiver.wait_for(complete)
+    (attempt,) = [s for s in spans if s["attributes"].get("lattice.run.id") == run_id and s["name"].startswith("task")]
+    assert attempt["attributes"]["lattice.sandbox.level"] in ("subprocess", "seccomp")
+    mine = {s["name"]: s for s in spans if s["trace_id"] == attempt["trace_id"] and s["name"].startswith("llm.")}
+    assert mine["llm.chat"]["parent"] == attempt["span_id"]
+    assert mine["llm.tokenize"]["parent"] == mine["llm.chat"]["span_id"]
+    assert mine["llm.chat"]["attributes"]["llm.model"] == "sandboxed"
+    assert mine["llm.chat"]["attributes"]["lattice.sandboxed"] is True
+    assert mine["llm.chat"]["service"] == "lattice-worker"
 
 
 def test_a_head_without_otel_configuration_sends_no_context(head_factory: Any, tmp_path: Path) -> None:
