@@ -3,19 +3,24 @@
 The head puts the attempt span's W3C context into the payload (``AttemptPayload.trace``); here it becomes
 the current context while the function runs, so a span the task starts (``tracer.start_as_current_span``
 around an LLM call) is a child of the attempt span, in the run's trace. The worker's own exporter comes
-from its environment (:func:`lattice.utils.otel.tracer_provider`), as the head's does.
+from its environment (:func:`lattice.utils.otel.tracer_provider`), as the head's does. A sandboxed task
+gets the context as ``TRACEPARENT`` only and hands its spans back in its result frame
+(:mod:`lattice.executor.sandbox.spans`); the worker exports them here.
 
 An empty carrier, or OpenTelemetry not installed, is a no-op: nothing is imported.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from lattice.utils import otel
 from lattice.utils.otel import tracer_provider
+
+log = logging.getLogger("lattice.tracing")
 
 
 @contextmanager
@@ -55,4 +60,7 @@ def export_sandbox_spans(spans: list[dict[str, Any]], carrier: Mapping[str, str]
         return
     from lattice.executor.sandbox.spans import export
 
-    export(spans, carrier, tracer_provider("lattice-worker"), otel.span_processors())
+    try:
+        export(spans, carrier, tracer_provider("lattice-worker"), otel.span_processors())
+    except Exception:
+        log.exception("could not export the spans of a sandboxed task")
