@@ -183,3 +183,37 @@ async def test_stopping_the_head_ends_open_spans(tmp_path: Path, spans: Any) -> 
     names = sorted(span.name for span in exporter.get_finished_spans())
     assert names[-1] == "task a" and names[0].startswith("run")
     assert all(span.attributes["lattice.head.stopped"] for span in exporter.get_finished_spans())
+
+
+async def test_a_resumed_run_gets_a_new_trace_and_counts_once(tmp_path: Path, spans: Any) -> None:
+    provider, exporter = spans
+    first = make_head(tmp_path)
+    await first.orchestrator.start()
+    run_id = first.run(t("a"), t("b", "a"))
+    await until(lambda: first.backend.live_tasks() == ["a"])
+    await first.orchestrator.flush()
+    await first.orchestrator.stop()  # the head goes away while a runs
+    first.store.close()
+
+    second = make_head(tmp_path)
+    second.orchestrator.tracing = second.orchestrator._dispatcher.tracing = RunTracing(provider.get_tracer("t"))
+    await second.orchestrator.start()
+    try:
+        assert _value(_families(second), "lattice_runs", state="running") == 1  # seeded from the store
+        fake = second.backend
+        await until(lambda: fake.live_tasks() == ["a"])
+        fake.succeed(fake.attempt_of("a"))
+        await until(lambda: fake.live_tasks() == ["b"])
+        fake.succeed(fake.attempt_of("b"))
+        await second.finished(run_id)
+        families = _families(second)
+        assert _value(families, "lattice_runs", state="running") == 0
+        assert _value(families, "lattice_runs", state="succeeded") == 1
+    finally:
+        await second.orchestrator.stop()
+        second.store.close()
+    (run_span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("run ")]
+    assert run_span.attributes["lattice.run.resumed"] is True and run_span.attributes["lattice.run.id"] == run_id
+    attempts = [s for s in exporter.get_finished_spans() if s.name.startswith("task ")]
+    assert [s.attributes["lattice.attempt.id"] for s in attempts] == [f"{run_id}:a:2", f"{run_id}:b:1"]
+    assert all(s.parent.span_id == run_span.context.span_id for s in attempts)
