@@ -18,8 +18,9 @@ process (:func:`hierarchy`):
   ``memory.oom_control``), ``cpu.cfs_quota_us``; killing loops SIGKILL over ``cgroup.procs``.
 
 Either way the groups sit below the worker's own group, so the limits the worker is under still apply.
-``LATTICE_CGROUP_ROOT`` names where the hierarchy is mounted when it is not ``/sys/fs/cgroup`` (a
-hybrid host's ``/sys/fs/cgroup/unified``, a private cgroup2 mount). Where nothing is writable (non-root,
+``LATTICE_CGROUP_ROOT`` names where the hierarchy is mounted when it is not ``/sys/fs/cgroup`` (a cgroup2
+mount elsewhere). On a hybrid host (v1 controllers, plus a controller-less cgroup2 at
+``/sys/fs/cgroup/unified``) leave it unset: the limits live in v1. Where nothing is writable (non-root,
 no delegation), :func:`available` is false and the levels fall back to rlimits and the PID namespace,
 with a warning.
 """
