@@ -20,6 +20,7 @@ from lattice.api.deps import require_token
 from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
 from lattice.api.openapi import bearer, install_docs
+from lattice.api.metrics import build_registry
 from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
 from lattice.api.state import HeadState
 
@@ -100,6 +101,7 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state()
         app.state.head = state
+        app.state.metrics = build_registry(state.orchestrator, state.resources, state.ray_version)
         await state.orchestrator.start()
         try:
             yield

@@ -27,8 +27,10 @@ from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
+from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.utils import otel
 from lattice.utils.procs import ProcessIdentity
 from lattice.utils.tokens import load_or_create_token
 
@@ -93,10 +95,12 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
                 signal.signal(sig, handler)
         resources = ResourceManager(io_slots_per_node=settings.io_slots)
         bus = EventBus()
+        provider = otel.tracer_provider("lattice-head")  # None unless OTEL_* asks for traces
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
             sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
-            scheduling=settings.scheduling))
+            scheduling=settings.scheduling),
+            tracing=RunTracing(provider.get_tracer("lattice")) if provider is not None else None)
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -112,6 +116,7 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         for backend in backends:
             backend.shutdown()
         state.store.close()
+        otel.shutdown()
 
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
     # log_config=None, log_level=None: uvicorn logs through the handlers lattice.utils.logs installed
@@ -160,6 +165,7 @@ def _prepare_store(url: str, announce: Any) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
 
+    from lattice.cli.banner import redact_url
     from lattice.core import migrations
 
     engine = create_engine(url)
@@ -169,8 +175,6 @@ def _prepare_store(url: str, announce: Any) -> None:
     except migrations.SchemaError as exc:
         raise SystemExit(f"lattice: {exc}") from exc
     except SQLAlchemyError as exc:
-        from lattice.cli.banner import redact_url
-
         raise SystemExit(f"lattice: cannot open the store at {redact_url(url)}: {exc}") from exc
     finally:
         engine.dispose()
