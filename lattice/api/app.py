@@ -19,8 +19,8 @@ from lattice import __version__
 from lattice.api.deps import require_token
 from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
-from lattice.api.openapi import bearer, install_docs
 from lattice.api.metrics import build_registry
+from lattice.api.openapi import bearer, install_docs
 from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
 from lattice.api.state import HeadState
 
