@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from lattice.errors import (
     APIError,
     AuthenticationError,
+    HeadUnavailable,
     HeadUnavailableError,
     LatticeError,
     MemoryExceeded,
@@ -21,6 +22,7 @@ from lattice.errors import (
     TaskKilled,
     TaskTimeout,
     UntrustedOutputError,
+    WaitTimeout,
     WorkflowError,
 )
 from lattice.utils.lazy import lazy_exports
@@ -44,6 +46,7 @@ __all__ = [
     "APIError",
     "AsyncLatticeClient",
     "AuthenticationError",
+    "HeadUnavailable",
     "HeadUnavailableError",
     "LangGraphClient",
     "LatticeClient",
@@ -63,6 +66,7 @@ __all__ = [
     "TaskKilled",
     "TaskTimeout",
     "UntrustedOutputError",
+    "WaitTimeout",
     "WorkflowError",
     "__version__",
     "current_task",

@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from lattice.api.app import create_app
+from lattice.api.app import begin_draining, create_app
 from lattice.api.state import HeadState
 from lattice.core.cluster import ResourceManager
 from lattice.core.config import HeadSettings
@@ -41,7 +41,8 @@ LAST_HEAD_INFO_FILE = "head.last.json"
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, calling ``on_bound`` once its port is bound (and not when binding failed)."""
+    """uvicorn's server, calling ``on_bound`` once its port is bound (and not when binding failed), and
+    draining the app when shutdown begins."""
 
     def __init__(self, config: uvicorn.Config, on_bound: Any) -> None:
         super().__init__(config)
@@ -51,6 +52,12 @@ class _Server(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
             self._on_bound()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # tell the app the moment shutdown begins: waiting requests end with 503 at once (instead of being
+        # cancelled after the grace period with a bare 500), and new ones get 503 (lattice.api.draining)
+        begin_draining(self.config.app)
+        await super().shutdown(sockets)
 
 
 def serve(settings: HeadSettings, announce: Any = print, access_log: bool = False) -> None:

@@ -155,10 +155,12 @@ class Orchestrator:
         """What each tenant and run holds, has queued and waits for (``tenant``: only that one)."""
         return ClusterQueues(scheduling=str(self.scheduler.policy), tenants=self.scheduler.queues(tenant))
 
-    def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT) -> str:
+    def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT,
+                   run_id: str | None = None) -> str:
+        """Start a run; ``run_id`` is given by the API for an idempotent submission (derived from its key)."""
         options = options or RunCreate()
         entry = self.get_workflow(workflow_id)
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         now = time.time()
         tasks = {
             name: TaskRun(spec=entry.tasks[name], state=TaskState.PENDING,
