@@ -15,13 +15,25 @@ import sys
 
 import pytest
 
+from tests.headproc import HeadProcess
+
 pytestmark = pytest.mark.timeout(600)
 
 SEED = "1"
 EXAMPLES_PER_OPERATION = "20"
 
 
-def test_no_generated_request_is_a_server_error(head, tmp_path):
+@pytest.fixture(scope="module")
+def fuzzed_head(tmp_path_factory: pytest.TempPathFactory):
+    """A head of its own: the fuzzer registers hundreds of odd workflows and runs, which no other test
+    should inherit (nor a crash, if it found one, be blamed on the next test)."""
+    proc = HeadProcess(tmp_path_factory.mktemp("fuzzed-head")).start()
+    yield proc
+    proc.stop()
+
+
+def test_no_generated_request_is_a_server_error(fuzzed_head: HeadProcess, tmp_path):
+    head = fuzzed_head
     if importlib.util.find_spec("schemathesis") is None:
         pytest.fail("schemathesis is not installed; it is in the dev extras: pip install -e '.[dev]'")
     result = subprocess.run(
@@ -30,6 +42,7 @@ def test_no_generated_request_is_a_server_error(head, tmp_path):
          "--header", f"Authorization: Bearer {head.token}", "--no-color"],
         capture_output=True, text=True, timeout=540, cwd=tmp_path)  # its example cache stays out of the tree
     report = result.stdout + result.stderr
-    assert result.returncode == 0, report[-6000:]
+    alive = head.proc is not None and head.proc.poll() is None
+    assert result.returncode == 0 and alive, report[-6000:] + "\nhead log:\n" + head.log_path.read_text()[-4000:]
     summary = report.split("SUMMARY")[-1]
     assert "generated" in summary and " failed" not in summary, report[-6000:]
