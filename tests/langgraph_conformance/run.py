@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -126,5 +125,4 @@ def _excluded(name: str, excluded: dict[str, str]) -> bool:
 
 
 if __name__ == "__main__":
-    shutil.which("pip")  # noqa: the sdist is fetched with this interpreter's pip
     raise SystemExit(main())
