@@ -153,3 +153,23 @@ async def test_cancelling_ainvoke_cancels_the_remote_run(lg: LangGraphClient) ->
             break
         await asyncio.sleep(0.05)
     assert state == "cancelled"
+
+
+def test_node_invoking_a_compiled_subgraph(lg: LangGraphClient) -> None:
+    """The subgraph travels as its builder and is compiled again on the worker; its own decorated nodes
+    run there, inside the remote node."""
+    def double(state: Count) -> dict[str, int]:
+        return {"n": state["n"] * 2}
+
+    inner = StateGraph(Count)
+    inner.add_node("double", lg.task(cpu=0)(double))
+    inner.add_edge(START, "double")
+    subgraph = inner.compile()
+
+    def outer_node(state: Count) -> dict[str, int]:
+        return {"n": subgraph.invoke({"n": state["n"] + 1})["n"]}
+
+    g = StateGraph(Count)
+    g.add_node("outer", lg.task(cpu=0)(outer_node))
+    g.add_edge(START, "outer")
+    assert g.compile().invoke({"n": 2}) == {"n": 6}

@@ -137,6 +137,10 @@ class RemoteNode:
                 self._registered = workflow
             return self._registered
 
+    def __reduce__(self) -> Any:
+        """Pickled (inside a subgraph shipped with another remote node), the node runs where it lands."""
+        return LocalNode, (self.fn,)
+
     # --- the call -----------------------------------------------------------------------------------
 
     def _context(self) -> dict[str, Any]:
@@ -260,6 +264,20 @@ class RemoteNode:
             self.client.lattice.cancel(run_id)
         except LatticeError:  # already finished: nothing left to stop
             pass
+
+
+class LocalNode:
+    """A decorated node that runs in the process it is in: on a worker, inside a shipped subgraph."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: Any = None) -> Any:
+        return self.fn(*args, **kwargs)
+
+    async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = self.fn(*args, **kwargs)
+        return await value if inspect.isawaitable(value) else value
 
 
 def _portable(value: Any) -> Any:

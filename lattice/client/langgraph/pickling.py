@@ -38,3 +38,42 @@ def install() -> None:
         return
     _installed["original"] = _cloudpickle._class_getstate
     _cloudpickle._class_getstate = _class_getstate
+    install_graph_reducer()
+
+
+# --- compiled graphs ------------------------------------------------------------------------------------
+# A compiled graph holds locks, its channels' live objects and a checkpointer's connections: it does not
+# pickle. A node that invokes a subgraph (LangGraph's most common composition) therefore ships the
+# subgraph's *builder* and compiles it again on the worker, with the same interrupts, name, debug flag,
+# cache and config. A checkpointer object (a saver bound to this process's storage) is not shipped: the
+# subgraph on the worker runs without one, as a subgraph compiled with ``checkpointer=None`` would when
+# invoked from outside a checkpointed run. Nodes of the subgraph that were decorated to run on Lattice
+# run in the worker's process (see ``RemoteNode.__reduce__``): the node around them already is remote.
+
+
+def rebuild_compiled_graph(builder: Any, options: dict[str, Any], config: Any) -> Any:
+    """A compiled graph from its builder on the worker (the inverse of :func:`_reduce_compiled_graph`)."""
+    graph = builder.compile(**options)
+    return graph.with_config(config) if config else graph
+
+
+def _reduce_compiled_graph(graph: Any) -> Any:
+    checkpointer = graph.checkpointer if graph.checkpointer in (None, True, False) else None
+    options = {"checkpointer": checkpointer, "interrupt_before": list(graph.interrupt_before_nodes) or None,
+               "interrupt_after": list(graph.interrupt_after_nodes) or None, "debug": graph.debug,
+               "name": graph.name, "cache": graph.cache}
+    if graph.interrupt_before_nodes == "*":
+        options["interrupt_before"] = "*"
+    if graph.interrupt_after_nodes == "*":
+        options["interrupt_after"] = "*"
+    return rebuild_compiled_graph, (graph.builder, options, graph.config)
+
+
+def install_graph_reducer() -> None:
+    """Pickle ``CompiledStateGraph`` as its builder (``copyreg``: cloudpickle and pickle both honour it)."""
+    import copyreg
+
+    from langgraph.graph.state import CompiledStateGraph
+
+    if copyreg.dispatch_table.get(CompiledStateGraph) is not _reduce_compiled_graph:
+        copyreg.pickle(CompiledStateGraph, _reduce_compiled_graph)
