@@ -173,3 +173,38 @@ def test_node_invoking_a_compiled_subgraph(lg: LangGraphClient) -> None:
     g.add_node("outer", lg.task(cpu=0)(outer_node))
     g.add_edge(START, "outer")
     assert g.compile().invoke({"n": 2}) == {"n": 6}
+
+
+def test_functional_task_called_inside_a_node(lg: LangGraphClient) -> None:
+    from langgraph.func import task as lg_task
+
+    @lg_task
+    def triple(x: int) -> int:
+        return x * 3
+
+    def node(state: Count) -> dict[str, int]:
+        return {"n": triple(state["n"]).result() + 1}
+
+    g = StateGraph(Count)
+    g.add_node("node", lg.task(cpu=0)(node))
+    g.add_edge(START, "node")
+    assert g.compile().invoke({"n": 2}) == {"n": 7}
+
+
+def test_validation_error_keeps_its_attributes() -> None:
+    """LangGraph marks the pydantic error of an invalid resume with an attribute; pickling keeps it."""
+    import cloudpickle
+
+    from lattice.client.langgraph import pickling
+
+    pickling.install()
+
+    class M(BaseModel):
+        x: int
+
+    with pytest.raises(Exception) as info:
+        M(x="not a number")
+    info.value._langgraph_invalid_resume = True  # type: ignore[attr-defined]
+    back = cloudpickle.loads(cloudpickle.dumps(info.value))
+    assert type(back) is type(info.value) and back._langgraph_invalid_resume is True
+    assert back.errors() == info.value.errors()

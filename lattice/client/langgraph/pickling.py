@@ -39,6 +39,7 @@ def install() -> None:
     _installed["original"] = _cloudpickle._class_getstate
     _cloudpickle._class_getstate = _class_getstate
     install_graph_reducer()
+    install_exception_reducers()
 
 
 # --- compiled graphs ------------------------------------------------------------------------------------
@@ -77,3 +78,30 @@ def install_graph_reducer() -> None:
 
     if copyreg.dispatch_table.get(CompiledStateGraph) is not _reduce_compiled_graph:
         copyreg.pickle(CompiledStateGraph, _reduce_compiled_graph)
+
+
+# --- exceptions that drop their attributes --------------------------------------------------------------
+# ``BaseException.__reduce__`` keeps an exception's ``__dict__``; pydantic's ``ValidationError`` reduces
+# to ``from_exception_data(...)`` and loses it, and LangGraph marks one it must recognise later with an
+# attribute (``_langgraph_invalid_resume``). A raised node exception must reach the graph as itself.
+
+
+def restore_exception_state(rebuild: Any, args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
+    """The exception ``rebuild(*args)`` made, with the attributes it had set on it again."""
+    exc = rebuild(*args)
+    exc.__dict__.update(state)
+    return exc
+
+
+def _reduce_validation_error(exc: Any) -> Any:
+    rebuild, args = exc.__reduce__()[:2]
+    state = dict(getattr(exc, "__dict__", {}) or {})
+    return (restore_exception_state, (rebuild, args, state)) if state else (rebuild, args)
+
+
+def install_exception_reducers() -> None:
+    import copyreg
+
+    from pydantic_core import ValidationError
+
+    copyreg.pickle(ValidationError, _reduce_validation_error)

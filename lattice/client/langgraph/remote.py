@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import functools
 import inspect
 import json
@@ -161,6 +162,7 @@ def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str,
                    writer: Any) -> tuple[dict[str, Any], Any]:
     """A RunnableConfig carrying the scratchpad (interrupt/resume), send hook and runtime."""
     from langgraph._internal._constants import (
+        CONFIG_KEY_CALL,
         CONFIG_KEY_CHECKPOINT_NS,
         CONFIG_KEY_RUNTIME,
         CONFIG_KEY_SCRATCHPAD,
@@ -187,14 +189,45 @@ def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str,
     runtime = Runtime(context=call.get(CONTEXT), store=None, stream_writer=writer,
                       execution_info=call.get(EXECUTION_INFO), server_info=call.get(SERVER_INFO), control=control)
     config = dict(call.get(CONFIG) or {})
+    config.setdefault("callbacks", None)  # the caller's callbacks stay in its process (read by @task calls)
     config["configurable"] = {
         **(config.get("configurable") or {}),
         CONFIG_KEY_SCRATCHPAD: scratchpad,
         CONFIG_KEY_SEND: sends.append,
         CONFIG_KEY_CHECKPOINT_NS: call.get(CHECKPOINT_NS, ""),
         CONFIG_KEY_RUNTIME: runtime,
+        CONFIG_KEY_CALL: _call_in_process,
     }
     return config, runtime
+
+
+class _DoneFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """A finished future a sync node reads with ``.result()`` and an async one awaits."""
+
+    def __await__(self) -> Any:
+        return self.result()
+        yield  # unreachable: makes this a generator, which ``await`` needs
+
+
+def _call_in_process(func: Any, input: tuple[tuple[Any, ...], dict[str, Any]], *, retry_policy: Any = None,
+                     cache_policy: Any = None, callbacks: Any = None, timeout: Any = None) -> Any:
+    """LangGraph's call hook for a functional-API ``@task`` called inside a remote node.
+
+    In a graph the call becomes a task of the Pregel loop; on the worker there is no loop, so it runs
+    here, inside the node, at once (no separate checkpoint write: the node is the unit LangGraph
+    records, and it records the node's result).
+    """
+    args, kwargs = input
+    future = _DoneFuture()
+    try:
+        value = func(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - raised where the node reads the future, as in a graph
+        future.set_exception(exc)
+        return future
+    if inspect.isawaitable(value):
+        return asyncio.ensure_future(value)
+    future.set_result(value)
+    return future
 
 
 def execute_node(fn: Any, options: NodeOptions, params: dict[str, Any]) -> dict[str, Any]:
