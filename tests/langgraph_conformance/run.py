@@ -56,7 +56,7 @@ def fetch_suite(work: Path) -> Path:
         return root
     work.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
-                    "--no-build-isolation", f"langgraph=={pinned}", "-d", str(work)], check=True)
+                    f"langgraph=={pinned}", "-d", str(work)], check=True)
     with tarfile.open(work / f"langgraph-{pinned}.tar.gz") as archive:
         members = [m for m in archive.getmembers()
                    if m.name.startswith(f"langgraph-{pinned}/tests/") or m.name == f"langgraph-{pinned}/pyproject.toml"]

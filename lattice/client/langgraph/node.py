@@ -14,8 +14,8 @@ import contextvars
 import functools
 import inspect
 import re
+import secrets
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -79,6 +79,35 @@ def _accepted_kwargs(fn: Any, name: str) -> tuple[str, ...]:
     return tuple(name for name in _FORWARDED_KWARGS if name in params)
 
 
+def _captured(fn: Any) -> dict[str, Any]:
+    """What a node function refers to by name (its closure and globals) or a callable object holds."""
+    target = getattr(fn, "__func__", fn)
+    if inspect.isfunction(target):
+        found = inspect.getclosurevars(target)
+        return {**found.globals, **found.nonlocals}
+    return dict(getattr(fn, "__dict__", {}) or {})
+
+
+def check_portable(fn: Any, name: str) -> None:
+    """Refuse, where the node is decorated, a node that cannot travel to a worker, naming what it captures.
+
+    The code is pickled again when it is registered (on the first call); this catches what it already
+    holds now (a connection, a lock, an open file) instead of failing deep inside a run.
+    """
+    try:
+        cloudpickle.dumps(fn)
+    except Exception as exc:  # cloudpickle raises TypeError, PicklingError, RecursionError...
+        from lattice.errors import TaskDefinitionError
+
+        culprit = next(((key, value) for key, value in _captured(fn).items() if not _picklable(value)), None)
+        what = (f"captures {culprit[0]!r} (a {type(culprit[1]).__module__}.{type(culprit[1]).__qualname__})"
+                if culprit else "holds something")
+        raise TaskDefinitionError(
+            f"LangGraph node {name!r} cannot run on Lattice: it {what} that cannot be sent to a worker "
+            f"({type(exc).__name__}: {exc}). Create it inside the node, pass it in the config "
+            "(config['configurable']), or keep this node local (do not decorate it)") from exc
+
+
 def _picklable(value: Any) -> bool:
     try:
         cloudpickle.dumps(value)
@@ -121,6 +150,7 @@ class RemoteNode:
         name = node_name(fn)
         self.options = NodeOptions(name=name, is_async=is_async_callable(fn), kwargs=_accepted_kwargs(fn, name))
         _ship_module_by_value(fn)  # the node's own module travels with it (tests, scripts)
+        check_portable(fn, name)
         self.definition: TaskDefinition = task(
             functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
             name=lattice_task_name(name), **policy)
@@ -181,7 +211,7 @@ class RemoteNode:
             call[NULL_RESUME] = null
         writer = runtime.stream_writer if runtime is not None else _no_op_stream_writer
         streaming = _writer_is_live(writer, _no_op_stream_writer)
-        call_id = uuid.uuid4().hex
+        call_id = secrets.token_hex(16)  # not uuid4: the graph's own ids may come from a patched uuid4
         if streaming:
             call[STREAM] = {"url": self.client.worker_url, "token": self.client.token, "call_id": call_id,
                             "task": self.definition.name}
