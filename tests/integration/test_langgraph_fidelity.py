@@ -208,3 +208,34 @@ def test_validation_error_keeps_its_attributes() -> None:
     back = cloudpickle.loads(cloudpickle.dumps(info.value))
     assert type(back) is type(info.value) and back._langgraph_invalid_resume is True
     assert back.errors() == info.value.errors()
+
+
+def test_entrypoint_invoked_inside_a_node(lg: LangGraphClient) -> None:
+    """An ``@entrypoint`` graph travels by value; LangGraph's sentinels inside it keep their identity."""
+    from langgraph.func import entrypoint
+
+    @entrypoint()
+    def add(inputs: tuple[int, int]) -> int:
+        a, b = inputs
+        return a + b
+
+    def call_add(state: Count) -> dict[str, int]:
+        return {"n": add.invoke([add.invoke([state["n"], 3]), 10])}
+
+    g = StateGraph(Count)
+    g.add_node("call_add", lg.task(cpu=0)(call_add))
+    g.add_edge(START, "call_add")
+    assert g.compile().invoke({"n": 2}) == {"n": 15}
+
+
+def test_sentinels_survive_pickling() -> None:
+    import dataclasses
+
+    import cloudpickle
+    from langgraph.pregel._write import SKIP_WRITE
+
+    from lattice.client.langgraph import pickling
+
+    pickling.install()
+    back = cloudpickle.loads(cloudpickle.dumps([dataclasses.MISSING, SKIP_WRITE, object()]))
+    assert back[0] is dataclasses.MISSING and back[1] is SKIP_WRITE and type(back[2]) is object

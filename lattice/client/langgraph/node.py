@@ -109,9 +109,10 @@ def check_portable(fn: Any, name: str) -> None:
 
 
 def _picklable(value: Any) -> bool:
+    """Whether ``value`` survives the trip: dumped *and* loaded (a proxy may dump and recurse on load)."""
     try:
-        cloudpickle.dumps(value)
-    except Exception:  # noqa: BLE001 - anything unpicklable stays on the client
+        cloudpickle.loads(cloudpickle.dumps(value))
+    except (Exception, RecursionError):  # noqa: BLE001 - anything that cannot travel stays on the client
         return False
     return True
 

@@ -33,13 +33,15 @@ def _class_getstate(obj: type) -> Any:
 
 
 def install() -> None:
-    """Trim pydantic parent namespaces from classes cloudpickle ships by value (idempotent)."""
+    """Install the rules of this module for cloudpickle and pickle in this process (idempotent)."""
+    install_langgraph_sentinels()
     if "original" in _installed or not hasattr(_cloudpickle, "_class_getstate"):
         return
     _installed["original"] = _cloudpickle._class_getstate
     _cloudpickle._class_getstate = _class_getstate
     install_graph_reducer()
     install_exception_reducers()
+    install_sentinel_reducers()
 
 
 # --- compiled graphs ------------------------------------------------------------------------------------
@@ -105,3 +107,64 @@ def install_exception_reducers() -> None:
     from pydantic_core import ValidationError
 
     copyreg.pickle(ValidationError, _reduce_validation_error)
+
+
+# --- sentinels compared by identity --------------------------------------------------------------------
+# ``dataclasses.MISSING`` is an instance of an importable class, so pickle makes a *new* one: a dataclass
+# field shipped by value (a class of a module that travels by value) then has a default that ``is not
+# MISSING``, and processing the class again fails ("cannot specify both default and default_factory").
+
+
+def dataclasses_missing() -> Any:
+    import dataclasses
+
+    return dataclasses.MISSING
+
+
+def install_sentinel_reducers() -> None:
+    import copyreg
+    import dataclasses
+
+    copyreg.pickle(type(dataclasses.MISSING), lambda _missing: (dataclasses_missing, ()))
+
+
+# LangGraph's own sentinels are bare ``object()`` instances (``MISSING``, ``SKIP_WRITE``, ``PASSTHROUGH``)
+# compared with ``is``: a graph object shipped by value (an ``@entrypoint`` called inside a node) must
+# find them as they are on the worker, not copies. They travel by reference (module and attribute name).
+_SENTINELS: dict[int, tuple[str, str]] = {}
+
+
+def langgraph_sentinel(module: str, name: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _reduce_bare_object(obj: object) -> Any:
+    import sys
+
+    if id(obj) not in _SENTINELS and len(sys.modules) != _installed.get("modules_seen"):
+        _index_sentinels()  # LangGraph modules imported since the last look
+    where = _SENTINELS.get(id(obj))
+    if where is not None:
+        return langgraph_sentinel, where
+    return object.__reduce_ex__(obj, 2)
+
+
+def _index_sentinels() -> None:
+    import sys
+
+    _installed["modules_seen"] = len(sys.modules)
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not (module_name == "langgraph" or module_name.startswith("langgraph.")):
+            continue
+        for name, value in list(vars(module).items()):
+            if type(value) is object:
+                _SENTINELS.setdefault(id(value), (module_name, name))
+
+
+def install_langgraph_sentinels() -> None:
+    """Pickle LangGraph's bare-object sentinels by reference (indexed when a bare object is pickled)."""
+    import copyreg
+
+    copyreg.pickle(object, _reduce_bare_object)
