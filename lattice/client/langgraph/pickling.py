@@ -11,6 +11,7 @@ modules (what a forward reference can name), and the user's class is left untouc
 
 from __future__ import annotations
 
+import pickle
 import types
 from typing import Any
 
@@ -135,9 +136,15 @@ _SENTINELS: dict[int, tuple[str, str]] = {}
 
 
 def langgraph_sentinel(module: str, name: str) -> Any:
+    """A LangGraph sentinel by module and name; refuses anything else (this is no general attribute getter)."""
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    if not (module == "langgraph" or module.startswith("langgraph.")):
+        raise pickle.UnpicklingError(f"not a LangGraph sentinel: {module}.{name}")
+    value = getattr(importlib.import_module(module), name)
+    if type(value) is not object:
+        raise pickle.UnpicklingError(f"not a LangGraph sentinel: {module}.{name}")
+    return value
 
 
 def _reduce_bare_object(obj: object) -> Any:
