@@ -239,3 +239,45 @@ def test_sentinels_survive_pickling() -> None:
     pickling.install()
     back = cloudpickle.loads(cloudpickle.dumps([dataclasses.MISSING, SKIP_WRITE, object()]))
     assert back[0] is dataclasses.MISSING and back[1] is SKIP_WRITE and type(back[2]) is object
+
+
+def test_subgraph_compiled_with_checkpointer_true_inside_a_node(lg: LangGraphClient) -> None:
+    def double(state: Count) -> dict[str, int]:
+        return {"n": state["n"] * 2}
+
+    inner = StateGraph(Count)
+    inner.add_node("double", double)
+    inner.add_edge(START, "double")
+    subgraph = inner.compile(checkpointer=True)  # "the parent's saver": there is none on the worker
+
+    def outer_node(state: Count) -> dict[str, int]:
+        return subgraph.invoke(state)
+
+    g = StateGraph(Count)
+    g.add_node("outer", lg.task(cpu=0)(outer_node))
+    g.add_edge(START, "outer")
+    assert g.compile().invoke({"n": 4}) == {"n": 8}
+
+
+class Typed(TypedDict):
+    n: int
+    extra: str
+
+
+class NeedsExtra:
+    """A callable object whose input schema (from ``__call__``'s hints) is wider than the graph's state."""
+
+    def __call__(self, state: Typed) -> dict[str, int]:
+        return {"n": state["n"] + len(state["extra"])}
+
+
+def test_callable_object_input_schema_from_its_call_hints(lg: LangGraphClient) -> None:
+    def set_extra(state: Count) -> Typed:
+        return {"n": state["n"], "extra": "abc"}
+
+    g = StateGraph(Count)
+    g.add_node("set_extra", lg.task(cpu=0)(set_extra))
+    g.add_node(lg.task(cpu=0)(NeedsExtra()))
+    g.add_edge(START, "set_extra")
+    g.add_edge("set_extra", "NeedsExtra")
+    assert g.compile().invoke({"n": 1}) == {"n": 4}

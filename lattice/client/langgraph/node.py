@@ -315,6 +315,17 @@ def _portable(value: Any) -> Any:
     return value if value is None or _picklable(value) else None
 
 
+def _call_hints(fn: Any) -> dict[str, Any]:
+    """The type hints of a callable object's ``__call__``, resolved where possible."""
+    import typing
+
+    call = getattr(fn, "__call__", None)  # noqa: B004 - the method itself, for its annotations
+    try:
+        return dict(typing.get_type_hints(call))
+    except Exception:  # noqa: BLE001 - unresolvable forward references: the raw annotations then
+        return dict(getattr(call, "__annotations__", {}) or {})
+
+
 def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
     """The function handed to ``StateGraph.add_node``: same name, signature, docstring and sync/async kind."""
     remote = RemoteNode(client, fn, policy)
@@ -334,5 +345,8 @@ def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
     # object, and LangGraph names a node added without a name by its __name__
     node.__name__ = remote.options.name
     node.__qualname__ = getattr(fn, "__qualname__", remote.options.name)
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
+        # a callable object: LangGraph infers the node's input schema from the wrapper's type hints
+        node.__annotations__ = _call_hints(fn)
     node.lattice_node = remote
     return node

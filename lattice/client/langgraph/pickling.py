@@ -49,10 +49,10 @@ def install() -> None:
 # A compiled graph holds locks, its channels' live objects and a checkpointer's connections: it does not
 # pickle. A node that invokes a subgraph (LangGraph's most common composition) therefore ships the
 # subgraph's *builder* and compiles it again on the worker, with the same interrupts, name, debug flag,
-# cache and config. A checkpointer object (a saver bound to this process's storage) is not shipped: the
-# subgraph on the worker runs without one, as a subgraph compiled with ``checkpointer=None`` would when
-# invoked from outside a checkpointed run. Nodes of the subgraph that were decorated to run on Lattice
-# run in the worker's process (see ``RemoteNode.__reduce__``): the node around them already is remote.
+# cache and config. A checkpointer (a saver bound to this process's storage, or ``True``: the parent's) is
+# not shipped: the subgraph on the worker is a root graph without one. Nodes of the subgraph that were
+# decorated to run on Lattice run in the worker's process (see ``RemoteNode.__reduce__``): the node
+# around them already is remote.
 
 
 def rebuild_compiled_graph(builder: Any, options: dict[str, Any], config: Any) -> Any:
@@ -62,7 +62,9 @@ def rebuild_compiled_graph(builder: Any, options: dict[str, Any], config: Any) -
 
 
 def _reduce_compiled_graph(graph: Any) -> Any:
-    checkpointer = graph.checkpointer if graph.checkpointer in (None, True, False) else None
+    # ``True`` (keep the subgraph's own checkpoints in the parent's saver) has no parent saver on the worker:
+    # the subgraph is the root there, and runs without one, like any object saver
+    checkpointer = False if graph.checkpointer is False else None
     options = {"checkpointer": checkpointer, "interrupt_before": list(graph.interrupt_before_nodes) or None,
                "interrupt_after": list(graph.interrupt_after_nodes) or None, "debug": graph.debug,
                "name": graph.name, "cache": graph.cache}
