@@ -65,7 +65,7 @@ def fetch_suite(work: Path) -> Path:
 
 
 def run_pytest(root: Path, junit: Path, workers: int, extra: list[str], env: dict[str, str]) -> None:
-    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout", "120",
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--timeout", "60",
             f"--junitxml={junit}", *[f"tests/{name}" for name in SUITE], *extra]
     if workers > 1:
         args += ["-n", str(workers)]
