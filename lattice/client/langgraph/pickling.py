@@ -33,14 +33,19 @@ def _class_getstate(obj: type) -> Any:
     return clsdict, slotstate
 
 
-def install() -> None:
-    """Install the rules of this module for cloudpickle and pickle in this process (idempotent)."""
-    install_langgraph_sentinels()
+def install(graphs: bool = True) -> None:
+    """Install the rules of this module for cloudpickle and pickle in this process (idempotent).
+
+    ``graphs=False`` on a worker: it never ships a compiled graph back, and importing LangGraph's graph
+    module there would load its HTTP client stack for nothing.
+    """
+    if graphs:
+        install_graph_reducer()
     if "original" in _installed or not hasattr(_cloudpickle, "_class_getstate"):
         return
+    install_langgraph_sentinels()
     _installed["original"] = _cloudpickle._class_getstate
     _cloudpickle._class_getstate = _class_getstate
-    install_graph_reducer()
     install_exception_reducers()
     install_sentinel_reducers()
 

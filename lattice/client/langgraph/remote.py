@@ -42,7 +42,7 @@ STATE, CONFIG, RESUME_VALUES, NULL_RESUME, CHECKPOINT_NS, CONTEXT, STREAM = (
 #: reason (a drain the node requests goes back to the caller's ``RunControl`` as the outcome's ``drain``)
 EXECUTION_INFO, SERVER_INFO, DRAIN = "execution_info", "server_info", "drain"
 _NO_VALUE = {"__lattice_no_value__": True}
-_trim_pickled_namespaces()  # the worker ships the node's outcome back by the same rules
+_trim_pickled_namespaces(graphs=False)  # the worker ships the node's outcome back by the same rules
 
 
 @dataclass(frozen=True)
