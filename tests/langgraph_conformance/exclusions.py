@@ -102,6 +102,8 @@ EXCLUDED: dict[str, str] = {
     "test_runtime::test_server_info_user_from_auth_user": MUTATES.format(
         what="a captured dict; its proxy user object cannot be loaded, so it stays on the client"),
     "test_runtime::test_cancel_ainvoke_with_async_node": CAPTURES.format(what="an asyncio.Event"),
+    "test_interruption::test_invalid_resume_lets_other_answered_tasks_finish": MUTATES.format(
+        what="a list of sent emails"),
     # --- by design: what cannot travel ----------------------------------------------------------------
     "test_runtime::test_cancel_ainvoke_with_sync_node": CAPTURES.format(what="a threading.Event"),
     "test_runtime::test_external_drain_concurrent_async": CAPTURES.format(what="a threading.Event"),
@@ -124,6 +126,12 @@ EXCLUDED: dict[str, str] = {
     "test_pregel_async::test_subgraph_checkpoint_true_interrupt": GAP_SUBGRAPH_CHECKPOINT,
     "test_pregel::test_node_destinations": ("gap: a Command(graph=PARENT) raised in a subgraph invoked inside a "
                                             "remote node targets the worker's root graph, not the caller's"),
+    "test_pregel_async::test_pregel_loop_refcount": (
+        "gap (not understood yet): with gc disabled an AsyncPregelLoop stays referenced after ainvoke in the "
+        "conformance run; a standalone run of the same graph leaves none"),
+    "test_pydantic::test_nested_pydantic_models": (
+        "gap (not understood yet): inside the node, the state it received and a model captured in its closure "
+        "(both shipped, the class by value) are not == though their fields print equal"),
     "test_large_cases::test_weather_subgraph": GAP_CALLBACKS,
     "test_messages_state::test_push_messages_in_graph": GAP_CALLBACKS,
     "test_pregel::test_subgraph_streaming_node_output_messages_sync": GAP_CALLBACKS,
