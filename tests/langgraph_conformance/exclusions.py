@@ -104,6 +104,9 @@ EXCLUDED: dict[str, str] = {
     "test_runtime::test_cancel_ainvoke_with_async_node": CAPTURES.format(what="an asyncio.Event"),
     "test_interruption::test_invalid_resume_lets_other_answered_tasks_finish": MUTATES.format(
         what="a list of sent emails"),
+    "test_pregel_async::test_stream_subgraphs_during_execution": (
+        "by design: asserts when stream events arrive (rounded to 0.2 s); each remote node call adds its dispatch "
+        "latency, which on a loaded machine moves an event to the next bucket"),
     # --- by design: what cannot travel ----------------------------------------------------------------
     "test_runtime::test_cancel_ainvoke_with_sync_node": CAPTURES.format(what="a threading.Event"),
     "test_runtime::test_external_drain_concurrent_async": CAPTURES.format(what="a threading.Event"),
