@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lattice import __version__
 from lattice.api.deps import require_token
 from lattice.api.errors import error_response, install_error_handlers
-from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
+from lattice.api.history import MetricsRing
+from lattice.api.routes import catalog, checkpoints, cluster, keys, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
 
 log = logging.getLogger("lattice.api")
@@ -72,9 +73,12 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         state = build_state()
         app.state.head = state
         await state.orchestrator.start()
+        app.state.metrics_ring = MetricsRing(state)
+        app.state.metrics_ring.start()
         try:
             yield
         finally:
+            await app.state.metrics_ring.stop()
             await state.orchestrator.stop()
             close_state(state)
 
@@ -92,8 +96,10 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     api.include_router(cluster.router)
     api.include_router(checkpoints.router)
     api.include_router(keys.router)
+    api.include_router(catalog.router)
     app.include_router(api)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
+    app.include_router(ui.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app

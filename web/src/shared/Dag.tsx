@@ -1,0 +1,67 @@
+// A run's DAG, read-only: one node per task coloured by its live state (Board and Playground runs).
+import { Background, Controls, type Edge as FlowEdge, type Node, ReactFlow } from "@xyflow/react";
+import { useMemo } from "react";
+import { stateColor } from "./format";
+import { type Edge, layeredPositions } from "./layout";
+
+export interface DagTask {
+  name: string;
+  state: string;
+  label?: string;
+}
+
+export function Dag({
+  tasks,
+  edges,
+  selected,
+  onSelect,
+}: {
+  tasks: DagTask[];
+  edges: Edge[];
+  selected?: string | null;
+  onSelect?: (name: string) => void;
+}) {
+  const names = useMemo(() => tasks.map((t) => t.name), [tasks]);
+  const positions = useMemo(() => layeredPositions(names, edges), [names, edges]);
+  const nodes: Node[] = tasks.map((task) => ({
+    id: task.name,
+    position: positions.get(task.name) ?? { x: 0, y: 0 },
+    data: {
+      label: (
+        <div className="dag-node" data-testid={`dag-task-${task.name}`} data-state={task.state}>
+          <strong>{task.name}</strong>
+          <span>{task.label ?? task.state}</span>
+        </div>
+      ),
+    },
+    style: {
+      border: `2px solid ${stateColor(task.state)}`,
+      background: task.name === selected ? "#eef4ff" : "#fff",
+      width: 190,
+      padding: 6,
+    },
+    draggable: false,
+    connectable: false,
+  }));
+  const flowEdges: FlowEdge[] = edges.map((e, i) => ({
+    id: `${e.source}->${e.target}#${i}`,
+    source: e.source,
+    target: e.target,
+    animated: tasks.find((t) => t.name === e.target)?.state === "running",
+  }));
+  return (
+    <div className="dag" data-testid="dag">
+      <ReactFlow
+        nodes={nodes}
+        edges={flowEdges}
+        fitView
+        nodesConnectable={false}
+        onNodeClick={(_event, node) => onSelect?.(node.id)}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+    </div>
+  );
+}
