@@ -19,6 +19,10 @@ export default defineConfig({
         board: resolve(__dirname, "board.html"),
         playground: resolve(__dirname, "playground.html"),
       },
+      output: {
+        // libraries in one chunk both pages share; the apps' own code in small per-page chunks
+        manualChunks: (id) => (id.includes("node_modules") ? "vendor" : id.includes("/src/shared/") ? "shared" : undefined),
+      },
     },
   },
   test: {

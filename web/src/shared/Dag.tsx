@@ -1,5 +1,5 @@
 // A run's DAG, read-only: one node per task coloured by its live state (Board and Playground runs).
-import { Background, Controls, type Edge as FlowEdge, type Node, ReactFlow } from "@xyflow/react";
+import { Background, Controls, type Edge as FlowEdge, type Node, Position, ReactFlow } from "@xyflow/react";
 import { useMemo } from "react";
 import { stateColor } from "./format";
 import { type Edge, layeredPositions } from "./layout";
@@ -40,6 +40,8 @@ export function Dag({
       width: 190,
       padding: 6,
     },
+    sourcePosition: Position.Right,
+    targetPosition: Position.Left,
     draggable: false,
     connectable: false,
   }));
@@ -52,9 +54,11 @@ export function Dag({
   return (
     <div className="dag" data-testid="dag">
       <ReactFlow
+        key={names.join("|")}
         nodes={nodes}
         edges={flowEdges}
         fitView
+        fitViewOptions={{ maxZoom: 1.2, padding: 0.2 }}
         nodesConnectable={false}
         onNodeClick={(_event, node) => onSelect?.(node.id)}
         proOptions={{ hideAttribution: true }}
