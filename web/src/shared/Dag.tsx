@@ -1,6 +1,6 @@
 // A run's DAG, read-only: one node per task coloured by its live state (Board and Playground runs).
-import { Background, Controls, type Edge as FlowEdge, type Node, Position, ReactFlow } from "@xyflow/react";
-import { useMemo } from "react";
+import { Background, Controls, type Edge as FlowEdge, type Node, Position, ReactFlow, useReactFlow } from "@xyflow/react";
+import { useEffect, useMemo } from "react";
 import { stateColor } from "./format";
 import { type Edge, layeredPositions } from "./layout";
 
@@ -54,7 +54,6 @@ export function Dag({
   return (
     <div className="dag" data-testid="dag">
       <ReactFlow
-        key={names.join("|")}
         nodes={nodes}
         edges={flowEdges}
         fitView
@@ -65,7 +64,18 @@ export function Dag({
       >
         <Background />
         <Controls showInteractive={false} />
+        <FitOnChange signature={[...names].sort().join("|")} />
       </ReactFlow>
     </div>
   );
+}
+
+/** Fits the view again when the set of tasks changes (the spec's tasks first, then the run's). */
+function FitOnChange({ signature }: { signature: string }) {
+  const { fitView } = useReactFlow();
+  useEffect(() => {
+    const timer = setTimeout(() => void fitView({ maxZoom: 1.2, padding: 0.2 }), 60);
+    return () => clearTimeout(timer);
+  }, [signature, fitView]);
+  return null;
 }
