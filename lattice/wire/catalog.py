@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from lattice.wire.resources import Resources
+from lattice.wire.spec import NAME_PATTERN, CodeSpec
 
 ValueType = Literal["any", "string", "number", "integer", "boolean", "object", "array"]
 
@@ -23,15 +26,44 @@ class CatalogPort(BaseModel):
     description: str = ""
 
 
-class CatalogTask(BaseModel):
-    """One task a workflow spec can name with ``builtin``: its ports and what it does."""
+class TaskTemplate(BaseModel):
+    """What a registered task puts into a workflow spec besides its name and inputs: its code and policy."""
 
-    name: str = Field(description="the value of a task spec's 'builtin'")
+    model_config = ConfigDict(extra="forbid")
+
+    code: CodeSpec
+    resources: Resources = Field(default_factory=Resources)
+    timeout: float | None = Field(None, gt=0)
+    retries: int = Field(0, ge=0, le=100)
+    priority: int = Field(0, ge=-1000, le=1000)
+    sandbox: str | None = None
+    network: bool | None = None
+
+
+class CatalogTask(BaseModel):
+    """One task of the palette: a builtin (a spec names it with ``builtin``) or a registered ``@task``
+    (a spec carries its ``template``'s code), with its ports and what it does."""
+
+    name: str = Field(description="a builtin's name, or a registered task's")
     title: str
     category: str
     description: str
     inputs: list[CatalogPort]
     outputs: list[CatalogPort]
+    kind: Literal["builtin", "registered"] = "builtin"
+    template: TaskTemplate | None = Field(None, description="a registered task's code and policy")
+
+
+class RegisterTask(BaseModel):
+    """``POST /api/v1/catalog/tasks``: publish an SDK ``@task`` to the Playground's palette."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field("", max_length=10_000)
+    inputs: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(min_length=1)
+    template: TaskTemplate
 
 
 class TaskCatalog(BaseModel):

@@ -367,3 +367,37 @@ def test_sdk_export_opens_in_the_playground(ui: Page, client: LatticeClient) -> 
     page.locator('[data-testid="run-state"]', has_text="succeeded").wait_for()
     _select(page, "double")
     assert page.get_by_test_id("result-double-doubled").inner_text().strip() == "2"
+
+
+@task(inputs=["text"], outputs=["loud"], cpu=0.5)
+def shout(params):
+    """Upper-cases its text (a user task published to the palette)."""
+    print("shouting", params["text"])
+    return {"loud": str(params["text"]).upper()}
+
+
+def test_a_registered_task_appears_in_the_palette_and_runs(ui: Page, client: LatticeClient) -> None:
+    entry = client.register_task(shout)
+    assert entry["kind"] == "registered" and entry["description"].startswith("Upper-cases")
+    assert [p["name"] for p in entry["inputs"]] == ["text"] and [p["name"] for p in entry["outputs"]] == ["loud"]
+    page = ui.login("/playground")
+    assert "Upper-cases its text" in page.get_by_test_id("palette-shout").get_attribute("title")
+    _drag_to_canvas(page, "prompt_template", 120, 160)
+    _drag_to_canvas(page, "shout", 520, 200)
+    _connect(page, "prompt_template", "result", "shout", "text")
+    _select(page, "prompt_template")
+    page.locator("#input-template").fill("hello {who}")
+    page.locator("#input-values").fill('{"who": "ada"}')
+    page.get_by_role("button", name="Run").click()
+    page.locator('[data-testid="run-state"]', has_text="succeeded").wait_for()
+    _select(page, "shout")
+    assert json.loads(page.get_by_test_id("result-shout-loud").inner_text()) == "HELLO ADA"
+    assert page.locator("#res-cpu").input_value() == "0.5"
+
+
+def test_registering_a_builtins_name_is_refused(client: LatticeClient) -> None:
+    from lattice.errors import LatticeError
+
+    bad = task(inputs=["text"], outputs=["result"], name="text_split")(lambda params: {"result": params})
+    with pytest.raises(LatticeError, match="builtin"):
+        client.register_task(bad)

@@ -4,7 +4,7 @@ import { connect, fromSpec, type Graph, newNode, toSpec, validate } from "./grap
 import * as H from "./history";
 
 const split: CatalogTask = {
-  name: "text_split", title: "Text split", category: "text", description: "",
+  name: "text_split", title: "Text split", category: "text", description: "", kind: "builtin",
   inputs: [
     { name: "text", type: "string", required: true, description: "" },
     { name: "sep", type: "string", required: false, default: "\n", description: "" },
@@ -12,7 +12,7 @@ const split: CatalogTask = {
   outputs: [{ name: "result", type: "array", required: true, description: "" }],
 };
 const join: CatalogTask = {
-  name: "text_join", title: "Text join", category: "text", description: "",
+  name: "text_join", title: "Text join", category: "text", description: "", kind: "builtin",
   inputs: [
     { name: "items", type: "array", required: true, description: "" },
     { name: "sep", type: "string", required: false, default: "\n", description: "" },
@@ -100,6 +100,27 @@ describe("spec round trip", () => {
   it("refuses what is not a workflow document", () => {
     expect(() => fromSpec({ tasks: [] }, catalog)).toThrow(/lattice.workflow\/v1/);
     expect(() => fromSpec({ format: "lattice.workflow/v1", tasks: [{ name: "x", builtin: "nope" }] }, catalog)).toThrow(/no builtin "nope"/);
+  });
+});
+
+describe("registered tasks", () => {
+  it("put their code and policy into the spec", () => {
+    const shout: CatalogTask = {
+      name: "shout", title: "shout", category: "registered", description: "", kind: "registered",
+      inputs: [{ name: "text", type: "any", required: true, description: "" }],
+      outputs: [{ name: "loud", type: "any", required: true, description: "" }],
+      template: {
+        code: { pickle: "AAAA", name: "shout", source: null },
+        resources: { cpu: 0.5, gpu: 0, memory: 64, gpu_memory: 0 }, retries: 2, priority: 0, timeout: null,
+      },
+    };
+    const g: Graph = { nodes: [], edges: [] };
+    const node = newNode(shout, g, { x: 0, y: 0 });
+    node.data.literals.text = '"hi"';
+    expect(toSpec("r", { nodes: [node], edges: [] }).tasks[0]).toEqual({
+      name: "shout", code: { pickle: "AAAA", name: "shout", source: null }, inputs: { text: { value: "hi" } },
+      outputs: ["loud"], resources: { cpu: 0.5, memory: 64 }, retries: 2,
+    });
   });
 });
 

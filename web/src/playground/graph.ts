@@ -25,6 +25,8 @@ export interface TaskData {
   memoryMb: number | null;
   retries: number;
   timeout: number | null;
+  /** a registered task's sandbox level (null: the head's default) */
+  sandbox?: string | null;
   /** the live state and result of the last run from the canvas */
   state?: string;
   invalid?: boolean;
@@ -66,6 +68,7 @@ export function uniqueName(base: string, taken: Iterable<string>): string {
 
 export function newNode(task: CatalogTask, graph: Graph, position: { x: number; y: number }): CanvasNode {
   const name = uniqueName(task.name, graph.nodes.map((n) => n.data.taskName));
+  const template = task.template ?? null;
   return {
     id: name,
     type: "task",
@@ -73,15 +76,16 @@ export function newNode(task: CatalogTask, graph: Graph, position: { x: number; 
     data: {
       taskName: name,
       title: task.title,
-      builtin: task.name,
+      ...(template ? { code: template.code } : { builtin: task.name }),
       inputs: task.inputs,
       outputs: task.outputs,
       literals: {},
       opaque: {},
-      cpu: null,
-      memoryMb: null,
-      retries: 0,
-      timeout: null,
+      cpu: template?.resources?.cpu ?? null,
+      memoryMb: template?.resources?.memory || null,
+      retries: template?.retries ?? 0,
+      timeout: template?.timeout ?? null,
+      sandbox: template?.sandbox ?? null,
     },
   };
 }
@@ -192,7 +196,7 @@ export function toSpec(name: string, graph: Graph): WorkflowSpec {
     }
     const resources: Record<string, number> = {};
     if (d.cpu !== null) resources.cpu = d.cpu;
-    if (d.memoryMb !== null) resources.memory_mb = d.memoryMb;
+    if (d.memoryMb !== null) resources.memory = d.memoryMb;
     const task: TaskSpec = {
       name: d.taskName,
       ...(d.builtin ? { builtin: d.builtin } : { code: d.code }),
@@ -202,6 +206,7 @@ export function toSpec(name: string, graph: Graph): WorkflowSpec {
     if (Object.keys(resources).length) task.resources = resources;
     if (d.retries) task.retries = d.retries;
     if (d.timeout) task.timeout = d.timeout;
+    if (d.sandbox) task.sandbox = d.sandbox;
     return task;
   });
   return { format: WORKFLOW_FORMAT, name: name || "workflow", tasks };
@@ -241,7 +246,7 @@ export function fromSpec(doc: unknown, catalog: CatalogTask[]): { name: string; 
         literals[key] = port?.type === "string" && typeof input.value === "string" ? input.value : JSON.stringify(input.value);
       }
     }
-    const resources = (task.resources ?? {}) as { cpu?: number; memory_mb?: number };
+    const resources = (task.resources ?? {}) as { cpu?: number; memory?: number };
     return {
       id: task.name,
       type: "task",
@@ -256,9 +261,10 @@ export function fromSpec(doc: unknown, catalog: CatalogTask[]): { name: string; 
         literals,
         opaque,
         cpu: resources.cpu ?? null,
-        memoryMb: resources.memory_mb ?? null,
+        memoryMb: resources.memory ?? null,
         retries: task.retries ?? 0,
         timeout: task.timeout ?? null,
+        sandbox: task.sandbox ?? null,
       },
     };
   });

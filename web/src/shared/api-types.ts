@@ -13,11 +13,16 @@ export interface paths {
         };
         /**
          * Tasks
-         * @description Every builtin task with its ports (name, JSON type, required, default) and what it does.
+         * @description Every builtin with its ports (name, JSON type, required, default) and what it does, then the
+         *     caller's registered tasks (with their code and policy, to put into a spec).
          */
         get: operations["tasks_api_v1_catalog_tasks_get"];
         put?: never;
-        post?: never;
+        /**
+         * Register
+         * @description Publish a task (``client.register_task(fn)``); registering a name again replaces it.
+         */
+        post: operations["register_api_v1_catalog_tasks_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -501,7 +506,8 @@ export interface components {
         };
         /**
          * CatalogTask
-         * @description One task a workflow spec can name with ``builtin``: its ports and what it does.
+         * @description One task of the palette: a builtin (a spec names it with ``builtin``) or a registered ``@task``
+         *     (a spec carries its ``template``'s code), with its ports and what it does.
          */
         CatalogTask: {
             /** Category */
@@ -511,12 +517,20 @@ export interface components {
             /** Inputs */
             inputs: components["schemas"]["CatalogPort"][];
             /**
+             * Kind
+             * @default builtin
+             * @enum {string}
+             */
+            kind: "builtin" | "registered";
+            /**
              * Name
-             * @description the value of a task spec's 'builtin'
+             * @description a builtin's name, or a registered task's
              */
             name: string;
             /** Outputs */
             outputs: components["schemas"]["CatalogPort"][];
+            /** @description a registered task's code and policy */
+            template?: components["schemas"]["TaskTemplate"] | null;
             /** Title */
             title: string;
         };
@@ -868,6 +882,24 @@ export interface components {
             };
         };
         /**
+         * RegisterTask
+         * @description ``POST /api/v1/catalog/tasks``: publish an SDK ``@task`` to the Playground's palette.
+         */
+        RegisterTask: {
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** Inputs */
+            inputs?: string[];
+            /** Name */
+            name: string;
+            /** Outputs */
+            outputs: string[];
+            template: components["schemas"]["TaskTemplate"];
+        };
+        /**
          * Resources
          * @description CPU cores (fractions allowed; 0 means I/O-bound, holding no core), GPUs, and memory in MB.
          */
@@ -1148,6 +1180,30 @@ export interface components {
             timeout?: number | null;
         };
         /**
+         * TaskTemplate
+         * @description What a registered task puts into a workflow spec besides its name and inputs: its code and policy.
+         */
+        TaskTemplate: {
+            code: components["schemas"]["CodeSpec"];
+            /** Network */
+            network?: boolean | null;
+            /**
+             * Priority
+             * @default 0
+             */
+            priority: number;
+            resources?: components["schemas"]["Resources"];
+            /**
+             * Retries
+             * @default 0
+             */
+            retries: number;
+            /** Sandbox */
+            sandbox?: string | null;
+            /** Timeout */
+            timeout?: number | null;
+        };
+        /**
          * TenantPolicy
          * @description A tenant as every layer sees it: its name, its role, its share weight and its quota.
          */
@@ -1356,6 +1412,48 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TaskCatalog"];
+                };
+            };
+        };
+    };
+    register_api_v1_catalog_tasks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterTask"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogTask"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
         };

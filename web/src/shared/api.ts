@@ -20,6 +20,7 @@ export type RunCreated = Schemas["RunCreated"];
 export type TaskCatalog = Schemas["TaskCatalog"];
 export type CatalogTask = Schemas["CatalogTask"];
 export type CatalogPort = Schemas["CatalogPort"];
+export type TaskTemplate = Schemas["TaskTemplate"];
 export type MetricsHistory = Schemas["MetricsHistory"];
 export type ErrorDetail = Schemas["ErrorDetail"];
 export type RunState = NonNullable<RunPublic["state"]>;
