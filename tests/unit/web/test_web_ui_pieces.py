@@ -83,3 +83,18 @@ def test_runs_page_filter_and_search_over_ten_thousand_runs(tmp_path: Path) -> N
     assert store.count_runs(search="100%") == 0  # a LIKE wildcard is matched literally
     assert [r["id"] for r in store.list_runs(search="run0999", limit=5)] == [f"run0999{i}" for i in range(9, 4, -1)]
     store.engine.dispose()
+
+
+def test_start_help_lists_playground_and_the_banner_names_the_pages(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lattice.cli import banner
+    from lattice.cli.main import cli
+    from lattice.core.config import HeadSettings
+
+    help_text = CliRunner().invoke(cli, ["start", "--help"]).output
+    assert "--playground" in help_text and "/playground" in help_text
+    off = "\n".join(banner.head_banner(HeadSettings(port=8123, data_dir=tmp_path), "ray:1", 1))
+    assert "http://127.0.0.1:8123/board" in off and "playground" not in off
+    on = "\n".join(banner.head_banner(HeadSettings(port=8123, data_dir=tmp_path, playground=True), "ray:1", 1))
+    assert "http://127.0.0.1:8123/playground" in on
