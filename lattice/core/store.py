@@ -265,6 +265,18 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def task_counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Per run, how many of its tasks are in each state (one grouped query for a page of runs)."""
+        if not run_ids:
+            return {}
+        query = (select(tasks.c.run_id, tasks.c.state, func.count()).where(tasks.c.run_id.in_(run_ids))
+                 .group_by(tasks.c.run_id, tasks.c.state))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for run_id, state, count in conn.execute(query).all():
+                counts.setdefault(run_id, {})[state] = count
+        return counts
+
     @staticmethod
     def _runs_where(query: Any, state: str | None, workflow_id: str | None, tenant: str | None,
                     search: str | None) -> Any:

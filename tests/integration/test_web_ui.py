@@ -204,6 +204,7 @@ def test_board_follows_a_run_from_running_to_succeeded(ui: Page, client: Lattice
     page.goto(f"{ui.head.url}/board#/runs")
     page.get_by_label("search").fill("count-and-double")
     page.get_by_test_id(f"run-row-{run_id}").wait_for()
+    assert page.get_by_test_id(f"run-counts-{run_id}").inner_text() == "2 succeeded"
     ui.shot("board-runs.png")
 
 

@@ -73,11 +73,14 @@ async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = No
                     q: str | None = Query(None, max_length=200,
                                           description="a substring of the run id, workflow name or tags"),
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> RunList:
-    """Newest first, filtered and paged in the store; ``total`` counts every run the filters match."""
+    """Newest first, filtered and paged in the store, each run with its tasks counted by state; ``total``
+    counts every run the filters match."""
     tenant = None if caller.is_admin else caller.name
     rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset, tenant=tenant, search=q)
     total = store.count_runs(state=state, workflow_id=workflow_id, tenant=tenant, search=q)
-    return RunList(runs=[_public(row) for row in rows], total=total)
+    counts = store.task_counts([row["id"] for row in rows])
+    runs = [_public(row).model_copy(update={"task_counts": counts.get(row["id"], {})}) for row in rows]
+    return RunList(runs=runs, total=total)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)

@@ -82,6 +82,7 @@ def test_runs_page_filter_and_search_over_ten_thousand_runs(tmp_path: Path) -> N
     assert store.count_runs(search='"batch": "big"') == 10
     assert store.count_runs(search="100%") == 0  # a LIKE wildcard is matched literally
     assert [r["id"] for r in store.list_runs(search="run0999", limit=5)] == [f"run0999{i}" for i in range(9, 4, -1)]
+    assert store.task_counts([]) == {} and store.task_counts(["run00001"]) == {}
     store.engine.dispose()
 
 

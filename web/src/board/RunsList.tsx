@@ -50,7 +50,7 @@ export function RunsList() {
       <table data-testid="runs-table">
         <thead>
           <tr>
-            <th>Run</th><th>Workflow</th><th>State</th><th>Tags</th><th>Started</th><th>Duration</th>
+            <th>Run</th><th>Workflow</th><th>State</th><th>Tasks</th><th>Tags</th><th>Started</th><th>Duration</th>
           </tr>
         </thead>
         <tbody>
@@ -59,6 +59,9 @@ export function RunsList() {
               <td><a href={`#/runs/${encodeURIComponent(run.run_id)}`}>{run.run_id}</a></td>
               <td>{run.workflow_name}</td>
               <td><StateBadge state={run.state} /></td>
+              <td className="muted" data-testid={`run-counts-${run.run_id}`}>
+                {Object.entries(run.task_counts ?? {}).map(([state, n]) => `${n} ${state}`).join(", ")}
+              </td>
               <td className="muted">{Object.entries(run.tags).map(([k, v]) => `${k}=${v}`).join(", ")}</td>
               <td>{formatTime(run.started_at ?? run.created_at)}</td>
               <td>{formatDuration(runDuration(run))}</td>

@@ -1,6 +1,16 @@
 // A run's DAG, read-only: one node per task coloured by its live state (Board and Playground runs).
-import { Background, Controls, type Edge as FlowEdge, type Node, Position, ReactFlow, useReactFlow } from "@xyflow/react";
-import { useEffect, useMemo } from "react";
+import {
+  Background,
+  Controls,
+  type Edge as FlowEdge,
+  type Node,
+  type NodeChange,
+  Position,
+  ReactFlow,
+  applyNodeChanges,
+  useReactFlow,
+} from "@xyflow/react";
+import { useEffect, useMemo, useState } from "react";
 import { stateColor } from "./format";
 import { type Edge, layeredPositions } from "./layout";
 
@@ -23,7 +33,7 @@ export function Dag({
 }) {
   const names = useMemo(() => tasks.map((t) => t.name), [tasks]);
   const positions = useMemo(() => layeredPositions(names, edges), [names, edges]);
-  const nodes: Node[] = tasks.map((task) => ({
+  const nodes: Node[] = useMemo(() => tasks.map((task) => ({
     id: task.name,
     position: positions.get(task.name) ?? { x: 0, y: 0 },
     data: {
@@ -44,7 +54,17 @@ export function Dag({
     targetPosition: Position.Left,
     draggable: false,
     connectable: false,
-  }));
+  })), [tasks, positions, selected]);
+  // React Flow hides a node until it has measured it; keep each node's measurement across the live
+  // updates (new objects every few hundred ms), or a node whose size never changes stays hidden.
+  const [flowNodes, setFlowNodes] = useState<Node[]>([]);
+  useEffect(() => {
+    setFlowNodes((previous) => {
+      const measured = new Map(previous.map((n) => [n.id, n.measured]));
+      return nodes.map((n) => ({ ...n, measured: measured.get(n.id) }));
+    });
+  }, [nodes]);
+  const onNodesChange = (changes: NodeChange[]) => setFlowNodes((current) => applyNodeChanges(changes, current));
   const flowEdges: FlowEdge[] = edges.map((e, i) => ({
     id: `${e.source}->${e.target}#${i}`,
     source: e.source,
@@ -54,7 +74,8 @@ export function Dag({
   return (
     <div className="dag" data-testid="dag">
       <ReactFlow
-        nodes={nodes}
+        nodes={flowNodes}
+        onNodesChange={onNodesChange}
         edges={flowEdges}
         fitView
         fitViewOptions={{ maxZoom: 1.2, padding: 0.2 }}

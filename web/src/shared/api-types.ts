@@ -225,7 +225,8 @@ export interface paths {
         };
         /**
          * List Runs
-         * @description Newest first, filtered and paged in the store; ``total`` counts every run the filters match.
+         * @description Newest first, filtered and paged in the store, each run with its tasks counted by state; ``total``
+         *     counts every run the filters match.
          */
         get: operations["list_runs_api_v1_runs_get"];
         put?: never;
