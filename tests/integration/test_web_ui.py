@@ -137,13 +137,21 @@ def test_pages_load_without_the_token_but_the_api_needs_it(head: HeadProcess) ->
 
     page = httpx.get(f"{head.url}/board")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and f"ws://127.0.0.1:{head.port} " in csp
     assets = [src for src in page.text.split('"') if src.startswith("/ui/assets/")]
     assert assets and all(httpx.get(head.url + src).status_code == 200 for src in assets)
     assert httpx.get(f"{head.url}/ui/assets/..%2Fboard.html").status_code == 404
     assert httpx.get(f"{head.url}/api/v1/runs").status_code == 401
     assert httpx.get(f"{head.url}/api/v1/catalog/tasks").status_code == 401
     assert httpx.get(f"{head.url}/playground").status_code == 200
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{head.port}/api/v1/runs/any/events/ws") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 def test_playground_is_off_without_the_flag(head_factory: Any) -> None:

@@ -8,6 +8,7 @@ and WebSocket. Nothing here reaches a third party: every asset comes from this h
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -17,26 +18,29 @@ from lattice.api.errors import HTTPError
 
 router = APIRouter(include_in_schema=False)
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
-# The pages may load only what this head serves (no CDN, no third-party request); connect-src 'self'
-# covers fetch and the same-origin WebSocket in current browsers.
+# The pages may load only what this head serves (no CDN, no third-party request): fetches and the run
+# WebSocket go to the host the page came from, and nowhere else.
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+        "connect-src 'self' ws://{host} wss://{host}; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,300}$")
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
           ".json": "application/json", ".woff2": "font/woff2", ".map": "application/json"}
 
 
-def _page(name: str) -> FileResponse:
+def _page(name: str, request: Request) -> FileResponse:
     path = DIST / f"{name}.html"
     if not path.is_file():
         raise HTTPError(404, "not_found", f"the {name} UI is not built into this installation", "path",
                         "build it with 'npm ci && npm run build' in web/, or install a released wheel")
+    host = request.headers.get("host", "")
+    csp = _CSP.format(host=host if _HOST_RE.match(host) else "127.0.0.1")
     return FileResponse(path, media_type="text/html",
-                        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache"})
+                        headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"})
 
 
 @router.get("/board")
-async def board() -> FileResponse:
-    return _page("board")
+async def board(request: Request) -> FileResponse:
+    return _page("board", request)
 
 
 @router.get("/board/")
@@ -49,7 +53,7 @@ async def playground(request: Request) -> FileResponse:
     if not request.app.state.head.settings.playground:
         raise HTTPError(404, "not_found", "the Playground is off on this head", "path",
                         "start the head with 'lattice start --head --playground'")
-    return _page("playground")
+    return _page("playground", request)
 
 
 @router.get("/ui/assets/{name}")
