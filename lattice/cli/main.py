@@ -129,6 +129,8 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--node-ip", default=None, callback=_check_ip,
               help="Worker: this node's address as the cluster sees it (e.g. 127.0.0.2 for a second local node).")
 @click.option("--block", is_flag=True, help="Stay in the foreground until stopped (Ctrl-C stops).")
+@click.option("--otel", metavar="URL", expose_value=False, callback=lambda _c, _p, v: _otel_endpoint(v),
+              help="Export traces over OTLP/HTTP to URL (sets OTEL_EXPORTER_OTLP_ENDPOINT; needs the otel extra).")
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
@@ -156,6 +158,15 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
         _start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, node_ip, block)
     else:
         raise click.UsageError("say what to start: --head or --worker")
+
+
+def _otel_endpoint(url: str | None) -> None:
+    """``--otel URL``: the standard variable, so the head, its Ray and every worker it starts inherit it."""
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL, e.g. http://127.0.0.1:4318",
+                                     param_hint="'--otel'")
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
 
 
 def _preflight(settings: HeadSettings) -> None:
@@ -435,10 +446,12 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
+    from lattice.cli.db import db
     from lattice.cli.keys import keys
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
+    cli.add_command(db)
     cli.add_command(keys)
     cli.add_command(runs)
     cli.add_command(submit)

@@ -200,12 +200,20 @@ class Batch:
 class Store:
     """All reads and writes of durable state; the only source of truth after a restart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auto_upgrade: bool = True) -> None:
+        """Open the store at ``url`` and bring its schema to this code's (``lattice.core.migrations``):
+        upgraded when behind, unless ``auto_upgrade`` is False; a :class:`SchemaError` when it cannot be."""
+        from lattice.core import migrations
+
         self.url = url
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            self.schema = migrations.ensure(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._bulk = _BulkWriter(self.engine)
         if not self._bulk.usable:
             raise ValueError(f"unsupported database driver paramstyle {self.engine.dialect.paramstyle!r}")

@@ -61,6 +61,8 @@ class AttemptPayload:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     #: most bytes of stdout and of stderr kept per attempt
     log_limit: int = DEFAULT_LOG_LIMIT
+    #: the attempt span's W3C trace context (``traceparent``, ``tracestate``); empty when tracing is off
+    trace: dict[str, str] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AttemptPayload, _payload_values(self))

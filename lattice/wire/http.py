@@ -6,6 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+#: the integer range every integer parameter of the API is bounded to: what a SQL BIGINT (SQLite's
+#: INTEGER) holds. Without the bound, ``?offset=10000000000000000001`` reached the store and was a 500.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
 
 class ErrorDetail(BaseModel):
     type: str

@@ -324,6 +324,8 @@ export interface paths {
         /**
          * Get Results
          * @description The merged outputs of the run's sink tasks; with ``wait``, a long poll until the run ends.
+         *
+         *     A head that starts shutting down ends the wait at once with ``503 shutting_down``.
          */
         get: operations["get_results_api_v1_runs__run_id__results_get"];
         put?: never;
@@ -400,6 +402,10 @@ export interface paths {
         /**
          * Create Run
          * @description Start a run of a registered workflow; returns at once with the run's id.
+         *
+         *     With ``Idempotency-Key``, a repeat of the request (a client retrying after a lost answer or a head
+         *     restart) starts no second run: it answers ``200`` with the first run and ``Idempotent-Replayed: true``.
+         *     The same key with a different body is a 422.
          */
         post: operations["create_run_api_v1_workflows__workflow_id__runs_post"];
         delete?: never;
@@ -415,7 +421,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
+        /**
+         * Health
+         * @description Needs no token. ``version`` is the head's Lattice version (clients compare it with theirs).
+         */
         get: operations["health_health_get"];
         put?: never;
         post?: never;
@@ -434,7 +443,8 @@ export interface paths {
         };
         /**
          * Metrics
-         * @description Prometheus text format: runs by state, tasks dispatched/succeeded/failed, queue and capacity.
+         * @description Prometheus text format, from the registry the head built once (``lattice.api.metrics``): every
+         *     number is kept in memory, so a scrape does not touch the store.
          */
         get: operations["metrics_metrics_get"];
         put?: never;
@@ -1140,6 +1150,12 @@ export interface components {
         /** TaskSpec */
         TaskSpec: {
             /**
+             * Backoff
+             * @description each further retry waits this many times longer
+             * @default 2
+             */
+            backoff: number;
+            /**
              * Builtin
              * @description a builtin task instead of code: noop, echo, sleep
              */
@@ -1149,6 +1165,17 @@ export interface components {
             inputs?: {
                 [key: string]: components["schemas"]["InputSpec"];
             };
+            /**
+             * Jitter
+             * @description take up to this fraction off each delay, per attempt
+             * @default 0
+             */
+            jitter: number;
+            /**
+             * Max Delay
+             * @description cap on the delay between attempts
+             */
+            max_delay?: number | null;
             /** Name */
             name: string;
             /**
@@ -1156,6 +1183,11 @@ export interface components {
              * @description allow network in a sandbox that blocks it by default
              */
             network?: boolean | null;
+            /**
+             * Non Retryable
+             * @description exception types (as ErrorInfo.type names them, e.g. 'ValueError', 'pkg.mod.Error') that fail the task without a retry; subclasses match too
+             */
+            non_retryable?: string[];
             /** Outputs */
             outputs?: string[];
             /**
@@ -1169,6 +1201,12 @@ export interface components {
              * @default 0
              */
             retries: number;
+            /**
+             * Retry Delay
+             * @description seconds before the first retry
+             * @default 0
+             */
+            retry_delay: number;
             /**
              * Sandbox
              * @description none, subprocess, seccomp or docker
@@ -2159,6 +2197,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     get_tasks_api_v1_runs__run_id__tasks_get: {
@@ -2306,7 +2353,10 @@ export interface operations {
     create_run_api_v1_workflows__workflow_id__runs_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description a key the client picks once per run it means to start (the SDK: a random one per call); the same key again answers 200 with the run it started, so a submission can be retried */
+                "Idempotency-Key"?: string | null;
+            };
             path: {
                 workflow_id: string;
             };
@@ -2318,6 +2368,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description a repeated Idempotency-Key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunCreated"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
