@@ -410,3 +410,31 @@ def test_registering_a_builtins_name_is_refused(client: LatticeClient) -> None:
     bad = task(inputs=["text"], outputs=["result"], name="text_split")(lambda params: {"result": params})
     with pytest.raises(LatticeError, match="builtin"):
         client.register_task(bad)
+
+
+def test_registered_tasks_are_per_tenant_and_a_read_key_cannot_register(head: HeadProcess) -> None:
+    import httpx
+
+    admin = {"Authorization": f"Bearer {head.token}"}
+    keys = {}
+    for name, role in (("alice", "submit"), ("bob", "submit"), ("reader", "read")):
+        answer = httpx.post(f"{head.url}/api/v1/keys", json={"name": name, "role": role}, headers=admin)
+        assert answer.status_code == 201, answer.text
+        keys[name] = answer.json()["key"]
+    with LatticeClient(head.url, token=keys["alice"], progress=False) as alice:
+        alice.register_task(shout, description="alice's shout")
+    def catalog(key: str) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{head.url}/api/v1/catalog/tasks", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["tasks"]
+
+    bobs = catalog(keys["bob"])
+    assert any(t["name"] == "text_split" for t in bobs)
+    assert not any(t["description"] == "alice's shout" for t in bobs)
+    with LatticeClient(head.url, token=keys["reader"], progress=False) as reader:
+        from lattice.errors import LatticeError
+
+        with pytest.raises(LatticeError, match="read"):
+            reader.register_task(shout)
+    assert any(t["description"] == "alice's shout" for t in catalog(keys["alice"]))
+    assert any(t["description"] == "alice's shout" for t in catalog(head.token))  # the admin sees all
