@@ -46,6 +46,8 @@ required = [
     "lattice/core/migrations/script.py.mako",
     "lattice/cli/head.py",
     "lattice/cli/db.py",
+    "lattice/web/dist/board.html",
+    "lattice/web/dist/playground.html",
 ]
 missing = [name for name in required if name not in names]
 versions = [n for n in names if n.startswith("lattice/core/migrations/versions/") and n.endswith(".py")]
@@ -92,6 +94,19 @@ text = open(sys.argv[1], encoding="utf-8").read()
 blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
 example = next(block for block in blocks if "LatticeClient" in block and "@task" in block)
 print(example.replace("localhost:8000", f"127.0.0.1:{sys.argv[2]}"))
+EOF
+echo "wheel-smoke: the Board is served from the wheel (no Node), with every asset it names"
+"$work/venv/bin/python" - "http://127.0.0.1:$port" <<'EOF'
+import re
+import sys
+
+import httpx
+
+page = httpx.get(f"{sys.argv[1]}/board", timeout=10)
+assets = re.findall(r'(?:src|href)="(/ui/assets/[^"]+)"', page.text)
+bad = [a for a in assets if httpx.get(sys.argv[1] + a, timeout=10).status_code != 200]
+if page.status_code != 200 or not assets or bad:
+    sys.exit(f"wheel-smoke: /board answered {page.status_code}, assets {assets}, missing {bad}")
 EOF
 echo "wheel-smoke: running the README example"
 out="$("$work/venv/bin/python" "$work/readme_example.py")"

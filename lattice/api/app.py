@@ -19,9 +19,10 @@ from lattice import __version__
 from lattice.api.deps import require_token
 from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
+from lattice.api.history import MetricsRing
 from lattice.api.metrics import build_registry
 from lattice.api.openapi import bearer, install_docs
-from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
+from lattice.api.routes import catalog, checkpoints, cluster, keys, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
 
 __all__ = ["BodyLimit", "VersionHeader", "begin_draining", "create_app"]
@@ -103,9 +104,12 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         app.state.head = state
         app.state.metrics = build_registry(state.orchestrator, state.resources, state.ray_version)
         await state.orchestrator.start()
+        app.state.metrics_ring = MetricsRing(state)
+        app.state.metrics_ring.start()
         try:
             yield
         finally:
+            await app.state.metrics_ring.stop()
             await state.orchestrator.stop()
             close_state(state)
 
@@ -129,9 +133,11 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     api.include_router(cluster.router)
     api.include_router(checkpoints.router)
     api.include_router(keys.router)
+    api.include_router(catalog.router)
     app.include_router(api)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
+    app.include_router(ui.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(Draining)
     app.add_middleware(VersionHeader)  # outermost: on every answer, a 503 or a 413 too

@@ -122,6 +122,8 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--scheduling", type=click.Choice(["fair", "fifo"]), default="fair", show_default=True,
               envvar="LATTICE_SCHEDULING",
               help="Head: fair shares capacity between tenants, then runs; fifo is strict priority order.")
+@click.option("--playground", is_flag=True, envvar="LATTICE_PLAYGROUND",
+              help="Head: also serve the Playground (drag-and-drop workflow designer) at /playground.")
 @click.option("--addr", default=None, callback=_check_addr, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None, callback=_check_ip,
@@ -132,7 +134,7 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
-          max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str,
+          max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str, playground: bool,
           addr: str | None, token: str | None, node_ip: str | None, block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = resolve_data_dir(data_dir)
@@ -143,7 +145,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
                                     object_store_mb=object_store_mb, sandbox=sandbox,
                                     min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
                                     io_slots=io_slots, max_output_mb=max_output_mb, scheduling=scheduling,
-                                    sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"))
+                                    sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"), playground=playground)
         except ValidationError as exc:  # the click types check first; this is the backstop, one line
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else "?"

@@ -18,6 +18,7 @@ from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
+from lattice.client.task import TaskDefinition
 from lattice.client.transport import AsyncHeadHTTP
 from lattice.client.workflow import AsyncLatticeWorkflow
 
@@ -81,6 +82,10 @@ class AsyncLatticeClient(BaseClient):
     async def submit_workflow(self, spec: dict[str, Any]) -> str:
         """As :meth:`LatticeClient.submit_workflow`."""
         return await self._send(endpoints.submit_workflow(spec))
+
+    async def register_task(self, fn: TaskDefinition, description: str | None = None) -> dict[str, Any]:
+        """As :meth:`LatticeClient.register_task`."""
+        return await self._send(endpoints.register_task(fn.catalog_entry(description)))
 
     async def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
                         inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,

@@ -18,6 +18,7 @@ from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
+from lattice.client.task import TaskDefinition
 from lattice.client.transport import HeadHTTP
 from lattice.client.workflow import LatticeWorkflow
 
@@ -91,6 +92,11 @@ class LatticeClient(BaseClient):
     def submit_workflow(self, spec: dict[str, Any]) -> str:
         """Register a raw ``lattice.workflow/v1`` spec; returns the workflow's id."""
         return self._send(endpoints.submit_workflow(spec))
+
+    def register_task(self, fn: TaskDefinition, description: str | None = None) -> dict[str, Any]:
+        """Publish a ``@task`` to the Playground's palette (its ports, docstring, code and policy); the head
+        keeps it in memory for this key's tenant until it restarts. Returns the catalog entry."""
+        return self._send(endpoints.register_task(fn.catalog_entry(description)))
 
     def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
                   inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,

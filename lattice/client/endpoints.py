@@ -98,6 +98,11 @@ def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None =
                 headers={"Idempotency-Key": key}, idempotent=True)
 
 
+def register_task(spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    """Publish a task to the head's catalog (the Playground's palette)."""
+    return Call("POST", f"{API}/catalog/tasks", json=spec)
+
+
 def get_run(run_id: str) -> Call[dict[str, Any]]:
     return Call("GET", f"{API}/runs/{run_id}")
 

@@ -71,6 +71,12 @@ class TaskDefinition:
                 self._code["source"] = ""
         return dict(self._code)
 
+    def catalog_entry(self, description: str | None = None) -> dict[str, Any]:
+        """This task as ``POST /api/v1/catalog/tasks`` takes it: ports, docstring, code and policy."""
+        doc = description if description is not None else inspect.getdoc(self.fn) or ""
+        return {"name": self.name, "description": doc, "inputs": list(self.inputs), "outputs": list(self.outputs),
+                "template": {"code": self.code_spec(), **self.policy()}}
+
     def policy(self) -> dict[str, Any]:
         return {
             "resources": self.resources.model_dump(),

@@ -130,6 +130,11 @@ class WorkflowBuilder:
                           "outputs": list(definition.outputs), **definition.policy()})
         return {"format": WORKFLOW_FORMAT, "name": self.name, "tasks": tasks}
 
+    def export(self) -> dict[str, Any]:
+        """The workflow as a ``lattice.workflow/v1`` document (JSON-ready): open it in the Playground, keep it in
+        a file, or submit it later with ``client.submit_workflow(spec)``."""
+        return self.to_spec()
+
     def _spec_and_digest(self) -> tuple[dict[str, Any], str]:
         spec = self.to_spec()
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()

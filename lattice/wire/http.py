@@ -84,6 +84,7 @@ class RunPublic(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunPublic]
+    total: int | None = Field(None, description="how many runs match the filters, across all pages")
 
 
 class RunResults(BaseModel):
@@ -167,3 +168,17 @@ class Health(BaseModel):
     status: str
     version: str
     uptime_s: float
+
+
+class MetricsSample(BaseModel):
+    ts: float
+    tasks_per_s: float = Field(description="task attempts finished per second since the previous sample")
+    running_tasks: int
+    queued: dict[str, int] = Field(description="ready tasks waiting, per resource class")
+    used_cpu: float
+    active_runs: int
+
+
+class MetricsHistory(BaseModel):
+    every_s: float = Field(description="seconds between samples")
+    samples: list[MetricsSample] = Field(description="oldest first; the head keeps the last half hour")

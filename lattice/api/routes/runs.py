@@ -72,10 +72,17 @@ def _public(row: dict[str, Any], tasks: list[TaskPublic] | None = None) -> RunPu
 
 @router.get("", response_model=RunList)
 async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = None, workflow_id: str | None = None,
+                    q: str | None = Query(None, max_length=200,
+                                          description="a substring of the run id, workflow name or tags"),
                     limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=INT64_MAX)) -> RunList:
-    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset,
-                           tenant=None if caller.is_admin else caller.name)
-    return RunList(runs=[_public(row) for row in rows])
+    """Newest first, filtered and paged in the store, each run with its tasks counted by state; ``total``
+    counts every run the filters match."""
+    tenant = None if caller.is_admin else caller.name
+    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset, tenant=tenant, search=q)
+    total = store.count_runs(state=state, workflow_id=workflow_id, tenant=tenant, search=q)
+    counts = store.task_counts([row["id"] for row in rows])
+    runs = [_public(row).model_copy(update={"task_counts": counts.get(row["id"], {})}) for row in rows]
+    return RunList(runs=runs, total=total)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)
