@@ -3,14 +3,18 @@ Python) against a real head with real Ray: login, live run state, DAG, logs, tra
 Playground's drag, connect, run, save, export and validation.
 
 Every request the pages make is recorded; a test fails on any that leaves the head's origin. Screenshots
-of both UIs go to ``docs/images/`` and ``assets/`` (shown in ``docs/ui.md`` and the README).
+of both UIs are taken on the way; with ``LATTICE_UI_SCREENSHOTS=1`` they go to ``docs/images/`` and
+``assets/`` (shown in ``docs/ui.md`` and the README), otherwise to a temporary folder, so a test run
+never changes tracked files.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +35,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = [ROOT / "docs" / "images", ROOT / "assets"]
+SHOTS = ([ROOT / "docs" / "images", ROOT / "assets"] if os.environ.get("LATTICE_UI_SCREENSHOTS") == "1"
+         else [Path(tempfile.gettempdir()) / "lattice-ui-screenshots"])
 TIMEOUT_MS = 60_000
 
 
