@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lattice import __version__
 from lattice.api.deps import require_token
 from lattice.api.errors import error_response, install_error_handlers
-from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
+from lattice.api.routes import checkpoints, cluster, keys, llm, runs, stream, system, workflows
 from lattice.api.state import HeadState
 
 log = logging.getLogger("lattice.api")
@@ -72,9 +72,13 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         state = build_state()
         app.state.head = state
         await state.orchestrator.start()
+        if state.llm is not None:
+            await state.llm.start()
         try:
             yield
         finally:
+            if state.llm is not None:
+                await state.llm.close()  # engines' process groups stop before the head does
             await state.orchestrator.stop()
             close_state(state)
 
@@ -92,7 +96,9 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     api.include_router(cluster.router)
     api.include_router(checkpoints.router)
     api.include_router(keys.router)
+    api.include_router(llm.router)
     app.include_router(api)
+    app.include_router(llm.endpoint)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

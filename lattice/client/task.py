@@ -43,6 +43,8 @@ class TaskDefinition:
     priority: int = 0
     sandbox: str | None = None
     network: bool | None = None
+    #: model pools the task calls (``params["llm"][alias]``)
+    llm: tuple[str, ...] = ()
     _code: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, params: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
@@ -75,6 +77,7 @@ class TaskDefinition:
             "priority": self.priority,
             "sandbox": self.sandbox,
             "network": self.network,
+            **({"llm": list(self.llm)} if self.llm else {}),
         }
 
 
@@ -130,7 +133,7 @@ def task(
     cpu: float | None = None, gpu: float | None = None, memory: int | None = None,
     gpu_memory: int | None = None, timeout: float | None = None, retries: int = 0, priority: int = 0,
     sandbox: str | None = None, network: bool | None = None, resources: dict[str, Any] | None = None,
-    name: str | None = None,
+    name: str | None = None, llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any: ...
 
 
@@ -151,10 +154,13 @@ def task(
     network: bool | None = None,
     resources: dict[str, Any] | None = None,
     name: str | None = None,
+    llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any:
     """Declare a task. ``cpu=0`` marks it I/O-bound (it holds no core); ``memory``/``gpu_memory`` in MB.
 
-    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well.
+    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well. ``llm="alias"`` (or a
+    list) names the model pools it calls: it gets ``params["llm"][alias] = {"base_url", "api_key", "model"}``
+    and, for the first, ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` in its environment (see docs/llm.md).
     """
 
     def decorate(func: Any) -> TaskDefinition:
@@ -188,6 +194,7 @@ def task(
             priority=priority,
             sandbox=level,
             network=network,
+            llm=(llm,) if isinstance(llm, str) else tuple(llm or ()),
         )
         for attr in functools.WRAPPER_ASSIGNMENTS:
             if hasattr(func, attr):
