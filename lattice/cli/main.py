@@ -350,6 +350,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
             queues = client.queues()
+            pools = [p.model_dump(mode="json") for p in client.llm.list()]
     except HeadNotRunning as exc:
         if as_json:
             local = LocalHead.of(resolve_data_dir(data_dir))
@@ -360,7 +361,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         raise
     if as_json:
         click.echo(json.dumps({"running": True, "url": target.url, "health": health, "nodes": nodes,
-                               "resources": totals, "runs": runs, "queues": queues}, indent=2))
+                               "resources": totals, "runs": runs, "queues": queues, "llm_pools": pools}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -376,6 +377,10 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
     queued = ", ".join(f"{k}: {v}" for k, v in totals["queued_tasks"].items())
     out.print(f"running tasks: {totals['running_tasks']}   queued: {queued}")
     _print_queues(out, queues)
+    if pools:
+        from lattice.cli.llm import print_pools
+
+        print_pools(out, pools)
     if runs:
         recent = Table("run", "workflow", "state", "created", title="recent runs")
         for run in runs:
@@ -434,10 +439,12 @@ def _tail(path: Path, lines: int = 20) -> str:
 def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
     from lattice.cli.keys import keys
+    from lattice.cli.llm import llm
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
     cli.add_command(keys)
+    cli.add_command(llm)
     cli.add_command(runs)
     cli.add_command(submit)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from lattice.api.deps import Caller, State, require_admin
 from lattice.wire.http import ClusterResources, JoinInfo, NodeList, NodePublic
+from lattice.wire.llm import PoolView
 from lattice.wire.tenants import ClusterQueues
 
 router = APIRouter(prefix="/cluster", tags=["cluster"])
@@ -25,6 +26,12 @@ async def resources(state: State) -> ClusterResources:
 async def queues(state: State, caller: Caller) -> ClusterQueues:
     """Per tenant and per run: what is held, what is queued and why it waits (a tenant sees only its own)."""
     return state.orchestrator.queues(None if caller.is_admin else caller.name)
+
+
+@router.get("/pools")
+async def pools(state: State) -> dict[str, list[PoolView]]:
+    """Model pools on the cluster: replicas, nodes, GPU memory leased vs used, load (see ``/llm/pools``)."""
+    return {"pools": state.llm.views() if state.llm is not None else []}
 
 
 @router.get("/join", response_model=JoinInfo)

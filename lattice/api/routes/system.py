@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from lattice import __version__
 from lattice.api.deps import require_token
 from lattice.api.state import HeadState
+from lattice.llm.metrics import LLMCollector
 from lattice.wire.http import Health
 
 router = APIRouter(tags=["system"])
@@ -43,4 +44,6 @@ async def metrics(request: Request) -> Response:
         capacity.labels(resource).set(totals[resource])
         used.labels(resource).set(totals[f"used_{resource}"])
     Gauge("lattice_active_runs", "runs in progress", registry=registry).set(len(state.orchestrator.runs))
+    if state.llm is not None:
+        registry.register(LLMCollector(state.llm))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
