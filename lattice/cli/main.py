@@ -350,7 +350,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
             queues = client.queues()
-            pools = [p.model_dump(mode="json") for p in client.llm.list()]
+            pools = _pools(client)
     except HeadNotRunning as exc:
         if as_json:
             local = LocalHead.of(resolve_data_dir(data_dir))
@@ -361,7 +361,8 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         raise
     if as_json:
         click.echo(json.dumps({"running": True, "url": target.url, "health": health, "nodes": nodes,
-                               "resources": totals, "runs": runs, "queues": queues, "llm_pools": pools}, indent=2))
+                               "resources": totals, "runs": runs, "queues": queues,
+                               **({"llm_pools": pools} if pools else {})}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -408,6 +409,16 @@ def _print_queues(out: Console, queues: dict[str, Any]) -> None:
         out.print(table)
     else:
         out.print(f"queues ({queues['scheduling']} scheduling): no tenant holds or waits for anything")
+
+
+def _pools(client: Any) -> list[dict[str, Any]]:
+    """The head's model pools; none from a head that has no pool routes (an older one)."""
+    from lattice.errors import NotFoundError
+
+    try:
+        return [p.model_dump(mode="json") for p in client.llm.list()]
+    except NotFoundError:
+        return []
 
 
 def _queued(counts: dict[str, int]) -> str:

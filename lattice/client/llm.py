@@ -9,23 +9,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from lattice.client.endpoints import API, Call
+from lattice.client import endpoints
+from lattice.client.endpoints import Call
 from lattice.wire.llm import PoolSpec, PoolView
 
 T = TypeVar("T")
 
 
 def deploy_call(spec: PoolSpec) -> Call[PoolView]:
-    return Call("POST", f"{API}/llm/pools", json=spec.model_dump(mode="json", exclude_defaults=True),
-                parse=PoolView.model_validate)
+    call = endpoints.llm_deploy(spec.model_dump(mode="json", exclude_defaults=True))
+    return Call(call.method, call.path, json=call.json, parse=PoolView.model_validate)
 
 
 def list_call() -> Call[list[PoolView]]:
-    return Call("GET", f"{API}/llm/pools", parse=lambda body: [PoolView.model_validate(p) for p in body["pools"]])
+    call = endpoints.llm_list()
+    return Call(call.method, call.path, parse=lambda body: [PoolView.model_validate(p) for p in call.parse(body)])
 
 
 def stop_call(alias: str) -> Call[dict[str, Any]]:
-    return Call("DELETE", f"{API}/llm/pools/{alias}")
+    return endpoints.llm_stop(alias)
 
 
 def spec_of(alias: str, engine: str, model: str, **options: Any) -> PoolSpec:
@@ -47,7 +49,7 @@ class LLMPools:
         return self._send(stop_call(alias))
 
     def base_url(self, alias: str) -> str:
-        return f"{self._url}/api/v1/llm/{alias}/v1"
+        return endpoints.llm_base_url(self._url, alias)
 
 
 class AsyncLLMPools:
@@ -64,4 +66,4 @@ class AsyncLLMPools:
         return await self._send(stop_call(alias))
 
     def base_url(self, alias: str) -> str:
-        return f"{self._url}/api/v1/llm/{alias}/v1"
+        return endpoints.llm_base_url(self._url, alias)
