@@ -256,9 +256,10 @@ class Gate:
 
     def _next_run(self) -> str | None:
         best: str | None = None
-        best_key: tuple[float, float] | None = None
+        best_key: tuple[float, int, float] | None = None
         for run, queue in self._queues.items():
-            key = (self._clock_of.get(run, 0.0), queue[0].enqueued)
+            # fewest tokens served; on a tie, the run with less waiting (a newcomer before a flooder)
+            key = (self._clock_of.get(run, 0.0), len(queue), queue[0].enqueued)
             if best_key is None or key < best_key:
                 best, best_key = run, key
         return best

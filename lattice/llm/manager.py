@@ -254,8 +254,9 @@ class PoolManager:
         """The proxy could not reach a replica: take it out now; the supervisor restarts it."""
         if isinstance(replica, Replica) and replica.state == "ready":
             replica.state, replica.error = "failed", error
-            replica.retry_at = time.monotonic()
             log.warning("pool %s: replica %s taken out: %s", pool.alias, replica.replica_id, error)
+            replica.task = asyncio.get_running_loop().create_task(
+                self._fail(pool, replica, f"{replica.replica_id} failed a request ({error}); restarting"))
 
     def target(self, pool: Pool, slot: Any) -> tuple[str, dict[str, str]]:
         """Base URL (ending in ``/v1``) and auth headers to reach what the gate granted."""
@@ -433,7 +434,8 @@ class PoolManager:
                 continue
             await self._check_processes(pool)
             for replica in pool.replicas:
-                if replica.state in ("pending", "failed") and now >= replica.retry_at:
+                stopping = replica.task is not None and not replica.task.done()
+                if replica.state in ("pending", "failed") and now >= replica.retry_at and not stopping:
                     self._try_start(pool, replica)
             busy = pool.gate.in_flight or pool.gate.queued
             live = [r for r in pool.replicas if r.state in ("pending", "starting", "ready", "failed")]

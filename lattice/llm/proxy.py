@@ -3,8 +3,9 @@
 The body is forwarded as the caller sent it, with ``model`` set to the name the engine serves (so a task
 may say ``model="anything"``). Streams pass through chunk by chunk (SSE bytes as the engine wrote them);
 tokens are read from the engine's ``usage`` (OpenAI shape; for streams, the final chunk's, else one per
-content chunk). A replica that cannot be reached before it answered is taken out and the request, which
-it never started, is admitted again and goes to another replica (up to ``MAX_REROUTES`` times).
+content chunk). A replica that fails before its answer began is taken out and the request is admitted
+again and goes to another replica, or to this one once restarted (up to ``MAX_REROUTES`` times); once the
+answer began (a stream's first bytes), a failure ends that answer, since its bytes are with the caller.
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: d
         request = manager.http.build_request("POST", f"{base}/{path}", json=body, headers=headers)
         try:
             response = await manager.http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-            # never started at the engine: take the replica out, admit again, go elsewhere
+        except httpx.TransportError as exc:
+            # no answer began: the replica is down (refused, reset, died mid-generation). Take it out, admit
+            # the request again and send it elsewhere (or to the restarted replica). A completion has no side
+            # effects, so one the dead engine had begun is generated again rather than lost.
             last_error = f"{type(exc).__name__}: {exc}"
             manager.replica_failed(pool, grant.slot, last_error)
             exclude = exclude | {id(grant.slot)}
