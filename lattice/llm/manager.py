@@ -53,6 +53,8 @@ class Launcher(Protocol):
 
     def returncode(self, handle: Any) -> int | None: ...
 
+    def gpu_memory_mb(self, handle: Any) -> int | None: ...
+
     def stop(self, handle: Any) -> None: ...
 
 
@@ -77,6 +79,7 @@ class Replica:
     error: str | None = None
     retry_at: float = 0.0
     gpu_memory_used_mb: int | None = None
+    nvml_at: float = 0.0
     task: asyncio.Task[None] | None = None
 
     @property
@@ -461,6 +464,24 @@ class PoolManager:
                 log.warning("pool %s: %s", pool.alias, message)
                 replica.state = "failed"
                 await self._fail(pool, replica, message)
+            elif replica.leased is not None and replica.leased.gpu_memory and time.monotonic() >= replica.nvml_at:
+                await self._check_gpu_memory(pool, replica)
+
+    async def _check_gpu_memory(self, pool: Pool, replica: Replica) -> None:
+        """NVML's per-process count against the lease (every 5 s); over it is reported, and stopped if
+        the pool says so (``stop_over_lease``)."""
+        replica.nvml_at = time.monotonic() + 5.0
+        used = await asyncio.to_thread(self.launcher.gpu_memory_mb, replica.handle)  # type: ignore[union-attr]
+        replica.gpu_memory_used_mb = used
+        leased = replica.leased.gpu_memory if replica.leased else 0
+        if used is None or used <= leased:
+            return
+        message = f"{replica.replica_id} uses {used} MB of GPU memory, over its lease of {leased} MB"
+        log.warning("pool %s: %s", pool.alias, message)
+        pool.error = message
+        if pool.spec.stop_over_lease:
+            replica.state = "failed"
+            await self._fail(pool, replica, message + "; stopped (stop_over_lease)")
 
 
 def _lease_of(spec: PoolSpec) -> Resources:

@@ -56,6 +56,32 @@ class EngineHost:
         """None while the engine runs, else its exit status (negative: killed by that signal)."""
         return None if self.proc is None else self.proc.poll()
 
+    def gpu_memory_mb(self) -> int | None:
+        """GPU memory NVML sees the engine's process group use on this node; None without NVML or a GPU."""
+        if self.proc is None:
+            return None
+        try:
+            import pynvml  # nvidia-ml-py
+        except ImportError:
+            return None
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError:
+            return None
+        try:
+            group = {pid for pid in _pids() if _pgid(pid) == self.proc.pid}
+            used = 0
+            for index in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                    if p.pid in group and p.usedGpuMemory:
+                        used += int(p.usedGpuMemory)
+            return used // 2**20
+        except pynvml.NVMLError:
+            return None
+        finally:
+            pynvml.nvmlShutdown()
+
     def stop(self, grace_s: float = 5.0) -> None:
         proc = self.proc
         if proc is None:
@@ -75,6 +101,17 @@ class EngineHost:
         except ProcessLookupError:
             pass
         proc.wait(timeout=5)
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 @dataclass
@@ -112,6 +149,12 @@ class RayLauncher:
         except ray.exceptions.RayActorError:
             return -9  # the actor (and with it the engine) is gone: the node died
         except ray.exceptions.GetTimeoutError:
+            return None
+
+    def gpu_memory_mb(self, handle: RayEngineHandle) -> int | None:
+        try:
+            return ray.get(handle.actor.gpu_memory_mb.remote(), timeout=30)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             return None
 
     def stop(self, handle: RayEngineHandle) -> None:
