@@ -59,9 +59,11 @@ class Launcher(Protocol):
 
 
 class PoolError(Exception):
-    def __init__(self, status: int, code: str, message: str, hint: str) -> None:
+    """A request the manager refuses: HTTP status, error type, message, the field at fault and the fix."""
+
+    def __init__(self, status: int, code: str, message: str, field: str, hint: str) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.hint = status, code, message, hint
+        self.status, self.code, self.message, self.field, self.hint = status, code, message, field, hint
 
 
 @dataclass(eq=False)

@@ -55,7 +55,7 @@ def _usage(data: Any) -> tuple[float, float] | None:
 async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: dict[str, Any]) -> Forwarded:
     """Raises ``GateError`` (429/503) or :class:`PoolError`; else the engine's answer, status included."""
     manager.demand(pool)
-    body = {**body, "model": pool.served_model} if not pool.external or "model" not in body else body
+    body = {**body, "model": pool.served_model}  # the pool's model, whatever name the caller used
     stream = bool(body.get("stream"))
     estimate = estimate_tokens(body)
     exclude: frozenset[int] = frozenset()

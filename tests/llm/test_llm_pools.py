@@ -201,6 +201,24 @@ def test_metrics_carry_the_pool_label(llm_head: HeadProcess, capped: str) -> Non
     assert f'lattice_llm_tokens_total{{direction="out",pool="{capped}"}}' in text
 
 
+def test_an_external_pool_gets_the_same_cap_and_queue(llm_head: HeadProcess, capped: str,
+                                                       client: LatticeClient) -> None:
+    """An external provider is any OpenAI-compatible URL: here the capped pool's engine, addressed directly."""
+    engine = next(p for p in client.llm.list() if p.alias == capped)
+    with pytest.raises(Exception, match="NO_SUCH_KEY_VAR"):
+        client.llm.deploy("ext-bad", engine="external", model=engine.model, base_url="http://127.0.0.1:9/v1",
+                          api_key_env="NO_SUCH_KEY_VAR")
+    client.llm.deploy("ext", engine="external", model=engine.model, base_url=f"{engine.replicas[0].address}/v1",
+                      max_concurrency=1, max_queue=1, requests_per_minute=1000)
+    url = f"{llm_head.url}/api/v1/llm/ext/v1/chat/completions"
+    answers = asyncio.run(post_all(url, llm_head.token, [("e", chat(max_tokens=100))] * 6))
+    codes = [r.status_code for r, _ in answers]
+    assert set(codes) <= {200, 429} and codes.count(200) >= 2 and codes.count(429) >= 1, codes
+    view = next(p for p in client.llm.list() if p.alias == "ext")
+    assert view.state == "ready" and view.replicas == [] and view.rejected >= 1 and view.tokens_out > 0
+    client.llm.stop("ext")
+
+
 # --- a small queue: 429; kill -9; stop ----------------------------------------------------------------
 
 def test_queue_bound_then_429_then_kill_then_stop(llm_head: HeadProcess, tiny_model: Path,

@@ -38,7 +38,7 @@ def _manager(state: HeadState) -> PoolManager:
 
 
 def _raise(exc: PoolError) -> HTTPError:
-    return HTTPError(exc.status, exc.code, exc.message, "alias" if exc.code == "conflict" else None, exc.hint)
+    return HTTPError(exc.status, exc.code, exc.message, exc.field, exc.hint)
 
 
 @router.post("", status_code=201, response_model=PoolView, responses=_errors)
