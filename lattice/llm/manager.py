@@ -238,10 +238,15 @@ class PoolManager:
         return [pool.view() for pool in self.pools.values()]
 
     def access(self, run_id: str, aliases: tuple[str, ...]) -> dict[str, dict[str, str]]:
-        """``params["llm"]`` of an attempt: a fresh key per pool, scoped to this run (the orchestrator asks)."""
+        """``params["llm"]`` of an attempt: a fresh key per pool, scoped to this run (the orchestrator asks).
+
+        Asked when the attempt is dispatched, so a pool at zero starts its engine while the task's worker
+        starts, before the task's first request."""
         out: dict[str, dict[str, str]] = {}
         for alias in aliases:
             pool = self.pools.get(alias)
+            if pool is not None:
+                self.demand(pool)
             out[alias] = LLMAccess(base_url=f"{self.public_url}/api/v1/llm/{alias}/v1",
                                    api_key=self.keys.mint(alias, run_id),
                                    model=pool.served_model if pool else alias).model_dump()
