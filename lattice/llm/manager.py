@@ -334,8 +334,17 @@ class PoolManager:
         started = time.monotonic()
         try:
             assert self.launcher is not None
-            replica.handle = await asyncio.to_thread(self.launcher.start, replica.replica_id, node_id, host,
-                                                     gpu_fraction, argv_for_port, {})
+            launcher = self.launcher
+            starting = asyncio.ensure_future(asyncio.to_thread(launcher.start, replica.replica_id, node_id, host,
+                                                               gpu_fraction, argv_for_port, {}))
+            try:
+                replica.handle = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                # stopped while the engine was being started: stop what the start brings, once it has it
+                loop = asyncio.get_running_loop()
+                starting.add_done_callback(lambda f: None if f.cancelled() or f.exception() is not None
+                                           else loop.run_in_executor(None, launcher.stop, f.result()))
+                raise
             replica.pid = replica.handle.pid
             replica.base_url = f"http://{host}:{replica.handle.port}"
             await self._wait_ready(pool, replica, started)
