@@ -9,6 +9,7 @@ received-minus-answered is the engine's own count of requests it holds.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -256,8 +257,15 @@ def test_queue_bound_then_429_then_kill_then_stop(llm_head: HeadProcess, tiny_mo
     assert after["replicas"][0]["restarts"] >= 1 and after["replicas"][0]["pid"] != pid
     new_pid = after["replicas"][0]["pid"]
 
-    # lattice llm stop: the engine is gone, the endpoint answers 404
+    # the CLI shows it (lattice llm list, lattice status), then lattice llm stop: engine gone, endpoint 404
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    target = ["--url", llm_head.url, "--token", llm_head.token]
+    listed = subprocess.run([sys.executable, "-m", "lattice.cli.main", "llm", "list", "--json", *target],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert listed.returncode == 0 and any(p["alias"] == "small" for p in json.loads(listed.stdout)), listed.stderr
+    status = subprocess.run([sys.executable, "-m", "lattice.cli.main", "status", "--json", *target],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert status.returncode == 0 and "small" in {p["alias"] for p in json.loads(status.stdout)["llm_pools"]}
     done = subprocess.run([sys.executable, "-m", "lattice.cli.main", "llm", "stop", "small", "--url", llm_head.url,
                            "--token", llm_head.token], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
