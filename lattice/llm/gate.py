@@ -133,12 +133,16 @@ class Gate:
 
     # --- the caller's side --------------------------------------------------------------------------
 
-    async def acquire(self, run: str, estimate: float = 16.0, exclude: frozenset[int] = frozenset()) -> Grant:
-        """Wait for a slot (fair between runs); raises :class:`QueueFull` at once when the queue is full."""
+    async def acquire(self, run: str, estimate: float = 16.0, exclude: frozenset[int] = frozenset(),
+                      readmit: bool = False) -> Grant:
+        """Wait for a slot (fair between runs); raises :class:`QueueFull` at once when the queue is full.
+
+        ``readmit``: a request the gate already took whose replica failed under it; it is not refused for
+        a full queue (it was inside the bound when it came), so a crash never turns into 429s."""
         if self._closed is not None:
             raise GateClosed(self._closed, retry_after=5.0)
         loop = asyncio.get_running_loop()
-        if self.queued >= self.max_queue and not self._can_grant_now(exclude):
+        if not readmit and self.queued >= self.max_queue and not self._can_grant_now(exclude):
             raise QueueFull(f"{self.in_flight} requests in flight (cap {self.max_concurrency}) and {self.queued} "
                             f"queued (bound {self.max_queue})", retry_after=self.retry_after())
         now = self._clock()

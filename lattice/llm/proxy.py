@@ -62,7 +62,7 @@ async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: d
     last_error = ""
     for _ in range(MAX_REROUTES + 1):
         try:
-            grant = await pool.gate.acquire(run, estimate, exclude)
+            grant = await pool.gate.acquire(run, estimate, exclude, readmit=bool(exclude))
         except Exception:
             pool.stats.rejected += 1
             raise

@@ -54,6 +54,22 @@ async def test_queue_bound_refuses_with_retry_after() -> None:
     assert gate.in_flight == 0 and gate.queued == 0
 
 
+async def test_a_readmitted_request_is_not_refused_for_a_full_queue() -> None:
+    gate = gate_with([FakeReplica(cap=1)], cap=1, queue=1)
+    held = await gate.acquire("a")
+    queued = asyncio.create_task(gate.acquire("a"))
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull):
+        await gate.acquire("b")
+    gate.requeue(held)  # its replica failed under it: it comes back, past the bound
+    grant = await asyncio.wait_for(queued, 1)
+    again = asyncio.create_task(gate.acquire("a", readmit=True))
+    await asyncio.sleep(0.01)
+    assert gate.queued == 1
+    gate.release(grant, tokens=1)
+    gate.release(await asyncio.wait_for(again, 1), tokens=1)
+
+
 async def test_a_light_run_overtakes_a_flooder() -> None:
     gate = gate_with([FakeReplica(cap=1)], cap=1, queue=100)
     running = await gate.acquire("flood", estimate=100)
