@@ -71,6 +71,14 @@ async def measure(url: str, headers: dict[str, str], callers: int, requests: int
             "latencies": latencies}
 
 
+def _merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side: the median round's throughput, latency percentiles over every request."""
+    latencies = sorted(x for run in runs for x in run["latencies"])
+    return {"rps": statistics.median(run["rps"] for run in runs),
+            "median_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000}
+
+
 async def cold_start(url: str, headers: dict[str, str]) -> float:
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=600) as http, http.stream(
@@ -84,6 +92,7 @@ async def cold_start(url: str, headers: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=64, help="requests per caller count and side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side (medians reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-llm-"))
@@ -103,9 +112,12 @@ def main() -> None:
             lattice_url = f"{head.url}/api/v1/llm/bench/v1/chat/completions"
             rows = []
             for callers in (1, 8, 32):
-                direct = asyncio.run(measure(direct_url, {}, callers, args.requests))
-                through = asyncio.run(measure(lattice_url, auth, callers, args.requests))
-                rows.append({"callers": callers, "direct": direct, "lattice": through})
+                # alternate the two sides, several rounds, so load from other jobs hits both alike
+                sides: dict[str, list[dict[str, Any]]] = {"direct": [], "lattice": []}
+                for _ in range(args.rounds):
+                    sides["direct"].append(asyncio.run(measure(direct_url, {}, callers, args.requests)))
+                    sides["lattice"].append(asyncio.run(measure(lattice_url, auth, callers, args.requests)))
+                rows.append({"callers": callers, **{side: _merge(runs) for side, runs in sides.items()}})
             client.llm.deploy("cold", engine="transformers", model=str(model), cpu=0.5, min_replicas=0)
             cold = asyncio.run(cold_start(f"{head.url}/api/v1/llm/cold/v1/chat/completions", auth))
     finally:
@@ -132,6 +144,9 @@ def main() -> None:
         "Llama, `max_tokens` = 1, so what the engine spends is small and the endpoint's share shows; the same",
         "requests go straight to the engine and through `/api/v1/llm/{alias}/v1`, same run, same engine.",
         f"Machine: {result['machine']} (other jobs ran on it at the same time; treat the numbers as rough).",
+        "The client, the head and the engine share the machine's cores, so with 8 and 32 callers the head's",
+        "proxying competes with the engine for CPU: on a real cluster the engine has its own node or GPU.",
+        f"Each side: {args.rounds} alternating rounds of {args.requests} requests per caller count.",
         "",
         f"* added latency at 1 caller: median **{added_median:.2f} ms**, p99 {added_p99:.2f} ms",
         f"* cold start, zero replicas to the first streamed byte: **{cold:.1f} s** (engine start + model load"
