@@ -22,8 +22,9 @@ from lattice.api.errors import error_response, install_error_handlers
 from lattice.api.history import MetricsRing
 from lattice.api.metrics import build_registry
 from lattice.api.openapi import bearer, install_docs
-from lattice.api.routes import catalog, checkpoints, cluster, keys, runs, stream, system, ui, workflows
+from lattice.api.routes import catalog, checkpoints, cluster, keys, llm, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
+from lattice.llm.metrics import LLMCollector
 
 __all__ = ["BodyLimit", "VersionHeader", "begin_draining", "create_app"]
 
@@ -103,12 +104,18 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         state = build_state()
         app.state.head = state
         app.state.metrics = build_registry(state.orchestrator, state.resources, state.ray_version)
+        if state.llm is not None:  # the pools' own collector, in the same registry (lattice.llm.metrics)
+            app.state.metrics.register(LLMCollector(state.llm))
         await state.orchestrator.start()
         app.state.metrics_ring = MetricsRing(state)
         app.state.metrics_ring.start()
+        if state.llm is not None:
+            await state.llm.start()
         try:
             yield
         finally:
+            if state.llm is not None:
+                await state.llm.close()  # engines' process groups stop before the head does
             await app.state.metrics_ring.stop()
             await state.orchestrator.stop()
             close_state(state)
@@ -134,7 +141,9 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     api.include_router(checkpoints.router)
     api.include_router(keys.router)
     api.include_router(catalog.router)
+    api.include_router(llm.router)
     app.include_router(api)
+    app.include_router(llm.endpoint)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
     app.include_router(ui.router)

@@ -363,6 +363,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
             queues = client.queues()
+            pools = _pools(client)
     except HeadNotRunning as exc:
         if as_json:
             local = LocalHead.of(resolve_data_dir(data_dir))
@@ -373,7 +374,8 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         raise
     if as_json:
         click.echo(json.dumps({"running": True, "url": target.url, "health": health, "nodes": nodes,
-                               "resources": totals, "runs": runs, "queues": queues}, indent=2))
+                               "resources": totals, "runs": runs, "queues": queues,
+                               **({"llm_pools": pools} if pools else {})}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -389,6 +391,10 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
     queued = ", ".join(f"{k}: {v}" for k, v in totals["queued_tasks"].items())
     out.print(f"running tasks: {totals['running_tasks']}   queued: {queued}")
     _print_queues(out, queues)
+    if pools:
+        from lattice.cli.llm import print_pools
+
+        print_pools(out, pools)
     if runs:
         recent = Table("run", "workflow", "state", "created", title="recent runs")
         for run in runs:
@@ -416,6 +422,16 @@ def _print_queues(out: Console, queues: dict[str, Any]) -> None:
         out.print(table)
     else:
         out.print(f"queues ({queues['scheduling']} scheduling): no tenant holds or waits for anything")
+
+
+def _pools(client: Any) -> list[dict[str, Any]]:
+    """The head's model pools; none from a head that has no pool routes (an older one)."""
+    from lattice.errors import NotFoundError
+
+    try:
+        return [p.model_dump(mode="json") for p in client.llm.list()]
+    except NotFoundError:
+        return []
 
 
 def _queued(counts: dict[str, int]) -> str:
@@ -448,11 +464,13 @@ def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
     from lattice.cli.db import db
     from lattice.cli.keys import keys
+    from lattice.cli.llm import llm
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
     cli.add_command(db)
     cli.add_command(keys)
+    cli.add_command(llm)
     cli.add_command(runs)
     cli.add_command(submit)
 

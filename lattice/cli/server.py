@@ -8,6 +8,7 @@ only them, when it exits (SIGTERM, Ctrl-C or ``lattice stop``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -30,6 +31,7 @@ from lattice.core.tenants import KeyRing
 from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.llm.manager import PoolManager
 from lattice.utils import otel
 from lattice.utils.procs import ProcessIdentity
 from lattice.utils.tokens import load_or_create_token
@@ -108,9 +110,10 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         backends.append(backend)
+        llm = _pool_manager(settings, resources, orchestrator)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant))
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant), llm=llm)
 
     def close_state(state: HeadState) -> None:
         for backend in backends:
@@ -181,6 +184,23 @@ def _prepare_store(url: str, announce: Any) -> None:
     if before.current != after.current:
         was = "an unversioned store" if before.legacy else (before.current or "empty")
         announce(f"store schema upgraded from {was} to {after.current}")
+
+
+def _pool_manager(settings: HeadSettings, resources: ResourceManager, orchestrator: Orchestrator) -> PoolManager:
+    """Model pools (``lattice/llm``): engines started through Ray on the nodes the resource manager leases;
+    tasks with ``llm=`` get scoped keys from it, and each request they make is an event of their run."""
+    from lattice.llm.ray_launcher import RayLauncher
+
+    def on_request(run_id: str, alias: str, data: dict[str, Any]) -> None:
+        if run_id in orchestrator.runs:
+            with contextlib.suppress(Exception):  # the run may end between the request and its event
+                orchestrator.emit_custom_event(run_id, None, {"llm": alias, **data})
+
+    manager = PoolManager(resources, RayLauncher(str(settings.data_dir / "llm")), settings.url,
+                          on_request=on_request)
+    orchestrator.settings.llm_access = manager.access
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per proxied request
+    return manager
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

@@ -17,6 +17,7 @@ from lattice.client import endpoints
 from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
+from lattice.client.llm import AsyncLLMPools
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
 from lattice.client.task import TaskDefinition
 from lattice.client.transport import AsyncHeadHTTP
@@ -40,6 +41,7 @@ class AsyncLatticeClient(BaseClient):
         super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs, unavailable_timeout)
         self._http = AsyncHeadHTTP(self.config, read_timeout=self._read_timeout)
         self._request = self._http.request  # the one I/O call; tests put a fake head here
+        self.llm = AsyncLLMPools(self._send, self.config.url)  # model pools: deploy, list, stop
 
     async def __aenter__(self) -> AsyncLatticeClient:
         return self

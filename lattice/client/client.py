@@ -17,6 +17,7 @@ from lattice.client import endpoints
 from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
+from lattice.client.llm import LLMPools
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
 from lattice.client.task import TaskDefinition
 from lattice.client.transport import HeadHTTP
@@ -50,6 +51,7 @@ class LatticeClient(BaseClient):
         super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs, unavailable_timeout)
         self._http = HeadHTTP(self.config, read_timeout=self._read_timeout)
         self._request = self._http.request  # the one I/O call; tests put a fake head here
+        self.llm = LLMPools(self._send, self.config.url)  # model pools: deploy, list, stop
 
     def __enter__(self) -> LatticeClient:
         return self

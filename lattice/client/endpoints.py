@@ -214,3 +214,22 @@ def put_writes(body: dict[str, Any]) -> Call[dict[str, Any]]:
 
 def delete_thread(thread_id: str) -> Call[dict[str, Any]]:
     return Call("DELETE", f"{API}/checkpoints", params={"thread_id": thread_id})
+
+
+# --- model pools (lattice/llm) ---------------------------------------------------------------------
+
+def llm_deploy(spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", f"{API}/llm/pools", json=spec)
+
+
+def llm_list() -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/llm/pools", parse=itemgetter("pools"))
+
+
+def llm_stop(alias: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"{API}/llm/pools/{alias}")
+
+
+def llm_base_url(head_url: str, alias: str) -> str:
+    """The pool's OpenAI-compatible base URL (what the ``openai`` client takes as ``base_url``)."""
+    return f"{head_url.rstrip('/')}{API}/llm/{alias}/v1"

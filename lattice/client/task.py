@@ -47,6 +47,8 @@ class TaskDefinition:
     network: bool | None = None
     #: the retry policy beyond ``retries``; only what differs from the defaults goes into the spec
     retry_policy: dict[str, Any] = field(default_factory=dict)
+    #: model pools the task calls (``params["llm"][alias]``)
+    llm: tuple[str, ...] = ()
     _code: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, params: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
@@ -86,6 +88,7 @@ class TaskDefinition:
             "sandbox": self.sandbox,
             "network": self.network,
             **self.retry_policy,
+            **({"llm": list(self.llm)} if self.llm else {}),
         }
 
 
@@ -185,6 +188,7 @@ def task(
     sandbox: str | None = None, network: bool | None = None, resources: dict[str, Any] | None = None,
     name: str | None = None, retry_delay: float = 0.0, backoff: float = 2.0, max_delay: float | None = None,
     jitter: float = 0.0, non_retryable: list[type[BaseException]] | None = None,
+    llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any: ...
 
 
@@ -210,10 +214,13 @@ def task(
     max_delay: float | None = None,
     jitter: float = 0.0,
     non_retryable: list[type[BaseException]] | None = None,
+    llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any:
     """Declare a task. ``cpu=0`` marks it I/O-bound (it holds no core); ``memory``/``gpu_memory`` in MB.
 
-    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well.
+    ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well. ``llm="alias"`` (or a
+    list) names the model pools it calls: it gets ``params["llm"][alias] = {"base_url", "api_key", "model"}``
+    and, for the first, ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` in its environment (see docs/llm.md).
 
     Retries: up to ``retries`` more attempts after a failure, the n-th after
     ``min(retry_delay * backoff ** (n - 1), max_delay)`` seconds, less up to ``jitter`` (a fraction) of it.
@@ -254,6 +261,7 @@ def task(
             sandbox=level,
             network=network,
             retry_policy=retry_policy,
+            llm=(llm,) if isinstance(llm, str) else tuple(llm or ()),
         )
         for attr in functools.WRAPPER_ASSIGNMENTS:
             if hasattr(func, attr):

@@ -69,6 +69,8 @@ class OrchestratorSettings:
     sandbox_timeout_grace_s: float = 10.0
     #: how ready tasks share the cluster: "fair" (between tenants, then runs) or "fifo" (strict order)
     scheduling: str = SchedulingPolicy.FAIR
+    #: ``(run_id, aliases) -> params["llm"]`` for tasks that declare ``llm=`` (the pool manager's ``access``)
+    llm_access: Callable[[str, tuple[str, ...]], dict[str, dict[str, str]]] | None = None
 
 
 class Orchestrator:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lattice.wire.llm import ALIAS_PATTERN
 from lattice.wire.resources import Resources
 
 WORKFLOW_FORMAT = "lattice.workflow/v1"
@@ -86,6 +87,8 @@ class TaskSpec(_Strict):
     priority: int = Field(0, ge=-1000, le=1000)
     sandbox: str | None = Field(None, description="none, subprocess, seccomp or docker")
     network: bool | None = Field(None, description="allow network in a sandbox that blocks it by default")
+    llm: list[Annotated[str, Field(pattern=ALIAS_PATTERN)]] = Field(
+        default_factory=list, max_length=16, description="model pools the task calls (params['llm'][alias])")
 
     @model_validator(mode="after")
     def _code_or_builtin(self) -> TaskSpec:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from lattice.api.deps import Caller, State, require_admin
 from lattice.wire.http import ClusterResources, JoinInfo, MetricsHistory, NodeList, NodePublic
+from lattice.wire.llm import PoolView
 from lattice.wire.tenants import ClusterQueues
 
 router = APIRouter(prefix="/cluster", tags=["cluster"])
@@ -32,6 +33,12 @@ async def metrics_history(request: Request) -> MetricsHistory:
     """The last half hour of tasks/s, running tasks, ready tasks per resource class and reserved CPUs,
     sampled by the head every few seconds (in memory: a restarted head starts empty)."""
     return request.app.state.metrics_ring.history()
+
+
+@router.get("/pools")
+async def pools(state: State) -> dict[str, list[PoolView]]:
+    """Model pools on the cluster: replicas, nodes, GPU memory leased vs used, load (see ``/llm/pools``)."""
+    return {"pools": state.llm.views() if state.llm is not None else []}
 
 
 @router.get("/join", response_model=JoinInfo)

@@ -137,6 +137,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pools
+         * @description Model pools on the cluster: replicas, nodes, GPU memory leased vs used, load (see ``/llm/pools``).
+         */
+        get: operations["pools_api_v1_cluster_pools_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/cluster/queues": {
         parameters: {
             query?: never;
@@ -211,6 +231,98 @@ export interface paths {
          *     on (cancel them first if they should not).
          */
         delete: operations["revoke_key_api_v1_keys__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Pools */
+        get: operations["list_pools_api_v1_llm_pools_get"];
+        put?: never;
+        /**
+         * Deploy
+         * @description Declare a pool; replicas start now (``min_replicas``) or on the first request. Admin only.
+         */
+        post: operations["deploy_api_v1_llm_pools_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm/pools/{alias}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop Pool
+         * @description Stop every replica (their process groups) and give back the leases; waiting requests get 503.
+         */
+        delete: operations["stop_pool_api_v1_llm_pools__alias__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm/{alias}/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Chat Completions */
+        post: operations["chat_completions_api_v1_llm__alias__v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm/{alias}/v1/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Completions */
+        post: operations["completions_api_v1_llm__alias__v1_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/llm/{alias}/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Models */
+        get: operations["models_api_v1_llm__alias__v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -653,6 +765,11 @@ export interface components {
              */
             task?: string | null;
         };
+        /**
+         * Engine
+         * @enum {string}
+         */
+        Engine: "transformers" | "vllm" | "llamacpp" | "external";
         /** ErrorDetail */
         ErrorDetail: {
             /** Field */
@@ -893,6 +1010,186 @@ export interface components {
             };
         };
         /**
+         * PoolSpec
+         * @description One pool as declared by ``lattice llm deploy`` / ``client.llm.deploy``.
+         */
+        PoolSpec: {
+            /** Alias */
+            alias: string;
+            /**
+             * Api Key Env
+             * @description external: the head's environment variable with the key
+             */
+            api_key_env?: string | null;
+            /**
+             * Base Url
+             * @description external: the provider's OpenAI-compatible base URL
+             */
+            base_url?: string | null;
+            /**
+             * Cpu
+             * @description CPU cores leased per replica
+             * @default 1
+             */
+            cpu: number;
+            engine: components["schemas"]["Engine"];
+            /**
+             * Engine Args
+             * @description extra arguments for the engine
+             */
+            engine_args?: string[];
+            /**
+             * Gpu
+             * @description GPUs per replica
+             * @default 0
+             */
+            gpu: number;
+            /**
+             * Gpu Memory Mb
+             * @description GPU memory leased per replica; sets the engine's own limit
+             * @default 0
+             */
+            gpu_memory_mb: number;
+            /**
+             * Idle Timeout S
+             * @description stop the replicas after this long without requests
+             * @default 300
+             */
+            idle_timeout_s: number;
+            /**
+             * Max Concurrency
+             * @description requests in flight at once, whole pool
+             * @default 8
+             */
+            max_concurrency: number;
+            /**
+             * Max Concurrency Per Replica
+             * @description in flight per replica [default: the pool's]
+             */
+            max_concurrency_per_replica?: number | null;
+            /**
+             * Max Queue
+             * @description requests waiting beyond the cap; more get 429
+             * @default 64
+             */
+            max_queue: number;
+            /**
+             * Max Replicas
+             * @default 1
+             */
+            max_replicas: number;
+            /**
+             * Memory Mb
+             * @description host memory leased per replica
+             * @default 0
+             */
+            memory_mb: number;
+            /**
+             * Min Replicas
+             * @description 0 scales to zero after the idle timeout
+             * @default 0
+             */
+            min_replicas: number;
+            /**
+             * Model
+             * @description a local path or a model id the engine loads
+             */
+            model: string;
+            /**
+             * Pinned
+             * @description never evicted to make room for another pool
+             * @default false
+             */
+            pinned: boolean;
+            /**
+             * Queue Timeout S
+             * @description longest a request waits in the queue (then 503)
+             * @default 300
+             */
+            queue_timeout_s: number;
+            /** Requests Per Minute */
+            requests_per_minute?: number | null;
+            /**
+             * Start Timeout S
+             * @description a replica not ready after this long failed to start
+             * @default 300
+             */
+            start_timeout_s: number;
+            /**
+             * Stop Over Lease
+             * @description stop a replica NVML sees using more GPU memory than leased
+             * @default false
+             */
+            stop_over_lease: boolean;
+            /** Tokens Per Minute */
+            tokens_per_minute?: number | null;
+        };
+        /**
+         * PoolView
+         * @description What ``lattice llm list`` and ``lattice status`` show of a pool.
+         */
+        PoolView: {
+            /** Alias */
+            alias: string;
+            engine: components["schemas"]["Engine"];
+            /** Error */
+            error?: string | null;
+            /**
+             * In Flight
+             * @default 0
+             */
+            in_flight: number;
+            /** Last Used */
+            last_used?: number | null;
+            /**
+             * Max Concurrency
+             * @default 0
+             */
+            max_concurrency: number;
+            /**
+             * Max Queue
+             * @default 0
+             */
+            max_queue: number;
+            /** Model */
+            model: string;
+            /**
+             * Queued
+             * @default 0
+             */
+            queued: number;
+            /**
+             * Rejected
+             * @default 0
+             */
+            rejected: number;
+            /** Replicas */
+            replicas?: components["schemas"]["ReplicaView"][];
+            /**
+             * Requests
+             * @default 0
+             */
+            requests: number;
+            spec: components["schemas"]["PoolSpec"];
+            /** State */
+            state: string;
+            /**
+             * Tokens In
+             * @default 0
+             */
+            tokens_in: number;
+            /**
+             * Tokens Out
+             * @default 0
+             */
+            tokens_out: number;
+            /**
+             * Tokens Per S
+             * @default 0
+             */
+            tokens_per_s: number;
+        };
+        /**
          * RegisterTask
          * @description ``POST /api/v1/catalog/tasks``: publish an SDK ``@task`` to the Playground's palette.
          */
@@ -909,6 +1206,38 @@ export interface components {
             /** Outputs */
             outputs: string[];
             template: components["schemas"]["TaskTemplate"];
+        };
+        /** ReplicaView */
+        ReplicaView: {
+            /** Address */
+            address?: string | null;
+            /** Error */
+            error?: string | null;
+            /**
+             * Gpu Memory Leased Mb
+             * @default 0
+             */
+            gpu_memory_leased_mb: number;
+            /** Gpu Memory Used Mb */
+            gpu_memory_used_mb?: number | null;
+            /**
+             * In Flight
+             * @default 0
+             */
+            in_flight: number;
+            /** Node Id */
+            node_id?: string | null;
+            /** Pid */
+            pid?: number | null;
+            /** Replica Id */
+            replica_id: string;
+            /**
+             * Restarts
+             * @default 0
+             */
+            restarts: number;
+            /** State */
+            state: string;
         };
         /**
          * Resources
@@ -1171,6 +1500,11 @@ export interface components {
              * @default 0
              */
             jitter: number;
+            /**
+             * Llm
+             * @description model pools the task calls (params['llm'][alias])
+             */
+            llm?: string[];
             /**
              * Max Delay
              * @description cap on the delay between attempts
@@ -1695,6 +2029,28 @@ export interface operations {
             };
         };
     };
+    pools_api_v1_cluster_pools_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: components["schemas"]["PoolView"][];
+                    };
+                };
+            };
+        };
+    };
     queues_api_v1_cluster_queues_get: {
         parameters: {
             query?: never;
@@ -1905,6 +2261,279 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_pools_api_v1_llm_pools_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: components["schemas"]["PoolView"][];
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deploy_api_v1_llm_pools_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PoolSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolView"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    stop_pool_api_v1_llm_pools__alias__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alias: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    chat_completions_api_v1_llm__alias__v1_chat_completions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alias: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    completions_api_v1_llm__alias__v1_completions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alias: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    models_api_v1_llm__alias__v1_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                alias: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
