@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from lattice.errors import (
     APIError,
     AuthenticationError,
+    HeadUnavailable,
     HeadUnavailableError,
     LatticeError,
     MemoryExceeded,
@@ -21,6 +22,7 @@ from lattice.errors import (
     TaskKilled,
     TaskTimeout,
     UntrustedOutputError,
+    WaitTimeout,
     WorkflowError,
 )
 from lattice.utils.lazy import lazy_exports
@@ -33,6 +35,7 @@ _LAZY = {
     "LatticeWorkflow": "lattice.client.workflow",
     "LangGraphClient": "lattice.client.langgraph",
     "current_task": "lattice.wire.context",
+    "NonRetryable": "lattice.errors",
 }
 
 
@@ -43,12 +46,14 @@ __all__ = [
     "APIError",
     "AsyncLatticeClient",
     "AuthenticationError",
+    "HeadUnavailable",
     "HeadUnavailableError",
     "LangGraphClient",
     "LatticeClient",
     "LatticeError",
     "LatticeWorkflow",
     "MemoryExceeded",
+    "NonRetryable",
     "NotFoundError",
     "OutputError",
     "ResourceUnavailable",
@@ -61,6 +66,7 @@ __all__ = [
     "TaskKilled",
     "TaskTimeout",
     "UntrustedOutputError",
+    "WaitTimeout",
     "WorkflowError",
     "__version__",
     "current_task",

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from lattice.wire.errors import *  # noqa: F403
 from lattice.wire.errors import __all__ as _errors_all
-from lattice.wire.failures import ErrorInfo, ErrorKind, error_info_from_exception, exception_from_error_info
+from lattice.wire.failures import (
+    ErrorInfo,
+    ErrorKind,
+    NonRetryable,
+    error_info_from_exception,
+    exception_from_error_info,
+)
 
-__all__ = [*_errors_all, "ErrorInfo", "ErrorKind", "error_info_from_exception", "exception_from_error_info"]
+__all__ = [*_errors_all, "ErrorInfo", "ErrorKind", "NonRetryable", "error_info_from_exception",
+           "exception_from_error_info"]

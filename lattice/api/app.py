@@ -1,4 +1,9 @@
-"""The head's FastAPI application: routers under ``/api/v1``, auth, body limit, error bodies."""
+"""The head's FastAPI application: routers under ``/api/v1``, auth, body limit, error bodies.
+
+Every answer names the head's version (``X-Lattice-Version``, :class:`VersionHeader`); a head that is
+shutting down answers ``503`` (:mod:`lattice.api.draining`); ``/docs`` is served from the head itself
+(:mod:`lattice.api.openapi`).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lattice import __version__
 from lattice.api.deps import require_token
+from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
-from lattice.api.routes import checkpoints, cluster, keys, runs, stream, system, workflows
+from lattice.api.history import MetricsRing
+from lattice.api.metrics import build_registry
+from lattice.api.openapi import bearer, install_docs
+from lattice.api.routes import catalog, checkpoints, cluster, keys, llm, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
+from lattice.llm.metrics import LLMCollector
+
+__all__ = ["BodyLimit", "VersionHeader", "begin_draining", "create_app"]
 
 log = logging.getLogger("lattice.api")
 
@@ -63,6 +75,26 @@ class _TooLarge(Exception):
     pass
 
 
+class VersionHeader:
+    """Adds ``X-Lattice-Version`` to every HTTP answer, errors included: clients warn on an incompatible head."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-lattice-version", __version__.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_version(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
 def create_app(build_state: Callable[[], HeadState], close_state: Callable[[HeadState], Any],
                max_body_bytes: int) -> FastAPI:
     """``build_state`` runs at start-up (connects Ray, opens the store); ``close_state`` at shutdown."""
@@ -71,10 +103,20 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state()
         app.state.head = state
+        app.state.metrics = build_registry(state.orchestrator, state.resources, state.ray_version)
+        if state.llm is not None:  # the pools' own collector, in the same registry (lattice.llm.metrics)
+            app.state.metrics.register(LLMCollector(state.llm))
         await state.orchestrator.start()
+        app.state.metrics_ring = MetricsRing(state)
+        app.state.metrics_ring.start()
+        if state.llm is not None:
+            await state.llm.start()
         try:
             yield
         finally:
+            if state.llm is not None:
+                await state.llm.close()  # engines' process groups stop before the head does
+            await app.state.metrics_ring.stop()
             await state.orchestrator.stop()
             close_state(state)
 
@@ -82,18 +124,30 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         title="Lattice head",
         version=__version__,
         description="Submit workflows, run them on the cluster, follow their events and read their results. "
-                    "Every route but /health needs `Authorization: Bearer <token>`.",
+                    "The routes under `/api/v1` and `/metrics` need `Authorization: Bearer <token>` (use "
+                    "\"Authorize\" above); `/health`, `/docs` and `/openapi.json` do not. A head that is "
+                    "shutting down answers `503 shutting_down` with `Retry-After`.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # install_docs serves /docs locally
     )
+    draining_event(app)
     install_error_handlers(app)
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    install_docs(app)
+    # bearer declares the requirement in the OpenAPI document; require_token enforces it
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(bearer), Depends(require_token)])
     api.include_router(workflows.router)
     api.include_router(runs.router)
     api.include_router(cluster.router)
     api.include_router(checkpoints.router)
     api.include_router(keys.router)
+    api.include_router(catalog.router)
+    api.include_router(llm.router)
     app.include_router(api)
+    app.include_router(llm.endpoint)
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
+    app.include_router(ui.router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Draining)
+    app.add_middleware(VersionHeader)  # outermost: on every answer, a 503 or a 413 too
     return app

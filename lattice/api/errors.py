@@ -23,9 +23,10 @@ log = logging.getLogger("lattice.api")
 
 class HTTPError(Exception):
     def __init__(self, status: int, type: str, message: str, field: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.type, self.message, self.field, self.hint = status, type, message, field, hint
+        self.headers = headers
 
 
 def error_body(type: str, message: str, field: str | None = None, hint: str | None = None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def error_response(status: int, type: str, message: str, field: str | None = Non
 
 
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p not in ("body", "query", "path")]
+    parts = [p for p in loc if p not in ("body", "query", "path", "header", "cookie")]
     out = ""
     for part in parts:
         if isinstance(part, int):
@@ -95,8 +96,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPError)
     async def _http_error(_: Request, exc: HTTPError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(exc.status, exc.type, exc.message, exc.field, exc.hint, headers)
+        headers = {**({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}), **(exc.headers or {})}
+        return error_response(exc.status, exc.type, exc.message, exc.field, exc.hint, headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _starlette(_: Request, exc: StarletteHTTPException) -> JSONResponse:

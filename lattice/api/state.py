@@ -11,6 +11,7 @@ from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
+from lattice.llm.manager import PoolManager
 
 
 @dataclass
@@ -27,3 +28,5 @@ class HeadState:
     started_at: float = field(default_factory=time.time)
     #: the named API keys (tenants); the bootstrap ``token`` is the admin
     keys: KeyRing | None = None
+    #: model pools and their endpoint (``lattice/llm``); None on a head built without one
+    llm: PoolManager | None = None

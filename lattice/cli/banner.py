@@ -86,6 +86,8 @@ def head_banner(settings: HeadSettings, ray_address: str, pid: int) -> list[str]
     else:
         lines.append("  auth:  DISABLED (--no-auth); anyone who reaches the port can run code")
     lines.append(f"  ray:   {ray_address}")
+    pages = f"  board: {settings.url}/board"
+    lines.append(pages + (f"   playground: {settings.url}/playground" if settings.playground else ""))
     lines.extend(worker_hint(settings))
     return lines
 

@@ -126,6 +126,8 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
               envvar="LATTICE_SSL_CERTFILE", help="Head: serve HTTPS with this PEM certificate (uvicorn's TLS).")
 @click.option("--ssl-keyfile", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               envvar="LATTICE_SSL_KEYFILE", help="Head: the PEM private key of --ssl-certfile.")
+@click.option("--playground", is_flag=True, envvar="LATTICE_PLAYGROUND",
+              help="Head: also serve the Playground (drag-and-drop workflow designer) at /playground.")
 @click.option("--addr", default=None, callback=_check_addr, help="Worker: the head's HOST:PORT or URL.")
 @click.option("--token", default=None, help="Worker: the head's token [default: $LATTICE_TOKEN or local file].")
 @click.option("--node-ip", default=None, callback=_check_ip,
@@ -136,10 +138,12 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
               help='Worker: custom resources as JSON, e.g. \'{"my_res": 2}\' (tasks ask resources={"my_res": 1}).')
 @click.option("--labels", default=None, help="Worker: node labels k=v,... (tasks ask node_labels={...}).")
 @click.option("--block", is_flag=True, help="Stay in the foreground until stopped (Ctrl-C stops).")
+@click.option("--otel", metavar="URL", expose_value=False, callback=lambda _c, _p, v: _otel_endpoint(v),
+              help="Export traces over OTLP/HTTP to URL (sets OTEL_EXPORTER_OTLP_ENDPOINT; needs the otel extra).")
 def start(role: str | None, port: int, host: str, data_dir: Path | None, store_url: str | None,
           ray_address: str | None, num_cpus: float | None, num_gpus: float | None, object_store_mb: int,
           sandbox: str, min_sandbox: str | None, no_auth: bool, max_body_mb: int, io_slots: int,
-          max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str,
+          max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str, playground: bool,
           addr: str | None, token: str | None, node_ip: str | None, memory_mb: int | None,
           custom_resources: str | None, labels: str | None, ssl_certfile: Path | None, ssl_keyfile: Path | None,
           block: bool) -> None:
@@ -155,7 +159,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
                                     min_sandbox=min_sandbox or sandbox, auth=not no_auth, max_body_mb=max_body_mb,
                                     io_slots=io_slots, max_output_mb=max_output_mb, scheduling=scheduling,
                                     sandbox_config=os.environ.get("LATTICE_SANDBOX_CONFIG"),
-                                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                                    ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, playground=playground)
         except ValidationError as exc:  # the click types check first; this is the backstop, one line
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else "?"
@@ -172,6 +176,15 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
                      echo=lambda line: console.print(line, highlight=False))
     else:
         raise click.UsageError("say what to start: --head or --worker")
+
+
+def _otel_endpoint(url: str | None) -> None:
+    """``--otel URL``: the standard variable, so the head, its Ray and every worker it starts inherit it."""
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL, e.g. http://127.0.0.1:4318",
+                                     param_hint="'--otel'")
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = url
 
 
 def _preflight(settings: HeadSettings) -> None:
@@ -313,6 +326,7 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
             health, nodes, totals = client.health(), client.nodes(), client.resources()
             runs = client.list_runs(limit=5)
             queues = client.queues()
+            pools = _pools(client)
     except HeadNotRunning as exc:
         if as_json:
             local = LocalHead.of(resolve_data_dir(data_dir))
@@ -323,7 +337,8 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
         raise
     if as_json:
         click.echo(json.dumps({"running": True, "url": target.url, "health": health, "nodes": nodes,
-                               "resources": totals, "runs": runs, "queues": queues}, indent=2))
+                               "resources": totals, "runs": runs, "queues": queues,
+                               **({"llm_pools": pools} if pools else {})}, indent=2))
         return
     out = Console()
     out.print(f"[bold]Lattice head[/] {target.url}  v{health['version']}  up {health['uptime_s']:.0f} s")
@@ -339,6 +354,10 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
     queued = ", ".join(f"{k}: {v}" for k, v in totals["queued_tasks"].items())
     out.print(f"running tasks: {totals['running_tasks']}   queued: {queued}")
     _print_queues(out, queues)
+    if pools:
+        from lattice.cli.llm import print_pools
+
+        print_pools(out, pools)
     if runs:
         recent = Table("run", "workflow", "state", "created", title="recent runs")
         for run in runs:
@@ -383,6 +402,16 @@ def _print_queues(out: Console, queues: dict[str, Any]) -> None:
         out.print(f"queues ({queues['scheduling']} scheduling): no tenant holds or waits for anything")
 
 
+def _pools(client: Any) -> list[dict[str, Any]]:
+    """The head's model pools; none from a head that has no pool routes (an older one)."""
+    from lattice.errors import NotFoundError
+
+    try:
+        return [p.model_dump(mode="json") for p in client.llm.list()]
+    except NotFoundError:
+        return []
+
+
 def _queued(counts: dict[str, int]) -> str:
     return f"{counts.get('cpu', 0)}/{counts.get('gpu', 0)}/{counts.get('io', 0)}"
 
@@ -411,11 +440,15 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def _register() -> None:
     """The command groups that live in modules of their own (one line each)."""
+    from lattice.cli.db import db
     from lattice.cli.keys import keys
+    from lattice.cli.llm import llm
     from lattice.cli.runs import runs
     from lattice.cli.submit import submit
 
+    cli.add_command(db)
     cli.add_command(keys)
+    cli.add_command(llm)
     cli.add_command(runs)
     cli.add_command(submit)
 

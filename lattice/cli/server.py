@@ -8,6 +8,7 @@ only them, when it exits (SIGTERM, Ctrl-C or ``lattice stop``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from lattice.api.app import create_app
+from lattice.api.app import begin_draining, create_app
 from lattice.api.state import HeadState
 from lattice.core.cluster import ResourceManager
 from lattice.core.config import HeadSettings
@@ -27,8 +28,11 @@ from lattice.core.events import EventBus
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
+from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.llm.manager import PoolManager
+from lattice.utils import otel
 from lattice.utils.procs import ProcessIdentity
 from lattice.utils.tokens import load_or_create_token
 
@@ -39,7 +43,8 @@ LAST_HEAD_INFO_FILE = "head.last.json"
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, calling ``on_bound`` once its port is bound (and not when binding failed)."""
+    """uvicorn's server, calling ``on_bound`` once its port is bound (and not when binding failed), and
+    draining the app when shutdown begins."""
 
     def __init__(self, config: uvicorn.Config, on_bound: Any) -> None:
         super().__init__(config)
@@ -50,12 +55,20 @@ class _Server(uvicorn.Server):
         if self.started and not self.should_exit:
             self._on_bound()
 
+    async def shutdown(self, sockets: Any = None) -> None:
+        # tell the app the moment shutdown begins: waiting requests end with 503 at once (instead of being
+        # cancelled after the grace period with a bare 500), and new ones get 503 (lattice.api.draining)
+        begin_draining(self.config.app)
+        await super().shutdown(sockets)
+
 
 def serve(settings: HeadSettings, announce: Any = print, access_log: bool = False) -> None:
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"data_dir": data_dir})
     token = load_or_create_token(settings.token_path) if settings.auth else None
+    _check_ray_version(ray_version())
+    _prepare_store(settings.resolved_store_url, announce)
 
     ray_proc: RayProcess | None = None
     ray_token: str | None
@@ -96,10 +109,12 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
                 signal.signal(sig, handler)
         resources = ResourceManager(io_slots_per_node=settings.io_slots)
         bus = EventBus()
+        provider = otel.tracer_provider("lattice-head")  # None unless OTEL_* asks for traces
         orchestrator = Orchestrator(store, resources, backend, bus, OrchestratorSettings(
             default_sandbox=settings.sandbox, min_sandbox=settings.min_sandbox,
             sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
-            scheduling=settings.scheduling))
+            scheduling=settings.scheduling),
+            tracing=RunTracing(provider.get_tracer("lattice")) if provider is not None else None)
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -107,14 +122,16 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         backends.append(backend)
+        llm = _pool_manager(settings, resources, orchestrator)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant))
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant), llm=llm)
 
     def close_state(state: HeadState) -> None:
         for backend in backends:
             backend.shutdown()
         state.store.close()
+        otel.shutdown()
 
     app = create_app(build_state, close_state, settings.max_body_mb * 1024 * 1024)
     # log_config=None, log_level=None: uvicorn logs through the handlers lattice.utils.logs installed
@@ -169,6 +186,62 @@ def _adopt_leftover_ray(data_dir: Path, ray_proc: RayProcess) -> str | None:
                 info.get("pid"), pgid)
     kill_process_group(pgid, timeout=5)
     return None
+
+
+#: the first Ray with token auth; an older one ignores RAY_AUTH_MODE=token and runs its cluster with no auth
+MIN_RAY_VERSION = (2, 52)
+
+
+def _check_ray_version(version: str) -> None:
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let it be
+    if found < MIN_RAY_VERSION:
+        need = ".".join(map(str, MIN_RAY_VERSION))
+        raise SystemExit(f"lattice: Ray {version} has no token auth, so its cluster would accept anyone; "
+                         f"install ray>={need} (pip install -U 'ray>={need}')")
+
+
+def _prepare_store(url: str, announce: Any) -> None:
+    """Bring the store's schema to this code's before anything starts, or exit saying why (a store a
+    newer Lattice upgraded, an unreachable database): ``lattice.core.migrations``."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lattice.cli.banner import redact_url
+    from lattice.core import migrations
+
+    engine = create_engine(url)
+    try:
+        before = migrations.status(engine)
+        after = migrations.ensure(engine)
+    except migrations.SchemaError as exc:
+        raise SystemExit(f"lattice: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise SystemExit(f"lattice: cannot open the store at {redact_url(url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+    if before.current != after.current:
+        was = "an unversioned store" if before.legacy else (before.current or "empty")
+        announce(f"store schema upgraded from {was} to {after.current}")
+
+
+def _pool_manager(settings: HeadSettings, resources: ResourceManager, orchestrator: Orchestrator) -> PoolManager:
+    """Model pools (``lattice/llm``): engines started through Ray on the nodes the resource manager leases;
+    tasks with ``llm=`` get scoped keys from it, and each request they make is an event of their run."""
+    from lattice.llm.ray_launcher import RayLauncher
+
+    def on_request(run_id: str, alias: str, data: dict[str, Any]) -> None:
+        if run_id in orchestrator.runs:
+            with contextlib.suppress(Exception):  # the run may end between the request and its event
+                orchestrator.emit_custom_event(run_id, None, {"llm": alias, **data})
+
+    manager = PoolManager(resources, RayLauncher(str(settings.data_dir / "llm")), settings.url,
+                          on_request=on_request)
+    orchestrator.settings.llm_access = manager.access
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per proxied request
+    return manager
 
 
 def _exit_on_signal(signum: int, _frame: Any) -> None:

@@ -99,11 +99,16 @@ class Target:
     data_dir: Path
     local: LocalHead
 
-    def client(self, timeout: float = 30.0) -> Any:
-        """A :class:`~lattice.LatticeClient` for this head (no progress bar: the CLI prints its own)."""
+    def client(self, timeout: float = 30.0, unavailable_timeout: float = 0.0) -> Any:
+        """A :class:`~lattice.LatticeClient` for this head (no progress bar: the CLI prints its own).
+
+        ``unavailable_timeout=0``: a command answers at once (exit 3) when the head is down, instead of
+        riding out an outage for minutes as a program's client does.
+        """
         from lattice.client import LatticeClient
 
-        return LatticeClient(self.url, token=self.token, timeout=timeout, progress=False, data_dir=self.data_dir)
+        return LatticeClient(self.url, token=self.token, timeout=timeout, progress=False, data_dir=self.data_dir,
+                             unavailable_timeout=unavailable_timeout)
 
 
 def resolve_target(url: str | None, token: str | None, data_dir: Path | None) -> Target:

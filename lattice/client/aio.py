@@ -17,6 +17,9 @@ from lattice.client import endpoints
 from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
+from lattice.client.llm import AsyncLLMPools
+from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
+from lattice.client.task import TaskDefinition
 from lattice.client.transport import AsyncHeadHTTP
 from lattice.client.workflow import AsyncLatticeWorkflow
 
@@ -27,15 +30,18 @@ class AsyncLatticeClient(BaseClient):
     """The async twin of :class:`~lattice.LatticeClient`: the same arguments, the same calls, awaited.
 
     ``progress`` shows a progress bar while a call waits on a run, as for the sync client (default: when
-    stderr is a terminal); ``trusted_types``/``trust_outputs`` decide how sandboxed outputs decode.
+    stderr is a terminal); ``trusted_types``/``trust_outputs`` decide how sandboxed outputs decode;
+    ``unavailable_timeout`` how long an unavailable head is ridden out, as for the sync client.
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
                  progress: bool | None = None, data_dir: str | Path | None = None,
-                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False) -> None:
-        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs)
+                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False,
+                 unavailable_timeout: float = DEFAULT_UNAVAILABLE_TIMEOUT) -> None:
+        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs, unavailable_timeout)
         self._http = AsyncHeadHTTP(self.config, read_timeout=self._read_timeout)
         self._request = self._http.request  # the one I/O call; tests put a fake head here
+        self.llm = AsyncLLMPools(self._send, self.config.url)  # model pools: deploy, list, stop
 
     async def __aenter__(self) -> AsyncLatticeClient:
         return self
@@ -49,7 +55,12 @@ class AsyncLatticeClient(BaseClient):
     # --- the I/O ------------------------------------------------------------------------------------
 
     async def _send(self, call: Call[T]) -> T:
-        return call.parse(await self._request(call.method, call.path, params=call.params, json=call.json))
+        """One Call, retried through an unavailable head as the client's policy says (lattice.client.retry)."""
+        async def once() -> T:
+            return call.parse(await self._request(call.method, call.path, params=call.params, json=call.json,
+                                                  headers=call.headers))
+
+        return await self.retry.acall(call, once, self.config.url)
 
     async def _drive(self, plan: Plan[T]) -> T:
         """Run a plan to its end, awaiting each Call it yields (an error is raised into the plan)."""
@@ -74,10 +85,15 @@ class AsyncLatticeClient(BaseClient):
         """As :meth:`LatticeClient.submit_workflow`."""
         return await self._send(endpoints.submit_workflow(spec))
 
+    async def register_task(self, fn: TaskDefinition, description: str | None = None) -> dict[str, Any]:
+        """As :meth:`LatticeClient.register_task`."""
+        return await self._send(endpoints.register_task(fn.catalog_entry(description)))
+
     async def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                        inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> str:
-        """As :meth:`LatticeClient.start_run`."""
-        return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight))
+                        inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                        idempotency_key: str | None = None) -> str:
+        """As :meth:`LatticeClient.start_run` (idempotent through its key)."""
+        return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """As :meth:`LatticeClient.get_run`."""
@@ -113,12 +129,13 @@ class AsyncLatticeClient(BaseClient):
         return await self._send(endpoints.cancel(run_id))
 
     async def stream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
-        """Yield the run's events live, in order, until ``run_finished``; reconnects where it left off."""
+        """As :meth:`LatticeClient.stream`: each event once, in order, resumed across a head restart."""
         from websockets.asyncio.client import connect
 
         cursor = self._cursor(run_id, after)
         retryable = cursor.retryable()
         while True:
+            failure: BaseException | None = None
             try:
                 async with connect(cursor.url, additional_headers=self.config.headers,
                                    open_timeout=self.config.timeout) as ws:
@@ -130,8 +147,11 @@ class AsyncLatticeClient(BaseClient):
                         yield event
                         if cursor.finished:
                             return
+                    if cursor.complete(ws.close_code):
+                        return
             except retryable as exc:
-                await asyncio.sleep(cursor.retry_after(exc))
+                failure = exc
+            await asyncio.sleep(cursor.retry_after(failure))
 
     # --- cluster ------------------------------------------------------------------------------------
 

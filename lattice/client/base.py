@@ -5,9 +5,10 @@ The layers, each written once:
 * :mod:`lattice.client.endpoints` — every endpoint as a :class:`~lattice.client.endpoints.Call`;
 * :mod:`lattice.client.decoding` — answers into values, under the caller's trust;
 * here — where the head is and which token it takes (:class:`ClientConfig`), error answers into the
-  typed errors of :mod:`lattice.errors`, and :class:`BaseClient`: the configuration, trust and
-  progress setting both clients hold, plus the multi-request logic (waiting on a run, following its
-  event stream) as plans and cursors that do no I/O themselves;
+  typed errors of :mod:`lattice.errors`, and :class:`BaseClient`: the configuration, trust, retry
+  policy (:mod:`lattice.client.retry`) and progress setting both clients hold, plus the
+  multi-request logic (waiting on a run, following its event stream) as plans and cursors that do
+  no I/O themselves;
 * :mod:`lattice.client.client` and :mod:`lattice.client.aio` — only the I/O: ``httpx.Client`` or
   ``httpx.AsyncClient``, blocking or awaiting, a sync or an async WebSocket.
 
@@ -26,9 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lattice.client import endpoints
+from lattice.client.compat import version_headers
 from lattice.client.decoding import TaskResult, decode_outputs, decode_task_value, decode_wire_value, results_or_raise
 from lattice.client.endpoints import Plan
-from lattice.errors import APIError, AuthenticationError, HeadUnavailableError, LatticeError, NotFoundError
+from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT, RETRY_STATUSES, RetryPolicy
+from lattice.errors import APIError, AuthenticationError, HeadUnavailableError, NotFoundError, WaitTimeout
 from lattice.utils.home import default_home
 from lattice.utils.tokens import read_token
 from lattice.wire.restricted_pickle import PickleTrust
@@ -47,8 +50,10 @@ DEFAULT_URL = "http://localhost:8000"
 RESULT_POLL_S = 30.0
 #: how often a waiting client asks while it shows a progress bar (the bar needs the task counts)
 PROGRESS_POLL_S = 1.0
-#: consecutive failed WebSocket connections before a stream gives up
-RECONNECT_TRIES = 5
+#: connections in a row that the head accepted and closed without sending anything before a stream gives up
+MAX_EMPTY_CONNECTIONS = 20
+#: WebSocket close codes: the stream is complete (the head's replay of a finished run ends with it)
+CLOSE_COMPLETE = 1000
 
 
 # --- where the head is, and its token ----------------------------------------------------------------
@@ -96,7 +101,7 @@ class ClientConfig:
 
     @property
     def headers(self) -> dict[str, str]:
-        headers = {"user-agent": "lattice-client"}
+        headers = version_headers()
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"
         return headers
@@ -120,20 +125,32 @@ def api_error(status: int, text: str, reason: str = "") -> APIError:
     return cls(status, body.get("type", "error"), body.get("message", ""), body.get("field"), body.get("hint"))
 
 
-def connection_error(url: str, exc: BaseException) -> HeadUnavailableError:
+def connection_error(url: str, exc: BaseException, request_sent: bool = True) -> HeadUnavailableError:
+    """A transport failure as the typed error; ``request_sent=False`` when no byte of the request left."""
     return HeadUnavailableError(
-        f"cannot reach the Lattice head at {url}: {exc}. Start one with "
-        "'lattice start --head --port 8000', or pass the right URL to the client")
+        f"cannot reach the Lattice head at {url}: {exc or type(exc).__name__}. Start one with "
+        "'lattice start --head', or pass the right URL to the client", request_sent=request_sent)
 
 
 def stream_close_error(exc: BaseException, run_id: str) -> Exception | None:
-    """The typed error for a WebSocket the head closed on purpose (4401 bad token, 4404 unknown run)."""
-    code = getattr(getattr(exc, "rcvd", None), "code", None)
+    """The typed error for a WebSocket the head refused on purpose; None for a failure worth a reconnect.
+
+    Close codes 4401 (bad token), 4404 (unknown run) and 4422 (a bad ``after``), and a handshake
+    answered with a status that is not "unavailable" (a proxy's 403, say).
+    """
+    received = getattr(exc, "rcvd", None)
+    code, reason = getattr(received, "code", None), getattr(received, "reason", "")
     if code == 4401:
         return AuthenticationError(401, "unauthorized", "invalid or missing token", "token",
                                    "pass token= or set LATTICE_TOKEN")
     if code == 4404:
         return NotFoundError(404, "not_found", f"run {run_id!r} not found", "run_id")
+    if code == 4422:
+        return APIError(422, "validation_error", reason or "invalid stream parameter", "after",
+                        "after is a sequence number: 0 (the start) or the seq of the last event seen")
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and 400 <= status < 600 and status not in RETRY_STATUSES:
+        return api_error(status, bytes(getattr(exc.response, "body", b"") or b"").decode(errors="replace"))  # type: ignore[attr-defined]
     return None
 
 
@@ -145,13 +162,25 @@ class EventCursor:
     The clients own the socket (sync or async ``websockets``); the cursor decides everything else:
     the URL to (re)connect to, which messages are events, when the stream is over, and whether a
     failure is retried (after how long) or raised as a typed error.
+
+    Every reconnect that brought nothing counts: a refused connection and a connection the head
+    closed without sending a message alike, with the client's backoff between them, so a head that
+    keeps closing at once costs a few tries, not a storm. The stream gives up with
+    :class:`~lattice.HeadUnavailableError` when nothing has come for the client's
+    ``unavailable_timeout``, or after ``MAX_EMPTY_CONNECTIONS`` empty connections in a row. Any
+    message (an event, or the head's keep-alive ping) proves the head is serving and resets both.
     """
 
-    def __init__(self, config: ClientConfig, run_id: str, after: int) -> None:
+    def __init__(self, config: ClientConfig, run_id: str, after: int, policy: RetryPolicy | None = None) -> None:
         self.config, self.run_id = config, run_id
+        self.policy = policy or RetryPolicy()
         self.last = after  # the highest sequence number yielded so far
-        self.failures = 0  # failed connections in a row
+        self.failures = 0  # reconnects in a row that brought nothing
+        self.empty = 0  # of those, connections the head accepted and closed without a message
+        self.outage_began: float | None = None
         self.finished = False
+        self._heard = False  # the current connection brought a message
+        self._open = False
 
     @property
     def url(self) -> str:
@@ -160,31 +189,66 @@ class EventCursor:
     @staticmethod
     def retryable() -> tuple[type[BaseException], ...]:
         """What a dropped or refused connection raises (``websockets`` is imported only for streams)."""
-        from websockets.exceptions import ConnectionClosed, InvalidStatus
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-        return ConnectionClosed, OSError, InvalidStatus, TimeoutError
+        return ConnectionClosed, InvalidHandshake, OSError, TimeoutError, EOFError
 
     def opened(self) -> None:
-        self.failures = 0
+        self._open, self._heard = True, False
 
     def read(self, message: str | bytes) -> dict[str, Any] | None:
-        """The event in ``message``, or None for a keep-alive ping."""
+        """The event in ``message``, or None for a keep-alive ping or an event already yielded."""
+        self._heard = True
+        self.failures = self.empty = 0
+        self.outage_began = None
         event: dict[str, Any] = json.loads(message)
         if event.get("type") == "ping":
             return None
-        self.last = max(self.last, int(event.get("seq", self.last)))
+        seq = int(event.get("seq", self.last))
+        if seq <= self.last:
+            return None  # a replay overlapping what was yielded: never twice
+        self.last = max(self.last, seq)
         self.finished = event.get("type") == "run_finished"
         return event
 
-    def retry_after(self, exc: BaseException) -> float:
-        """Seconds to wait before reconnecting; raises for a refusal or after too many failures in a row."""
-        typed = stream_close_error(exc, self.run_id)
-        if typed is not None:
-            raise typed from None
+    def complete(self, close_code: int | None) -> bool:
+        """After the head closed the stream without an error: True when that close means "no more events".
+
+        The head closes with 1000 only when the stream is over: after ``run_finished``, or after the
+        replay of a run that had already finished. Anything else (1001 going away, 1012 restart) is a
+        drop to reconnect from.
+        """
+        self._open = False
+        if close_code == CLOSE_COMPLETE:
+            self.finished = True
+        return self.finished
+
+    def retry_after(self, exc: BaseException | None) -> float:
+        """Seconds to wait before reconnecting; raises for a refusal, or when the stream must give up."""
+        if exc is not None:
+            typed = stream_close_error(exc, self.run_id)
+            if typed is not None:
+                raise typed from None
+        was_empty = self._open and not self._heard
+        self._open = False
+        now = time.monotonic()
+        if self.outage_began is None:
+            self.outage_began = now
         self.failures += 1
-        if self.failures > RECONNECT_TRIES:
-            raise connection_error(self.config.url, exc) from exc
-        return min(2.0, 0.1 * 2**self.failures)
+        self.empty += was_empty
+        waited = now - self.outage_began
+        what = f"the event stream of run {self.run_id} (after seq {self.last})"
+        if self.empty >= MAX_EMPTY_CONNECTIONS:
+            raise HeadUnavailableError(
+                f"the Lattice head at {self.config.url} accepted {what} {self.empty} times in a row and closed it "
+                f"without sending anything; last: {exc or 'a normal close'}")
+        if waited >= self.policy.unavailable_timeout:
+            raise HeadUnavailableError(
+                f"the Lattice head at {self.config.url} has not served {what} for {waited:.0f} s "
+                f"({self.failures} tries; unavailable_timeout={self.policy.unavailable_timeout:g} s); "
+                f"last error: {exc or 'a normal close'}")
+        remaining = self.policy.unavailable_timeout - waited
+        return min(self.policy.backoff(self.failures), remaining)
 
 
 # --- the base client ----------------------------------------------------------------------------------
@@ -198,10 +262,12 @@ class BaseClient:
     """
 
     def __init__(self, url: str | None, token: str | None, timeout: float, progress: bool | None,
-                 data_dir: str | Path | None, trusted_types: Iterable[type | str], trust_outputs: bool) -> None:
+                 data_dir: str | Path | None, trusted_types: Iterable[type | str], trust_outputs: bool,
+                 unavailable_timeout: float = DEFAULT_UNAVAILABLE_TIMEOUT) -> None:
         self.config = ClientConfig.discover(url, token, timeout, data_dir)
         self.progress = progress
         self.trust = PickleTrust.of(trusted_types, trust_outputs)
+        self.retry = RetryPolicy(unavailable_timeout)
 
     @property
     def _read_timeout(self) -> float:
@@ -227,11 +293,17 @@ class BaseClient:
             while True:
                 remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
-                    raise LatticeError(f"run {run_id} did not finish within {timeout} s")
+                    raise WaitTimeout(run_id, timeout or 0.0)
                 poll = PROGRESS_POLL_S if bar is not None else RESULT_POLL_S
-                body = yield endpoints.results(run_id, min(remaining, poll))
-                if bar is not None:
-                    bar.update((yield endpoints.get_run(run_id)))
+                try:
+                    body = yield endpoints.results(run_id, min(remaining, poll), give_up_at=deadline)
+                    if bar is not None:
+                        bar.update((yield endpoints.get_run(run_id)))
+                except (HeadUnavailableError, APIError) as exc:
+                    # the retries stopped at this wait's own deadline: the caller asked for a WaitTimeout
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise WaitTimeout(run_id, timeout or 0.0) from exc
+                    raise
                 if body["done"]:
                     return body
         finally:
@@ -243,4 +315,4 @@ class BaseClient:
         return results_or_raise(body, self.trust.but(trust_outputs))
 
     def _cursor(self, run_id: str, after: int) -> EventCursor:
-        return EventCursor(self.config, run_id, after)
+        return EventCursor(self.config, run_id, after, self.retry)

@@ -17,6 +17,9 @@ from lattice.client import endpoints
 from lattice.client.base import BaseClient
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Call, Plan
+from lattice.client.llm import LLMPools
+from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT
+from lattice.client.task import TaskDefinition
 from lattice.client.transport import HeadHTTP
 from lattice.client.workflow import LatticeWorkflow
 
@@ -34,14 +37,21 @@ class LatticeClient(BaseClient):
     so only safe standard types and ``trusted_types`` (classes or ``"module.Name"`` strings) come back;
     anything else raises :class:`~lattice.UntrustedOutputError`. ``trust_outputs=True`` decodes them in
     full, as outputs of tasks at sandbox level ``none`` always are.
+
+    A head that cannot be reached, or answers 502/503/504 (it restarts, or shuts down), is ridden out:
+    idempotent calls, the wait for results and event streams are retried with backoff and jitter
+    for up to ``unavailable_timeout`` seconds from the first failure (0: not at all), then
+    :class:`~lattice.HeadUnavailableError` is raised (:mod:`lattice.client.retry` says which calls).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0,
                  progress: bool | None = None, data_dir: str | Path | None = None,
-                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False) -> None:
-        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs)
+                 trusted_types: Iterable[type | str] = (), trust_outputs: bool = False,
+                 unavailable_timeout: float = DEFAULT_UNAVAILABLE_TIMEOUT) -> None:
+        super().__init__(url, token, timeout, progress, data_dir, trusted_types, trust_outputs, unavailable_timeout)
         self._http = HeadHTTP(self.config, read_timeout=self._read_timeout)
         self._request = self._http.request  # the one I/O call; tests put a fake head here
+        self.llm = LLMPools(self._send, self.config.url)  # model pools: deploy, list, stop
 
     def __enter__(self) -> LatticeClient:
         return self
@@ -55,7 +65,12 @@ class LatticeClient(BaseClient):
     # --- the I/O ------------------------------------------------------------------------------------
 
     def _send(self, call: Call[T]) -> T:
-        return call.parse(self._request(call.method, call.path, params=call.params, json=call.json))
+        """One Call, retried through an unavailable head as the client's policy says (lattice.client.retry)."""
+        def once() -> T:
+            return call.parse(self._request(call.method, call.path, params=call.params, json=call.json,
+                                            headers=call.headers))
+
+        return self.retry.call(call, once, self.config.url)
 
     def _drive(self, plan: Plan[T]) -> T:
         """Run a plan to its end, answering each Call it yields (an error is raised into the plan)."""
@@ -80,11 +95,21 @@ class LatticeClient(BaseClient):
         """Register a raw ``lattice.workflow/v1`` spec; returns the workflow's id."""
         return self._send(endpoints.submit_workflow(spec))
 
+    def register_task(self, fn: TaskDefinition, description: str | None = None) -> dict[str, Any]:
+        """Publish a ``@task`` to the Playground's palette (its ports, docstring, code and policy); the head
+        keeps it in memory for this key's tenant until it restarts. Returns the catalog entry."""
+        return self._send(endpoints.register_task(fn.catalog_entry(description)))
+
     def start_run(self, workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> str:
+                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                  idempotency_key: str | None = None) -> str:
         """Start a run; ``inputs`` gives this run's values for literal inputs: ``{task: {input: value}}``;
-        ``weight`` is its fair share relative to the tenant's other runs."""
-        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight))
+        ``weight`` is its fair share relative to the tenant's other runs.
+
+        Safe to retry: the request carries an idempotency key (``idempotency_key``, else a fresh one), and
+        the head answers a repeated key with the run it started the first time.
+        """
+        return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's state, timings and each task's state (a plain dict, as the API returns it)."""
@@ -125,12 +150,18 @@ class LatticeClient(BaseClient):
         return self._send(endpoints.cancel(run_id))
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[dict[str, Any]]:
-        """Yield the run's events live, in order, until ``run_finished``; reconnects where it left off."""
+        """Yield the run's events live, in order, each once, until the stream is over.
+
+        A finished run's stream is its replay from ``after``, then the end. A dropped connection (a head
+        restart) is resumed after the last event yielded, with backoff, until ``unavailable_timeout``
+        (then :class:`~lattice.HeadUnavailableError`).
+        """
         from websockets.sync.client import connect
 
         cursor = self._cursor(run_id, after)
         retryable = cursor.retryable()
         while True:
+            failure: BaseException | None = None
             try:
                 with connect(cursor.url, additional_headers=self.config.headers,
                              open_timeout=self.config.timeout) as ws:
@@ -142,8 +173,11 @@ class LatticeClient(BaseClient):
                         yield event
                         if cursor.finished:
                             return
+                    if cursor.complete(ws.close_code):
+                        return
             except retryable as exc:
-                time.sleep(cursor.retry_after(exc))
+                failure = exc
+            time.sleep(cursor.retry_after(failure))
 
     # --- cluster ------------------------------------------------------------------------------------
 

@@ -11,10 +11,16 @@ what they ask.
 An operation that takes several requests (waiting on a run, registering then running a workflow) is
 a :data:`Plan`: a generator that yields Calls, is sent each one's parsed answer, and returns the
 result; the clients drive it, blocking or awaiting (``_drive``), so its logic is written once too.
+
+Each Call also says whether sending it twice is harmless (``idempotent``): the clients retry those
+through a head restart (:mod:`lattice.client.retry`), and never blindly repeat one that is not.
+Starting a run is made idempotent with a key the client picks once per call (``Idempotency-Key``):
+the head answers a repeated key with the run it already started.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from operator import itemgetter
@@ -28,6 +34,8 @@ from lattice.wire.restricted_pickle import PickleTrust
 T = TypeVar("T")
 
 API = "/api/v1"
+#: methods that HTTP defines as idempotent (RFC 9110 section 9.2.2); a POST is idempotent only when a Call says so
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def _as_is(body: Any) -> Any:
@@ -47,6 +55,16 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     json: Any = None
     parse: Callable[[Any], T] = _as_is
+    headers: dict[str, str] | None = None
+    #: sending it twice does what sending it once does; None: as its method says (RFC 9110)
+    idempotent: bool | None = None
+    #: ``time.monotonic()`` after which a failed send is not retried (the caller's own deadline), if any
+    give_up_at: float | None = None
+
+    @property
+    def retry_safe(self) -> bool:
+        """Whether a failure after the request may have reached the head can be answered by sending it again."""
+        return self.method in _IDEMPOTENT_METHODS if self.idempotent is None else self.idempotent
 
 
 #: A multi-request operation: yields Calls, receives each parsed answer, returns its value.
@@ -56,19 +74,33 @@ Plan = Generator[Call[Any], Any, T]
 # --- workflows and runs -----------------------------------------------------------------------------
 
 def submit_workflow(spec: dict[str, Any]) -> Call[str]:
-    return Call("POST", f"{API}/workflows", json=spec, parse=itemgetter("workflow_id"))
+    """Register a spec. Retried like an idempotent call: a repeat registers an identical workflow that no
+    run uses (the client keeps the id it got), which costs a row and changes nothing a user sees."""
+    return Call("POST", f"{API}/workflows", json=spec, parse=itemgetter("workflow_id"), idempotent=True)
 
 
 def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None = None,
-              inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> Call[str]:
+              inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+              idempotency_key: str | None = None) -> Call[str]:
     """A run of a registered workflow; ``inputs`` (``{task: {input: value}}``) are encoded like literals;
-    ``weight`` is its fair share relative to the tenant's other runs."""
+    ``weight`` is its fair share relative to the tenant's other runs.
+
+    The key (a fresh random one unless given) makes a repeated send start no second run: the head
+    answers it with the run the first one started (``Idempotent-Replayed: true``).
+    """
     body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
     if weight != 1.0:
         body["weight"] = weight
     if inputs:
         body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()} for task, values in inputs.items()}
-    return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"))
+    key = idempotency_key or uuid.uuid4().hex
+    return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"),
+                headers={"Idempotency-Key": key}, idempotent=True)
+
+
+def register_task(spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    """Publish a task to the head's catalog (the Playground's palette)."""
+    return Call("POST", f"{API}/catalog/tasks", json=spec)
 
 
 def get_run(run_id: str) -> Call[dict[str, Any]]:
@@ -80,9 +112,12 @@ def list_runs(state: str | None = None, limit: int = 50) -> Call[list[dict[str, 
     return Call("GET", f"{API}/runs", params=params, parse=itemgetter("runs"))
 
 
-def results(run_id: str, wait: float) -> Call[dict[str, Any]]:
-    """The run's results body; the head holds the request up to ``wait`` seconds for the run to end (long poll)."""
-    return Call("GET", f"{API}/runs/{run_id}/results", params={"wait": wait})
+def results(run_id: str, wait: float, give_up_at: float | None = None) -> Call[dict[str, Any]]:
+    """The run's results body; the head holds the request up to ``wait`` seconds for the run to end (long poll).
+
+    ``give_up_at`` is the waiting caller's deadline: a head outage is not ridden out past it.
+    """
+    return Call("GET", f"{API}/runs/{run_id}/results", params={"wait": wait}, give_up_at=give_up_at)
 
 
 def task_results(run_id: str, trust: PickleTrust) -> Call[dict[str, TaskResult]]:
@@ -103,12 +138,16 @@ def get_events(run_id: str, after: int = 0) -> Call[list[dict[str, Any]]]:
 
 
 def post_event(run_id: str, data: dict[str, Any], task: str | None = None) -> Call[dict[str, Any]]:
-    """A ``custom`` event on the run (what a task streams to its client); the head answers with the event."""
+    """A ``custom`` event on the run (what a task streams to its client); the head answers with the event.
+
+    Not idempotent: a repeat would store the event twice, so it is resent only when it never left.
+    """
     return Call("POST", f"{API}/runs/{run_id}/events", json={"task": task, "data": data})
 
 
 def cancel(run_id: str) -> Call[dict[str, Any]]:
-    return Call("POST", f"{API}/runs/{run_id}/cancel")
+    """Cancel a run; cancelling a cancelled (or finished) run changes nothing, so it is idempotent."""
+    return Call("POST", f"{API}/runs/{run_id}/cancel", idempotent=True)
 
 
 def event_stream(run_id: str, after: int) -> str:
@@ -164,12 +203,33 @@ def list_checkpoints(params: dict[str, Any]) -> Call[list[dict[str, Any]]]:
 
 
 def put_checkpoint(body: dict[str, Any]) -> Call[dict[str, Any]]:
-    return Call("POST", f"{API}/checkpoints", json=body)
+    """Save or replace one checkpoint (keyed by thread, namespace and id): idempotent."""
+    return Call("POST", f"{API}/checkpoints", json=body, idempotent=True)
 
 
 def put_writes(body: dict[str, Any]) -> Call[dict[str, Any]]:
-    return Call("POST", f"{API}/checkpoints/writes", json=body)
+    """Save writes keyed by task and index (a regular one is kept once, a special one replaced): idempotent."""
+    return Call("POST", f"{API}/checkpoints/writes", json=body, idempotent=True)
 
 
 def delete_thread(thread_id: str) -> Call[dict[str, Any]]:
     return Call("DELETE", f"{API}/checkpoints", params={"thread_id": thread_id})
+
+
+# --- model pools (lattice/llm) ---------------------------------------------------------------------
+
+def llm_deploy(spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", f"{API}/llm/pools", json=spec)
+
+
+def llm_list() -> Call[list[dict[str, Any]]]:
+    return Call("GET", f"{API}/llm/pools", parse=itemgetter("pools"))
+
+
+def llm_stop(alias: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"{API}/llm/pools/{alias}")
+
+
+def llm_base_url(head_url: str, alias: str) -> str:
+    """The pool's OpenAI-compatible base URL (what the ``openai`` client takes as ``base_url``)."""
+    return f"{head_url.rstrip('/')}{API}/llm/{alias}/v1"

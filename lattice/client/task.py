@@ -21,6 +21,8 @@ from typing import Any, overload
 import cloudpickle
 
 from lattice.errors import TaskDefinitionError
+from lattice.wire import codeship
+from lattice.wire.failures import exception_type_name
 from lattice.wire.resources import Resources, normalize_resources
 from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import NAME_PATTERN
@@ -43,6 +45,10 @@ class TaskDefinition:
     priority: int = 0
     sandbox: str | None = None
     network: bool | None = None
+    #: the retry policy beyond ``retries``; only what differs from the defaults goes into the spec
+    retry_policy: dict[str, Any] = field(default_factory=dict)
+    #: model pools the task calls (``params["llm"][alias]``)
+    llm: tuple[str, ...] = ()
     _code: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __call__(self, params: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
@@ -53,7 +59,7 @@ class TaskDefinition:
         if not self._code:
             _ship_module_by_value(self.fn)
             try:
-                blob = cloudpickle.dumps(self.fn)
+                blob = codeship.dumps(self.fn)  # cloudpickle, keeping file names for tracebacks
             except Exception as exc:
                 raise TaskDefinitionError(
                     f"task {self.name!r} cannot be serialized to send to workers: {exc}. "
@@ -67,6 +73,12 @@ class TaskDefinition:
                 self._code["source"] = ""
         return dict(self._code)
 
+    def catalog_entry(self, description: str | None = None) -> dict[str, Any]:
+        """This task as ``POST /api/v1/catalog/tasks`` takes it: ports, docstring, code and policy."""
+        doc = description if description is not None else inspect.getdoc(self.fn) or ""
+        return {"name": self.name, "description": doc, "inputs": list(self.inputs), "outputs": list(self.outputs),
+                "template": {"code": self.code_spec(), **self.policy()}}
+
     def policy(self) -> dict[str, Any]:
         return {
             "resources": self.resources.model_dump(),
@@ -75,6 +87,8 @@ class TaskDefinition:
             "priority": self.priority,
             "sandbox": self.sandbox,
             "network": self.network,
+            **self.retry_policy,
+            **({"llm": list(self.llm)} if self.llm else {}),
         }
 
 
@@ -124,6 +138,48 @@ def _resources(fn_name: str, declared: dict[str, Any], extra: dict[str, Any] | N
         raise TaskDefinitionError(f"@task on {fn_name!r}: {exc}") from exc
 
 
+def _number(fn_name: str, what: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise TaskDefinitionError(f"@task on {fn_name!r}: {what} must be a number from {low:g} to {high:g}, "
+                                  f"got {value!r}")
+    return float(value)
+
+
+def _retry_policy(fn_name: str, retry_delay: Any, backoff: Any, max_delay: Any, jitter: Any,
+                  non_retryable: Any) -> dict[str, Any]:
+    """Checked retry settings, as the spec's fields; left out where they are the defaults, so a task
+    that does not use them validates on a head that does not know them."""
+    policy: dict[str, Any] = {}
+    delay = _number(fn_name, "retry_delay (seconds)", retry_delay, 0, 86_400)
+    if delay:
+        policy["retry_delay"] = delay
+    factor = _number(fn_name, "backoff", backoff, 1, 100)
+    if factor != 2.0:
+        policy["backoff"] = factor
+    if max_delay is not None:
+        cap = _number(fn_name, "max_delay (seconds)", max_delay, 0, 86_400)
+        if cap <= 0 or cap < delay:
+            raise TaskDefinitionError(f"@task on {fn_name!r}: max_delay must be > 0 and >= retry_delay "
+                                      f"({delay:g}), got {max_delay!r}")
+        policy["max_delay"] = cap
+    fraction = _number(fn_name, "jitter (a fraction of each delay)", jitter, 0, 1)
+    if fraction:
+        policy["jitter"] = fraction
+    if non_retryable is not None:
+        if isinstance(non_retryable, type) or not isinstance(non_retryable, list | tuple):
+            raise TaskDefinitionError(f"@task on {fn_name!r}: non_retryable must be a list of exception types, "
+                                      f"got {non_retryable!r}")
+        names = []
+        for item in non_retryable:
+            if not (isinstance(item, type) and issubclass(item, BaseException)):
+                raise TaskDefinitionError(f"@task on {fn_name!r}: non_retryable entry {item!r} is not an "
+                                          "exception type; pass the class itself, e.g. non_retryable=[KeyError]")
+            names.append(exception_type_name(item))
+        if names:
+            policy["non_retryable"] = names
+    return policy
+
+
 @overload
 def task(fn: Any, /) -> TaskDefinition: ...
 @overload
@@ -132,7 +188,9 @@ def task(
     cpu: float | None = None, gpu: float | None = None, memory: int | None = None,
     gpu_memory: int | None = None, timeout: float | None = None, retries: int = 0, priority: int = 0,
     sandbox: str | None = None, network: bool | None = None, resources: dict[str, Any] | None = None,
-    name: str | None = None, node_labels: dict[str, str] | None = None,
+    name: str | None = None, node_labels: dict[str, str] | None = None, retry_delay: float = 0.0,
+    backoff: float = 2.0, max_delay: float | None = None, jitter: float = 0.0,
+    non_retryable: list[type[BaseException]] | None = None, llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any: ...
 
 
@@ -154,12 +212,25 @@ def task(
     resources: dict[str, Any] | None = None,
     name: str | None = None,
     node_labels: dict[str, str] | None = None,
+    retry_delay: float = 0.0,
+    backoff: float = 2.0,
+    max_delay: float | None = None,
+    jitter: float = 0.0,
+    non_retryable: list[type[BaseException]] | None = None,
+    llm: str | list[str] | tuple[str, ...] | None = None,
 ) -> Any:
     """Declare a task. ``cpu=0`` marks it I/O-bound (it holds no core); ``memory``/``gpu_memory`` in MB.
 
     ``resources={"cpu":.., "gpu":.., "cpu_mem":.., "gpu_mem":..}`` is accepted as well; any other name in it
     is a custom resource a worker offers (``lattice start --worker --resources '{"my_res": 2}'``).
-    ``node_labels={"zone": "a"}``: run only on nodes with these labels (``--labels zone=a``).
+    ``node_labels={"zone": "a"}``: run only on nodes with these labels (``--labels zone=a``). ``llm="alias"`` (or
+    a list) names the model pools it calls: it gets ``params["llm"][alias] = {"base_url", "api_key", "model"}``
+    and, for the first, ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` in its environment (see docs/llm.md).
+
+    Retries: up to ``retries`` more attempts after a failure, the n-th after
+    ``min(retry_delay * backoff ** (n - 1), max_delay)`` seconds, less up to ``jitter`` (a fraction) of it.
+    ``non_retryable=[ExcType, ...]`` (and ``raise lattice.NonRetryable(...)`` inside the task) fail it
+    without a retry.
     """
 
     def decorate(func: Any) -> TaskDefinition:
@@ -177,6 +248,7 @@ def task(
             raise TaskDefinitionError(f"@task on {fn_name!r}: retries must be an integer from 0 to 100")
         if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
             raise TaskDefinitionError(f"@task on {fn_name!r}: priority must be an integer from -1000 to 1000")
+        retry_policy = _retry_policy(fn_name, retry_delay, backoff, max_delay, jitter, non_retryable)
         level = str(sandbox) if sandbox is not None else None
         if level is not None and level not in SANDBOX_LEVELS:
             raise TaskDefinitionError(
@@ -198,6 +270,8 @@ def task(
             priority=priority,
             sandbox=level,
             network=network,
+            retry_policy=retry_policy,
+            llm=(llm,) if isinstance(llm, str) else tuple(llm or ()),
         )
         for attr in functools.WRAPPER_ASSIGNMENTS:
             if hasattr(func, attr):

@@ -42,7 +42,7 @@ class WorkerHTTP:
         if call.params:
             url += "?" + urlencode({key: _query_value(value) for key, value in call.params.items()})
         data = json.dumps(call.json).encode() if call.json is not None else None
-        headers = {**self.config.headers, "content-type": "application/json"}
+        headers = {**self.config.headers, **(call.headers or {}), "content-type": "application/json"}
         request = urllib.request.Request(url, data=data, headers=headers, method=call.method)
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
@@ -50,5 +50,6 @@ class WorkerHTTP:
         except urllib.error.HTTPError as exc:  # an answer, not a transport failure: the head's error body
             raise api_error(exc.code, exc.read().decode(errors="replace"), str(exc.reason)) from None
         except OSError as exc:  # URLError, refused, reset, timed out
-            raise connection_error(self.config.url, exc) from exc
+            refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+            raise connection_error(self.config.url, exc, request_sent=not refused) from exc
         return call.parse(json.loads(body or b"null"))

@@ -130,6 +130,11 @@ class WorkflowBuilder:
                           "outputs": list(definition.outputs), **definition.policy()})
         return {"format": WORKFLOW_FORMAT, "name": self.name, "tasks": tasks}
 
+    def export(self) -> dict[str, Any]:
+        """The workflow as a ``lattice.workflow/v1`` document (JSON-ready): open it in the Playground, keep it in
+        a file, or submit it later with ``client.submit_workflow(spec)``."""
+        return self.to_spec()
+
     def _spec_and_digest(self) -> tuple[dict[str, Any], str]:
         spec = self.to_spec()
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -149,10 +154,10 @@ class WorkflowBuilder:
         self._registered_version = version
         return self._registered[1]
 
-    def _run_plan(self, priority: int, tags: dict[str, str] | None,
-                  inputs: dict[str, dict[str, Any]] | None, weight: float = 1.0) -> Plan[str]:
+    def _run_plan(self, priority: int, tags: dict[str, str] | None, inputs: dict[str, dict[str, Any]] | None,
+                  weight: float = 1.0, idempotency_key: str | None = None) -> Plan[str]:
         workflow_id = yield from self._register_plan()
-        return (yield endpoints.start_run(workflow_id, priority, tags, inputs, weight))
+        return (yield endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
 
 class LatticeWorkflow(WorkflowBuilder):
@@ -167,14 +172,17 @@ class LatticeWorkflow(WorkflowBuilder):
         return self.client._drive(self._register_plan())
 
     def run(self, priority: int = 0, tags: dict[str, str] | None = None,
-            inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> str:
+            inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+            idempotency_key: str | None = None) -> str:
         """Start a run and return its id at once; each call is a new, independent run.
 
         ``inputs={"task": {"input": value}}`` replaces literal inputs for this run only, without
         registering the workflow again. ``weight`` is the run's share of its tenant's capacity relative
         to the tenant's other runs (fair scheduling; ``priority`` also scales it, x2 per 10 points).
+        ``idempotency_key`` names the run for the head: a second ``run`` with the same key (from a
+        process that restarted, say) returns the first run's id.
         """
-        return self.client._drive(self._run_plan(priority, tags, inputs, weight))
+        return self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -189,7 +197,9 @@ class LatticeWorkflow(WorkflowBuilder):
     async def astream(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         from lattice.client.aio import AsyncLatticeClient
 
-        async with AsyncLatticeClient(self.client.config.url, token=self.client.config.token) as client:
+        async with AsyncLatticeClient(self.client.config.url, token=self.client.config.token,
+                                      timeout=self.client.config.timeout,
+                                      unavailable_timeout=self.client.retry.unavailable_timeout) as client:
             client.trust = self.client.trust  # events carry no outputs today; the same trust should one ever
             async for event in client.stream(run_id, after=after):
                 yield event
@@ -210,9 +220,10 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
         return await self.client._drive(self._register_plan())
 
     async def run(self, priority: int = 0, tags: dict[str, str] | None = None,
-                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0) -> str:
+                  inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                  idempotency_key: str | None = None) -> str:
         """As :meth:`LatticeWorkflow.run`: a new run, its id returned at once."""
-        return await self.client._drive(self._run_plan(priority, tags, inputs, weight))
+        return await self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
 
     async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ private transition helpers that should not become API. What is not a decision li
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,12 +107,14 @@ class Effects:
     outputs: list[tuple[str, str, dict[str, Encoded]]] = field(default_factory=list)
     #: runs that ended (their waiters are woken once this is committed)
     finished: list[RunProgress] = field(default_factory=list)
+    #: (run, task, attempt number, delay in s) of tasks to make ready later: call :func:`retry_due` then
+    retry_later: list[tuple[RunProgress, str, int, float]] = field(default_factory=list)
     tasks_succeeded: int = 0
     tasks_failed: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.task_changes or self.run_changes or self.events or self.enqueue or self.dequeue
-                    or self.stop or self.attempts or self.outputs or self.finished
+                    or self.stop or self.attempts or self.outputs or self.finished or self.retry_later
                     or self.tasks_succeeded or self.tasks_failed)
 
 
@@ -266,6 +269,57 @@ def attempt_timed_out(run: RunProgress, name: str, attempt_id: str, now: float, 
     return True
 
 
+def retry_due(run: RunProgress, name: str, attempt: int, now: float, fx: Effects) -> bool:
+    """The delay before retrying ``attempt`` is over: the task is queued again. Returns False, changing
+    nothing, when the task left ``retrying`` meanwhile (the run was cancelled or failed, or resumed)."""
+    task = run.tasks.get(name)
+    if task is None or task.state is not TaskState.RETRYING or task.attempt != attempt:
+        return False
+    _make_ready(run, name, task, now, fx)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """Whether a failed attempt is tried again, after how long, and why not when it is not."""
+
+    retry: bool
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+def decide_retry(spec: TaskSpec, attempt: int, error: ErrorInfo, attempt_id: str = "") -> RetryDecision:
+    """The retry policy of a task (``retries``, ``retry_delay``, ``backoff``, ``max_delay``, ``jitter``,
+    ``non_retryable``) applied to its failed attempt number ``attempt`` (1 for the first).
+
+    Never for a kind no retry changes, an error that says so (``NonRetryable``), an exception type the task
+    lists (or a subclass of one: the error names its classes), or when no retries are left. Otherwise the
+    delay is ``retry_delay * backoff ** (attempt - 1)``, or the delay the error asks for, capped at
+    ``max_delay``; ``jitter`` takes up to that fraction off it. The jitter is derived from the attempt's id,
+    not a random generator, so the decision stays a pure function (and differs between tasks and attempts,
+    which is what jitter is for: retries of many tasks that failed together do not arrive together).
+    """
+    if not error.retryable:
+        why = ("the task raised NonRetryable" if error.detail.get("retryable") is False
+               else f"a {error.kind} failure is not retried")
+        return RetryDecision(False, reason=why)
+    if spec.non_retryable:
+        names = error.detail.get("exception_types") or [error.type]
+        listed = next((n for n in names if n in spec.non_retryable), None)
+        if listed is not None:
+            return RetryDecision(False, reason=f"{error.type} is non_retryable (listed: {listed})")
+    if attempt > spec.retries:
+        return RetryDecision(False, reason=f"no retries left ({spec.retries} allowed)")
+    asked = error.next_delay_s
+    delay = asked if asked is not None else spec.retry_delay * spec.backoff ** (attempt - 1)
+    if spec.max_delay is not None:
+        delay = min(delay, spec.max_delay)
+    if spec.jitter and delay > 0:
+        sample = zlib.crc32(attempt_id.encode()) / 0xFFFFFFFF
+        delay *= 1 - spec.jitter * sample
+    return RetryDecision(True, delay_s=round(delay, 6))
+
+
 def cancel_run(run: RunProgress, now: float, fx: Effects) -> None:
     """Cancel every unfinished task: queued ones leave the queue, live attempts are stopped (and recorded
     as cancelled); the run ends ``cancelled``. A finished run does not change."""
@@ -415,28 +469,38 @@ def _attempt_succeeded(run: RunProgress, name: str, task: TaskRun, envelope: Env
 
 def _attempt_failed(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo, envelope: Envelope | None,
                     now: float, fx: Effects) -> None:
-    """Retry while attempts are left and the error allows it (:attr:`ErrorInfo.retryable`: not for
-    ``resource_unavailable``, ``cancelled``, ``upstream_failed``, nor when the error says so); else fail."""
+    """Retry as the task's policy decides (:func:`decide_retry`): at once, or ``retrying`` until the loop
+    calls :func:`retry_due` after the delay; else fail, saying why it was not retried."""
     err = error.to_dict()
     _attempt_ended(run, name, task, TaskState.FAILED, envelope, err, now, fx,
                    stderr_tail=error.detail.get("stderr_tail"))
-    retries = task.spec.retries
-    if task.attempt - task.lost <= retries and error.retryable:
+    own = task.attempt - task.lost  # attempts lost with their node are not the task's to pay for
+    decision = decide_retry(task.spec, own, error, task.attempt_id or "")
+    if decision.retry:
+        delay = decision.delay_s
         _set(run, name, task, TaskState.RETRYING, fx, {"state": TaskState.RETRYING, "error": err})
-        fx.events.append((run, "task_retrying", name, {"attempt": task.attempt, "error": err,
-                                                        "retries_left": retries - (task.attempt - task.lost) + 1}))
-        _make_ready(run, name, task, now, fx)
+        fx.events.append((run, "task_retrying", name, {
+            "attempt": task.attempt, "error": err, "retries_left": task.spec.retries - own + 1,
+            "delay_s": delay, "retry_at": now + delay}))
+        if delay > 0:
+            fx.retry_later.append((run, name, task.attempt, delay))
+        else:
+            _make_ready(run, name, task, now, fx)
         return
-    _fail_task(run, name, task, err, now, fx)
+    _fail_task(run, name, task, err, now, fx, not_retried=decision.reason)
     _maybe_finish(run, now, fx)
 
 
-def _fail_task(run: RunProgress, name: str, task: TaskRun, err: dict[str, Any], now: float, fx: Effects) -> None:
+def _fail_task(run: RunProgress, name: str, task: TaskRun, err: dict[str, Any], now: float, fx: Effects,
+               not_retried: str | None = None) -> None:
     """The task has failed for good: downstream tasks that have not started are skipped; the first task
-    to fail is the run's cause."""
+    to fail is the run's cause. ``not_retried`` says why the retry policy gave up, on the event."""
     fx.dequeue.append((run.run_id, name))
     _set(run, name, task, TaskState.FAILED, fx, {"state": TaskState.FAILED, "error": err, "finished_at": now})
-    fx.events.append((run, "task_failed", name, {"attempt": task.attempt, "error": err}))
+    data: dict[str, Any] = {"attempt": task.attempt, "error": err}
+    if not_retried:
+        data["not_retried"] = not_retried
+    fx.events.append((run, "task_failed", name, data))
     fx.tasks_failed += 1
     if run.failed_task is None:
         run.failed_task = name
@@ -475,7 +539,7 @@ def _finish_run(run: RunProgress, state: RunState, now: float, fx: Effects) -> N
 
 
 __all__ = [
-    "MAX_NODE_LOSSES", "Effects", "RunProgress", "TaskRun", "attempt_finished", "attempt_started",
-    "attempt_timed_out", "attempt_waiting", "cancel_run", "dispatch", "fail_internal", "node_lost", "restore_tasks",
-    "resume_run", "start_run",
+    "MAX_NODE_LOSSES", "Effects", "RetryDecision", "RunProgress", "TaskRun", "attempt_finished", "attempt_started",
+    "attempt_timed_out", "attempt_waiting", "cancel_run", "decide_retry", "dispatch", "fail_internal", "node_lost",
+    "restore_tasks", "resume_run", "retry_due", "start_run",
 ]

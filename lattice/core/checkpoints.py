@@ -83,12 +83,15 @@ class CheckpointRow:
 
 
 class CheckpointStore:
-    """Reads and writes of the two checkpoint tables, on the head's engine."""
+    """Reads and writes of the two checkpoint tables, on the head's engine (whose schema is migrated)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._lock = threading.Lock()  # one writer at a time: SQLite would answer "database is locked"
-        metadata.create_all(engine)
+        # the tables are the store's migrations' (lattice.core.migrations), made with the store's own
+        from lattice.core import migrations
+
+        migrations.ensure(engine)
 
     def put(self, row: CheckpointRow) -> None:
         values = {"parent_checkpoint_id": row.parent_checkpoint_id, "checkpoint_type": row.checkpoint.type,

@@ -195,6 +195,8 @@ class ResourceManager:
         self.io_slots_per_node = io_slots_per_node
         self.nodes: dict[str, Node] = {}
         self._cores: dict[str, _Cores] = {}
+        #: long-lived reservations (model pools' replicas): key -> (node, resources)
+        self.leases: dict[Hashable, tuple[str, Resources]] = {}
 
     def update_nodes(self, nodes: list[Node]) -> None:
         """Merge a fresh view of the cluster, keeping the reservations of nodes that stay."""
@@ -295,6 +297,21 @@ class ResourceManager:
             cores.executing[first] = need
             started.append(first)
         return started
+
+    def lease(self, key: Hashable, r: Resources) -> str | None:
+        """A long-lived reservation (a model pool's replica) on the node with the most free CPU where ``r``
+        fits now; None when none does. It holds until :meth:`end_lease`, so tasks and other leases see it."""
+        if key in self.leases:
+            return self.leases[key][0]
+        node_id = self.try_place(r)
+        if node_id is not None:
+            self.leases[key] = (node_id, r)
+        return node_id
+
+    def end_lease(self, key: Hashable) -> None:
+        held = self.leases.pop(key, None)
+        if held is not None:
+            self.release(held[0], held[1])
 
     def gpu_fraction(self, node_id: str, r: Resources) -> float:
         """GPUs to ask the backend for on that node (see :meth:`Node.gpu_fraction`)."""

@@ -29,6 +29,7 @@ class HeadSettings(BaseSettings):
     sandbox_config: str | None = Field(None, description="JSON of SandboxConfig fields: limits of sandboxed tasks")
     auth: bool = Field(True, description="require the token on every route but /health")
     io_slots: int = Field(256, ge=1, description="concurrent I/O-bound (cpu=0) tasks per node")
+    playground: bool = Field(False, description="serve the Playground (workflow designer) at /playground")
     scheduling: Literal["fair", "fifo"] = Field(
         "fair", description="fair: share capacity between tenants, then runs; fifo: strict priority order")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lattice.core.algorithm import Effects
 from lattice.core.backend import Attempt, Backend
 from lattice.core.cluster import ResourceManager
 from lattice.core.runs import RunExec, attempt_payload
+from lattice.core.tracing import NO_TRACING, RunTracing
 from lattice.core.workflows import WorkflowEntry
 from lattice.wire.attempt import Envelope
 from lattice.wire.failures import ErrorInfo, ErrorKind
@@ -80,6 +82,8 @@ class Dispatcher:
         self._suspected: Callable[[str], None] = lambda _node: None
         #: attempts in flight, by attempt id
         self.inflight: dict[str, Inflight] = {}
+        #: spans for attempts (the orchestrator's; a no-op unless tracing is configured)
+        self.tracing: RunTracing = NO_TRACING
 
     def dispatch(self, run: RunExec, name: str, node_id: str) -> None:
         """Start a new attempt of a ready task on the node the resource manager reserved it on."""
@@ -92,8 +96,12 @@ class Dispatcher:
         upstream_names = sorted(run.graph.upstream[name])
         r = spec.resources
         refs = run.refs
+        payload = attempt_payload(run, name, attempt_id, upstream_names, level, self.settings)
+        if self.tracing.enabled:
+            payload = dataclasses.replace(payload, trace=self.tracing.attempt_started(
+                run.run_id, name, attempt_id, run.tasks[name].attempt, node_id, r, str(level)))
         attempt = Attempt(
-            payload=attempt_payload(run, name, attempt_id, upstream_names, level, self.settings),
+            payload=payload,
             fn_ref=self._fn_ref(entry, spec), upstream=[refs[u] for u in upstream_names], resources=r,
             node_id=node_id, gpu_fraction=self.resources.gpu_fraction(node_id, r), killable=killable,
             isolated=run.tasks[name].isolate)

@@ -40,10 +40,12 @@ from lattice.core.dag import SpecError
 from lattice.core.dispatcher import Dispatcher
 from lattice.core.errors import Conflict, NotFound, StoreUnavailable
 from lattice.core.events import EventBus
+from lattice.core.metrics import HeadMetrics
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
 from lattice.core.scheduler import QueuedTask, Scheduler, SchedulingPolicy
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Batch, Store
+from lattice.core.tracing import NO_TRACING, RunTracing
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.core.writer import StoreWriter
 from lattice.wire.attempt import Envelope
@@ -72,11 +74,13 @@ class OrchestratorSettings:
     sandbox_timeout_grace_s: float = 10.0
     #: how ready tasks share the cluster: "fair" (between tenants, then runs) or "fifo" (strict order)
     scheduling: str = SchedulingPolicy.FAIR
+    #: ``(run_id, aliases) -> params["llm"]`` for tasks that declare ``llm=`` (the pool manager's ``access``)
+    llm_access: Callable[[str, tuple[str, ...]], dict[str, dict[str, str]]] | None = None
 
 
 class Orchestrator:
     def __init__(self, store: Store, resources: ResourceManager, backend: Backend, bus: EventBus,
-                 settings: OrchestratorSettings | None = None) -> None:
+                 settings: OrchestratorSettings | None = None, tracing: RunTracing | None = None) -> None:
         self.store = store
         self.resources = resources
         self.backend = backend
@@ -100,12 +104,16 @@ class Orchestrator:
         self._announce: list[tuple[str, dict[str, Any]]] = []
         self._finished: list[RunExec] = []
         self.stats = {"tasks_dispatched": 0, "tasks_succeeded": 0, "tasks_failed": 0, "steps": 0}
+        #: what /metrics reports, counted as things happen (no store scan per scrape)
+        self.metrics = HeadMetrics()
+        self.tracing = self._dispatcher.tracing = tracing or NO_TRACING
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = self._dispatcher.loop = asyncio.get_running_loop()
         self._writer = StoreWriter(self.store, self._loop)
+        self.metrics.seed_runs(self.store.count_runs_by_state())
         self.refresh_nodes()
         self._resume_unfinished()
         self._refresher = asyncio.create_task(self._refresh_nodes_forever())
@@ -122,6 +130,7 @@ class Orchestrator:
             self._writer.stop()
         for run in self.runs.values():
             run.done.set()
+        self.tracing.close()
 
     def refresh_nodes(self) -> None:
         self.resources.update_nodes(self.backend.nodes())
@@ -200,13 +209,15 @@ class Orchestrator:
         """What each tenant and run holds, has queued and waits for (``tenant``: only that one)."""
         return ClusterQueues(scheduling=str(self.scheduler.policy), tenants=self.scheduler.queues(tenant))
 
-    def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT) -> str:
+    def create_run(self, workflow_id: str, options: RunCreate | None = None, tenant: str = ADMIN_TENANT,
+                   run_id: str | None = None) -> str:
+        """Start a run; ``run_id`` is given by the API for an idempotent submission (derived from its key)."""
         options = options or RunCreate()
         if self._writer is not None and self._writer.refusing is not None:
             raise StoreUnavailable(f"the store refuses writes ({self._writer.refusing}); no run can start until "
                                    "it takes them again (free disk space): the head recovers by itself")
         entry = self.get_workflow(workflow_id)
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         now = time.time()
         tasks = {
             name: TaskRun(spec=entry.tasks[name], state=TaskState.PENDING,
@@ -228,6 +239,8 @@ class Orchestrator:
             {"run_id": run_id, "name": name, "state": TaskState.PENDING, "attempt": 0} for name in tasks)
         self.runs[run_id] = run
         self.scheduler.add_run(run_id, tenant, options.weight, options.priority)
+        self.metrics.run_created()
+        self.tracing.run_started(run_id, entry.spec.name, len(tasks))
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
@@ -324,6 +337,7 @@ class Orchestrator:
                 self.resources.release(placement.node_id, placement.task.resources)
                 scheduler.release(placement.task.key)
                 continue
+            self.metrics.dispatched(time.time() - placement.task.enqueued_at)
             self._guarded(run, self._dispatch, run, name, placement.node_id)
         for wait in scheduler.take_wait_changes():  # each kind of wait once per run, as an event
             run = runs.get(wait.run_id)
@@ -352,6 +366,14 @@ class Orchestrator:
             return
         inflight.timer = None
         self._guarded(inflight.run, self._dispatcher.time_out, attempt_id)
+        self._apply()
+        self._kick()
+
+    def _on_retry_due(self, run_id: str, name: str, attempt: int) -> None:
+        run = self.runs.get(run_id)
+        if run is None:  # finished (cancelled, failed) while the task waited
+            return
+        self._guarded(run, algorithm.retry_due, run, name, attempt, time.time(), self._fx)
         self._apply()
         self._kick()
 
@@ -385,6 +407,8 @@ class Orchestrator:
             if fx.attempts:
                 rows, fx.attempts = fx.attempts, []
                 for row in rows:
+                    self.metrics.attempt_ended(row)
+                    self.tracing.attempt_ended(row)
                     if row["error"] is not None:
                         row["error"] = _json(row["error"])
                     batch.add_attempt(**row)
@@ -403,12 +427,20 @@ class Orchestrator:
                     batch.update_run(run.run_id, **values)
             if fx.finished:
                 finished, fx.finished = fx.finished, []
+                for run in cast("list[RunExec]", finished):
+                    self.metrics.run_finished(run.state)
+                    self.tracing.run_finished(run.run_id, run.state, run.error)
                 self._finished.extend(cast("list[RunExec]", finished))
                 for run in finished:
                     self.scheduler.end_run(run.run_id)
+            if fx.retry_later:  # a timer on the loop, not a sleep; a cancel meanwhile makes it a no-op
+                later, fx.retry_later = fx.retry_later, []
+                for run, name, attempt, delay in later:
+                    self._loop.call_later(delay, self._on_retry_due, run.run_id, name, attempt)  # type: ignore[union-attr]
             if fx.tasks_succeeded or fx.tasks_failed:
                 self.stats["tasks_succeeded"] += fx.tasks_succeeded
                 self.stats["tasks_failed"] += fx.tasks_failed
+                self.metrics.tasks_ended(fx.tasks_succeeded, fx.tasks_failed)
                 fx.tasks_succeeded = fx.tasks_failed = 0
             if fx.stop:  # the only effect that decides more: go round again
                 stop, fx.stop = fx.stop, []
@@ -508,6 +540,7 @@ class Orchestrator:
             self.runs[run_id] = run
             row = self.store.get_run(run_id) or {}
             self.scheduler.add_run(run_id, row.get("tenant") or ADMIN_TENANT, row.get("weight") or 1.0, run.priority)
+            self.tracing.run_started(run_id, run.workflow.spec.name, len(run.tasks), resumed=True)
             algorithm.resume_run(run, reset, time.time(), self._fx)
             self._apply()
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)

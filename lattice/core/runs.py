@@ -19,6 +19,7 @@ from lattice.core.states import RunState, TaskState
 from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
+from lattice.wire.encoding import encode_value
 from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import TaskSpec
 
@@ -79,13 +80,21 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
     """
     spec = run.workflow.tasks[name]
     index = {u: i for i, u in enumerate(upstream_names)}
+    literals, env = run.literals[name], {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name,
+                                         "LATTICE_ATTEMPT_ID": attempt_id}
+    if spec.llm and settings.llm_access is not None:  # fresh pool keys per attempt, scoped to this run
+        access = settings.llm_access(run.run_id, tuple(spec.llm))
+        encoding, data = encode_value(access)
+        literals = {**literals, "llm": (str(encoding), data)}
+        first = access[spec.llm[0]]
+        env.update(OPENAI_BASE_URL=first["base_url"], OPENAI_API_KEY=first["api_key"], OPENAI_MODEL=first["model"])
     return AttemptPayload(
         run_id=run.run_id, task=name, attempt_id=attempt_id,
         fn_key=run.workflow.code_keys.get(name), builtin=spec.builtin,
-        outputs=tuple(spec.outputs), literals=run.literals[name],
+        outputs=tuple(spec.outputs), literals=literals,
         refs={k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},  # type: ignore[misc]
         sandbox=sandbox_config(spec, level, settings.sandbox_defaults),
-        env={"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name, "LATTICE_ATTEMPT_ID": attempt_id},
+        env=env,
         max_output_bytes=settings.max_output_bytes,
         log_limit=settings.log_limit_bytes,
     )

@@ -200,12 +200,20 @@ class Batch:
 class Store:
     """All reads and writes of durable state; the only source of truth after a restart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auto_upgrade: bool = True) -> None:
+        """Open the store at ``url`` and bring its schema to this code's (``lattice.core.migrations``):
+        upgraded when behind, unless ``auto_upgrade`` is False; a :class:`SchemaError` when it cannot be."""
+        from lattice.core import migrations
+
         self.url = url
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            self.schema = migrations.ensure(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._bulk = _BulkWriter(self.engine)
         if not self._bulk.usable:
             raise ValueError(f"unsupported database driver paramstyle {self.engine.dialect.paramstyle!r}")
@@ -250,17 +258,48 @@ class Store:
         return None if row is None else _run_dict(row)
 
     def list_runs(self, state: str | None = None, workflow_id: str | None = None, limit: int = 100,
-                  offset: int = 0, tenant: str | None = None) -> list[dict[str, Any]]:
-        """Newest first; ``tenant``: only that tenant's runs (the admin's are those with no tenant)."""
-        query = select(runs).order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+                  offset: int = 0, tenant: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``tenant``: only that tenant's runs (the admin's are those with no tenant);
+        ``search``: a case-insensitive substring of the run's id, workflow name or tags."""
+        query = self._runs_where(select(runs), state, workflow_id, tenant, search)
+        query = query.order_by(runs.c.created_at.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_run_dict(row) for row in conn.execute(query).mappings()]
+
+    def count_runs(self, state: str | None = None, workflow_id: str | None = None, tenant: str | None = None,
+                   search: str | None = None) -> int:
+        """How many runs :meth:`list_runs` would page through with the same filters."""
+        query = self._runs_where(select(func.count()).select_from(runs), state, workflow_id, tenant, search)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def task_counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Per run, how many of its tasks are in each state (one grouped query for a page of runs)."""
+        if not run_ids:
+            return {}
+        query = (select(tasks.c.run_id, tasks.c.state, func.count()).where(tasks.c.run_id.in_(run_ids))
+                 .group_by(tasks.c.run_id, tasks.c.state))
+        counts: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for run_id, state, count in conn.execute(query).all():
+                counts.setdefault(run_id, {})[state] = count
+        return counts
+
+    @staticmethod
+    def _runs_where(query: Any, state: str | None, workflow_id: str | None, tenant: str | None,
+                    search: str | None) -> Any:
         if tenant is not None:
             query = query.where(runs.c.tenant == tenant)
         if state:
             query = query.where(runs.c.state == state)
         if workflow_id:
             query = query.where(runs.c.workflow_id == workflow_id)
-        with self.engine.connect() as conn:
-            return [_run_dict(row) for row in conn.execute(query).mappings()]
+        if search:
+            pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(func.lower(runs.c.id).like(pattern, escape="\\")
+                                | func.lower(runs.c.workflow_name).like(pattern, escape="\\")
+                                | func.lower(runs.c.tags).like(pattern, escape="\\"))
+        return query
 
     def count_runs_by_state(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -88,7 +88,10 @@ class WorkflowRegistry:
                     raise SpecError(f"input {name!r} is not valid: {exc}",
                                     f"tasks[{index}].inputs.{name}") from exc
                 literals[task.name][name] = (str(encoding), data)
-        code_keys = {t.name: hashlib.sha1(t.code.pickle.encode()).hexdigest() for t in spec.tasks if t.code}
+        # keyed by workflow too: two workflows whose functions pickle alike (identical closures of separate
+        # graphs) must not share one unpickled function, and with it its state, on a worker
+        code_keys = {t.name: hashlib.sha1(f"{workflow_id}:{t.code.pickle}".encode()).hexdigest()
+                     for t in spec.tasks if t.code}
         return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys,
                              levels=levels)
 

@@ -26,6 +26,8 @@ class InvocationResult:
 
     outputs: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    #: spans a sandboxed task recorded (checked JSON, see ``lattice.executor.sandbox.spans``)
+    spans: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

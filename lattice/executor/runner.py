@@ -23,6 +23,7 @@ import cloudpickle
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.logcapture import capture_output
+from lattice.executor.tracing import export_sandbox_spans, sandbox_trace_env, trace_context
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
 from lattice.wire.context import TaskContext, task_context
 from lattice.wire.encoding import decode_value
@@ -111,7 +112,8 @@ def run_task(payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: 
             params = _decode_inputs(inputs)
             fn = _load_function(payload, fn_blob)
             context = TaskContext(payload.run_id, payload.task, payload.attempt_id) if payload.run_id else None
-            with capture_output(payload.log_limit) as (out, err), task_context(context):
+            with capture_output(payload.log_limit) as (out, err), task_context(context), \
+                    trace_context(payload.trace):
                 result = invoke(fn, params, list(payload.outputs), payload.max_output_bytes)
             stdout, stderr = out.text(), err.text()
     except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise
@@ -135,7 +137,9 @@ def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: A
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
         env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
+    env.update(sandbox_trace_env(payload.trace))
     outcome = execute_encoded(fn_blob, inputs, list(payload.outputs), config, env=env)
+    export_sandbox_spans(outcome.result.spans, payload.trace)
     return outcome.result, outcome.stdout, outcome.stderr
 
 

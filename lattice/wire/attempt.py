@@ -22,7 +22,8 @@ from typing import Any
 
 #: the builtin tasks a spec can name instead of shipping code (``lattice.executor.builtins`` implements
 #: them; the head checks specs against these names without importing the executor)
-BUILTIN_NAMES: frozenset[str] = frozenset({"noop", "echo", "sleep", "concat"})
+BUILTIN_NAMES: frozenset[str] = frozenset({"noop", "echo", "sleep", "concat", "prompt_template", "json_extract",
+                                            "text_split", "text_join"})
 
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 DEFAULT_LOG_LIMIT = 1024 * 1024
@@ -60,6 +61,8 @@ class AttemptPayload:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     #: most bytes of stdout and of stderr kept per attempt
     log_limit: int = DEFAULT_LOG_LIMIT
+    #: the attempt span's W3C trace context (``traceparent``, ``tracestate``); empty when tracing is off
+    trace: dict[str, str] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AttemptPayload, _payload_values(self))

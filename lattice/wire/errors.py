@@ -7,8 +7,10 @@
     ├── WorkflowError              a bad workflow built on the client (unknown output, ...)
     ├── APIError                   the head answered with an error body (status, type, field, hint)
     │   ├── AuthenticationError    401
-    │   ├── NotFoundError          404
-    │   └── HeadUnavailableError   the head cannot be reached
+    │   └── NotFoundError          404
+    ├── HeadUnavailableError       the head could not be reached (or kept answering 502/503/504) until the
+    │                              client's deadline; also a ConnectionError. ``HeadUnavailable`` is the same class
+    ├── WaitTimeout                a wait's own ``timeout=`` ran out before the run ended; also a TimeoutError
     ├── RunCancelled               a signal, not a failure: the run was cancelled
     ├── UntrustedOutputError       a sandboxed task's output names a type the client does not trust
     └── RunFailed                  the run failed; ``.task`` and ``.error`` name the first cause
@@ -79,7 +81,31 @@ class NotFoundError(APIError):
 
 
 class HeadUnavailableError(LatticeError, ConnectionError):
-    """The head could not be reached at all."""
+    """The head could not be reached, or answered only "unavailable" (502/503/504), until the deadline.
+
+    A client retries such failures with backoff for up to its ``unavailable_timeout`` (a head restart
+    takes seconds) and raises this after it. ``request_sent`` says whether the failed request may have
+    reached the head: False when the connection itself was refused, so even a request that must not be
+    repeated (it is not idempotent) can be sent again.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+#: The name the resilience docs use; one class, so ``except HeadUnavailable`` catches every such error.
+HeadUnavailable = HeadUnavailableError
+
+
+class WaitTimeout(LatticeError, TimeoutError):
+    """A wait (``get_results``/``wait`` with ``timeout=``) ran out before the run ended; the run goes on."""
+
+    def __init__(self, run_id: str, timeout: float) -> None:
+        self.run_id = run_id
+        self.timeout = timeout
+        super().__init__(f"run {run_id} did not finish within {timeout} s; it is still running on the head "
+                         "(wait again, or cancel it)")
 
 
 class RunCancelled(LatticeError):
@@ -218,6 +244,7 @@ class ResourceUnavailable(TaskFailed):
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "HeadUnavailable",
     "HeadUnavailableError",
     "LatticeError",
     "MemoryExceeded",
@@ -232,5 +259,6 @@ __all__ = [
     "TaskKilled",
     "TaskTimeout",
     "UntrustedOutputError",
+    "WaitTimeout",
     "WorkflowError",
 ]

@@ -97,13 +97,35 @@ class ErrorInfo:
         return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
-def error_info_from_exception(exc: BaseException, kind: ErrorKind = ErrorKind.EXCEPTION) -> ErrorInfo:
-    """Capture an exception raised by user code (type with its module, message, formatted traceback)."""
-    exc_type = type(exc)
+class NonRetryable(Exception):
+    """Raise it in a task to fail it for good: no retry, whatever ``retries=`` allows (a bad input, a
+    refused request). ``raise NonRetryable("...") from exc`` keeps the cause in the traceback.
+
+    Lattice's ``ApplicationError(non_retryable=True)``; for a whole class of exceptions, list them in
+    ``@task(non_retryable=[...])`` instead.
+    """
+
+
+def exception_type_name(exc_type: type[BaseException]) -> str:
+    """The name an :class:`ErrorInfo` gives an exception type: ``ValueError``, ``package.module.Class``."""
     module = exc_type.__module__
-    name = exc_type.__qualname__ if module in ("builtins", "__main__") else f"{module}.{exc_type.__qualname__}"
+    return exc_type.__qualname__ if module in ("builtins", "__main__") else f"{module}.{exc_type.__qualname__}"
+
+
+def error_info_from_exception(exc: BaseException, kind: ErrorKind = ErrorKind.EXCEPTION) -> ErrorInfo:
+    """Capture an exception raised by user code (type with its module, message, formatted traceback).
+
+    ``detail["exception_types"]`` names the exception's classes (its MRO, most specific first), so the
+    head can match ``@task(non_retryable=[...])`` against subclasses without the exception; a
+    :class:`NonRetryable` says ``detail["retryable"] = False`` itself.
+    """
+    exc_type = type(exc)
     tb = "".join(_traceback.format_exception(exc_type, exc, exc.__traceback__))
-    return ErrorInfo(kind=kind, type=name, message=str(exc), traceback=tb)
+    detail: dict[str, Any] = {"exception_types": [exception_type_name(t) for t in exc_type.__mro__
+                                                  if t not in (object, BaseException, Exception)]}
+    if isinstance(exc, NonRetryable):
+        detail["retryable"] = False
+    return ErrorInfo(kind=kind, type=exception_type_name(exc_type), message=str(exc), traceback=tb, detail=detail)
 
 
 
@@ -132,4 +154,5 @@ def exception_from_error_info(run_id: str, task: str | None, error: ErrorInfo,
     return _KIND_TO_EXCEPTION.get(error.kind, RunFailed)(run_id, task, error, trust)
 
 
-__all__ = ["NOT_RETRYABLE_KINDS", "ErrorInfo", "ErrorKind", "error_info_from_exception", "exception_from_error_info"]
+__all__ = ["NOT_RETRYABLE_KINDS", "ErrorInfo", "ErrorKind", "NonRetryable", "error_info_from_exception",
+           "exception_from_error_info", "exception_type_name"]

@@ -6,6 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+#: the integer range every integer parameter of the API is bounded to: what a SQL BIGINT (SQLite's
+#: INTEGER) holds. Without the bound, ``?offset=10000000000000000001`` reached the store and was a 500.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
 
 class ErrorDetail(BaseModel):
     type: str
@@ -79,6 +84,7 @@ class RunPublic(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunPublic]
+    total: int | None = Field(None, description="how many runs match the filters, across all pages")
 
 
 class RunResults(BaseModel):
@@ -164,3 +170,17 @@ class Health(BaseModel):
     status: str
     version: str
     uptime_s: float
+
+
+class MetricsSample(BaseModel):
+    ts: float
+    tasks_per_s: float = Field(description="task attempts finished per second since the previous sample")
+    running_tasks: int
+    queued: dict[str, int] = Field(description="ready tasks waiting, per resource class")
+    used_cpu: float
+    active_runs: int
+
+
+class MetricsHistory(BaseModel):
+    every_s: float = Field(description="seconds between samples")
+    samples: list[MetricsSample] = Field(description="oldest first; the head keeps the last half hour")

@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+#: 1 EiB in MB: past any machine, and a bound, so that no size overflows a float or a store column
+MAX_MB = 2**40
+
 
 class ResourceClass(StrEnum):
     """The ready queue a task waits in, so a task that cannot be placed never blocks another class."""
@@ -23,8 +26,8 @@ class Resources(BaseModel):
 
     cpu: float = Field(1.0, ge=0, description="CPU cores; 0 marks an I/O-bound task that holds no core.")
     gpu: float = Field(0.0, ge=0, description="GPUs; fractions share one GPU.")
-    memory: int = Field(0, ge=0, description="Memory in MB, reserved on the node and enforced by sandboxes.")
-    gpu_memory: int = Field(0, ge=0, description="GPU memory in MB, admitted against the GPU's capacity.")
+    memory: int = Field(0, ge=0, le=MAX_MB, description="Memory in MB, reserved on the node and enforced by sandboxes.")
+    gpu_memory: int = Field(0, ge=0, le=MAX_MB, description="GPU memory in MB, admitted against the GPU's capacity.")
     custom: dict[str, float] = Field(default_factory=dict,
                                      description="Custom resources a node offers (`--resources`), e.g. {'my_res': 1}.")
     node_labels: dict[str, str] = Field(default_factory=dict,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lattice.wire.llm import ALIAS_PATTERN
 from lattice.wire.resources import Resources
 
 WORKFLOW_FORMAT = "lattice.workflow/v1"
@@ -75,9 +76,19 @@ class TaskSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     timeout: float | None = Field(None, gt=0, description="seconds before the task is stopped")
     retries: int = Field(0, ge=0, le=100)
+    retry_delay: float = Field(0.0, ge=0, le=86_400, description="seconds before the first retry")
+    backoff: float = Field(2.0, ge=1, le=100, description="each further retry waits this many times longer")
+    max_delay: float | None = Field(None, gt=0, le=86_400, description="cap on the delay between attempts")
+    jitter: float = Field(0.0, ge=0, le=1, description="take up to this fraction off each delay, per attempt")
+    non_retryable: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=100,
+        description="exception types (as ErrorInfo.type names them, e.g. 'ValueError', 'pkg.mod.Error') that "
+                    "fail the task without a retry; subclasses match too")
     priority: int = Field(0, ge=-1000, le=1000)
     sandbox: str | None = Field(None, description="none, subprocess, seccomp or docker")
     network: bool | None = Field(None, description="allow network in a sandbox that blocks it by default")
+    llm: list[Annotated[str, Field(pattern=ALIAS_PATTERN)]] = Field(
+        default_factory=list, max_length=16, description="model pools the task calls (params['llm'][alias])")
 
     @model_validator(mode="after")
     def _code_or_builtin(self) -> TaskSpec:
@@ -85,6 +96,8 @@ class TaskSpec(_Strict):
             raise ValueError("a task needs exactly one of 'code' or 'builtin'")
         if len(set(self.outputs)) != len(self.outputs):
             raise ValueError(f"duplicate output names in {self.outputs}")
+        if self.max_delay is not None and self.max_delay < self.retry_delay:
+            raise ValueError(f"max_delay ({self.max_delay}) is smaller than retry_delay ({self.retry_delay})")
         return self
 
     @field_validator("inputs")

@@ -105,7 +105,7 @@ def test_weaker_sandbox_than_minimum_is_refused(head_factory):
 
 def test_metrics_and_cluster_routes(http):
     text = http.get("/metrics").text
-    assert "lattice_runs" in text and "lattice_cluster_capacity" in text
+    assert "lattice_runs" in text and "lattice_cluster_cpus " in text
     nodes = http.get("/api/v1/cluster/nodes").json()["nodes"]
     assert nodes and nodes[0]["total"]["cpu"] == 2
     assert http.get("/api/v1/cluster/resources").json()["nodes"] == 1

@@ -50,7 +50,8 @@ def test_sigterm_stops_the_head_quickly_while_a_client_waits(head_factory, tmp_p
     head = head_factory(data_dir=tmp_path / "sig", extra_args=["--num-cpus", "1"])
     ray_pids = _ray_pids(head)
     assert ray_pids
-    client = LatticeClient(head.url, token=head.token, progress=False)
+    # a short deadline: the client rides out an unavailable head for unavailable_timeout s, then raises
+    client = LatticeClient(head.url, token=head.token, progress=False, unavailable_timeout=2)
     wf = client.create_workflow()
     wf.add_task(slow)
     run_id = wf.run()

@@ -3,11 +3,11 @@ import lattice
 
 def test_public_surface_is_pinned():
     assert sorted(lattice.__all__) == sorted([
-        "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailableError", "LangGraphClient",
-        "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NotFoundError", "OutputError",
-        "ResourceUnavailable", "RunCancelled", "RunFailed", "SandboxViolation", "TaskDefinition",
-        "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "UntrustedOutputError", "WorkflowError",
-        "__version__", "current_task", "task",
+        "APIError", "AsyncLatticeClient", "AuthenticationError", "HeadUnavailable", "HeadUnavailableError",
+        "LangGraphClient", "LatticeClient", "LatticeError", "LatticeWorkflow", "MemoryExceeded", "NonRetryable",
+        "NotFoundError", "OutputError", "ResourceUnavailable", "RunCancelled", "RunFailed", "SandboxViolation",
+        "TaskDefinition", "TaskDefinitionError", "TaskFailed", "TaskKilled", "TaskTimeout", "UntrustedOutputError",
+        "WaitTimeout", "WorkflowError", "__version__", "current_task", "task",
     ])
     for name in lattice.__all__:
         if name != "LangGraphClient":

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from lattice.api.deps import Caller, require_submit
 from lattice.api.errors import HTTPError
 from lattice.core.checkpoints import CheckpointRow, CheckpointStore, Typed, WriteRow
-from lattice.wire.http import ErrorResponse
+from lattice.wire.http import INT64_MAX, INT64_MIN, ErrorResponse
 from lattice.wire.tenants import TenantPolicy
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
@@ -81,7 +81,8 @@ class CheckpointPut(BaseModel):
 
 
 class WriteIn(BaseModel):
-    idx: int = Field(description="the write's index; LangGraph's special channels use negative ones")
+    idx: int = Field(ge=INT64_MIN, le=INT64_MAX,
+                     description="the write's index; LangGraph's special channels use negative ones")
     channel: str = Field(max_length=256)
     value: TypedBytes
 

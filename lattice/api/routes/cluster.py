@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lattice.api.deps import Caller, State, require_admin
-from lattice.wire.http import ClusterResources, JoinInfo, NodeList, NodePublic
+from lattice.wire.http import ClusterResources, JoinInfo, MetricsHistory, NodeList, NodePublic
+from lattice.wire.llm import PoolView
 from lattice.wire.tenants import ClusterQueues
 
 router = APIRouter(prefix="/cluster", tags=["cluster"])
@@ -26,6 +27,19 @@ async def resources(state: State) -> ClusterResources:
 async def queues(state: State, caller: Caller) -> ClusterQueues:
     """Per tenant and per run: what is held, what is queued and why it waits (a tenant sees only its own)."""
     return state.orchestrator.queues(None if caller.is_admin else caller.name)
+
+
+@router.get("/metrics/history", response_model=MetricsHistory)
+async def metrics_history(request: Request) -> MetricsHistory:
+    """The last half hour of tasks/s, running tasks, ready tasks per resource class and reserved CPUs,
+    sampled by the head every few seconds (in memory: a restarted head starts empty)."""
+    return request.app.state.metrics_ring.history()
+
+
+@router.get("/pools")
+async def pools(state: State) -> dict[str, list[PoolView]]:
+    """Model pools on the cluster: replicas, nodes, GPU memory leased vs used, load (see ``/llm/pools``)."""
+    return {"pools": state.llm.views() if state.llm is not None else []}
 
 
 @router.get("/join", response_model=JoinInfo)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
+from lattice.api.draining import unless_draining
 from lattice.core.errors import NotFound
 from lattice.core.states import RunState
 from lattice.core.store import Store
 from lattice.wire.encoding import to_wire
 from lattice.wire.http import (
+    INT64_MAX,
     AttemptLog,
     ErrorResponse,
     Event,
@@ -70,10 +72,17 @@ def _public(row: dict[str, Any], tasks: list[TaskPublic] | None = None) -> RunPu
 
 @router.get("", response_model=RunList)
 async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = None, workflow_id: str | None = None,
-                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> RunList:
-    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset,
-                           tenant=None if caller.is_admin else caller.name)
-    return RunList(runs=[_public(row) for row in rows])
+                    q: str | None = Query(None, max_length=200,
+                                          description="a substring of the run id, workflow name or tags"),
+                    limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=INT64_MAX)) -> RunList:
+    """Newest first, filtered and paged in the store, each run with its tasks counted by state; ``total``
+    counts every run the filters match."""
+    tenant = None if caller.is_admin else caller.name
+    rows = store.list_runs(state=state, workflow_id=workflow_id, limit=limit, offset=offset, tenant=tenant, search=q)
+    total = store.count_runs(state=state, workflow_id=workflow_id, tenant=tenant, search=q)
+    counts = store.task_counts([row["id"] for row in rows])
+    runs = [_public(row).model_copy(update={"task_counts": counts.get(row["id"], {})}) for row in rows]
+    return RunList(runs=runs, total=total)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)
@@ -88,13 +97,16 @@ async def get_tasks(run_id: str, store: StoreDep, caller: Caller, include_output
     return _tasks(store, run_id, include_outputs)
 
 
-@router.get("/{run_id}/results", response_model=RunResults, responses=_errors)
-async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
+@router.get("/{run_id}/results", response_model=RunResults, responses={**_errors, 503: {"model": ErrorResponse}})
+async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller, request: Request,
                       wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
                                           description="seconds to wait for the run to finish")) -> RunResults:
-    """The merged outputs of the run's sink tasks; with ``wait``, a long poll until the run ends."""
+    """The merged outputs of the run's sink tasks; with ``wait``, a long poll until the run ends.
+
+    A head that starts shutting down ends the wait at once with ``503 shutting_down``.
+    """
     _run_row(store, run_id, caller)
-    row = await orchestrator.wait_run(run_id, wait)
+    row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
     state = RunState(row["state"])
     if state is not RunState.SUCCEEDED:
         return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
@@ -122,7 +134,7 @@ def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[
 
 
 @router.get("/{run_id}/events", response_model=EventList, responses=_errors)
-async def get_events(run_id: str, store: StoreDep, caller: Caller, after: int = Query(0, ge=0),
+async def get_events(run_id: str, store: StoreDep, caller: Caller, after: int = Query(0, ge=0, le=INT64_MAX),
                      limit: int = Query(1000, ge=1, le=10_000)) -> EventList:
     _run_row(store, run_id, caller)
     events = store.get_events(run_id, after, limit)

@@ -13,19 +13,24 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import re
+import secrets
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from lattice.client.decoding import results_or_raise
+from lattice.client.langgraph.pickling import install as _trim_pickled_namespaces
 from lattice.client.langgraph.remote import (
     CHECKPOINT_NS,
     CONFIG,
     CONTEXT,
+    DRAIN,
+    EXECUTION_INFO,
     NULL_RESUME,
     RESUME_VALUES,
+    SERVER_INFO,
     STATE,
     STREAM,
     NodeOptions,
@@ -40,27 +45,74 @@ from lattice.wire.encoding import Encoding, decode_task_value
 if TYPE_CHECKING:
     from lattice.client.langgraph.client import LangGraphClient
 
+_trim_pickled_namespaces()
+
 _FORWARDED_KWARGS = ("config", "writer", "runtime")
 _UNSUPPORTED_KWARGS = ("store", "previous")
 _PORTABLE_CONFIG_KEYS = ("tags", "metadata", "run_name", "recursion_limit")
 
 
-def _accepted_kwargs(fn: Any) -> tuple[str, ...]:
+def node_name(fn: Any) -> str:
+    """The name LangGraph gives a node added without one (``StateGraph._get_node_name``): its
+    ``__name__``, else its class's name (a callable object)."""
+    return str(getattr(fn, "__name__", None) or fn.__class__.__name__)
+
+
+def lattice_task_name(name: str) -> str:
+    """A node's name as a Lattice task name (letters, digits, ``_ . -``, a letter or ``_`` first).
+
+    Only the Lattice run is named so: the graph keeps the node's own name, whatever characters it has.
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)[:120]
+    return cleaned if re.match(r"^[A-Za-z_]", cleaned) else f"node_{cleaned}"
+
+
+def _accepted_kwargs(fn: Any, name: str) -> tuple[str, ...]:
     params = inspect.signature(fn).parameters
-    bad = [name for name in _UNSUPPORTED_KWARGS if name in params]
+    bad = [param for param in _UNSUPPORTED_KWARGS if param in params]
     if bad:
         from lattice.errors import TaskDefinitionError
 
         raise TaskDefinitionError(
-            f"node {fn.__name__!r} takes {bad}: a remote node cannot reach the graph's store; "
+            f"node {name!r} takes {bad}: a remote node cannot reach the graph's store; "
             "read what it needs from the state or the config, or keep this node local")
     return tuple(name for name in _FORWARDED_KWARGS if name in params)
 
 
-def _picklable(value: Any) -> bool:
+def _captured(fn: Any) -> dict[str, Any]:
+    """What a node function refers to by name (its closure and globals) or a callable object holds."""
+    target = getattr(fn, "__func__", fn)
+    if inspect.isfunction(target):
+        found = inspect.getclosurevars(target)
+        return {**found.globals, **found.nonlocals}
+    return dict(getattr(fn, "__dict__", {}) or {})
+
+
+def check_portable(fn: Any, name: str) -> None:
+    """Refuse, where the node is decorated, a node that cannot travel to a worker, naming what it captures.
+
+    The code is pickled again when it is registered (on the first call); this catches what it already
+    holds now (a connection, a lock, an open file) instead of failing deep inside a run.
+    """
     try:
-        cloudpickle.dumps(value)
-    except Exception:  # noqa: BLE001 - anything unpicklable stays on the client
+        cloudpickle.dumps(fn)
+    except Exception as exc:  # cloudpickle raises TypeError, PicklingError, RecursionError...
+        from lattice.errors import TaskDefinitionError
+
+        culprit = next(((key, value) for key, value in _captured(fn).items() if not _picklable(value)), None)
+        what = (f"captures {culprit[0]!r} (a {type(culprit[1]).__module__}.{type(culprit[1]).__qualname__})"
+                if culprit else "holds something")
+        raise TaskDefinitionError(
+            f"LangGraph node {name!r} cannot run on Lattice: it {what} that cannot be sent to a worker "
+            f"({type(exc).__name__}: {exc}). Create it inside the node, pass it in the config "
+            "(config['configurable']), or keep this node local (do not decorate it)") from exc
+
+
+def _picklable(value: Any) -> bool:
+    """Whether ``value`` survives the trip: dumped *and* loaded (a proxy may dump and recurse on load)."""
+    try:
+        cloudpickle.loads(cloudpickle.dumps(value))
+    except (Exception, RecursionError):  # noqa: BLE001 - anything that cannot travel stays on the client
         return False
     return True
 
@@ -94,13 +146,15 @@ class RemoteNode:
     def __init__(self, client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> None:
         self.client = client
         self.fn = fn
-        self.options = NodeOptions(name=getattr(fn, "__name__", "node"),
-                                   is_async=inspect.iscoroutinefunction(fn),
-                                   kwargs=_accepted_kwargs(fn))
+        from langgraph._internal._runnable import is_async_callable
+
+        name = node_name(fn)
+        self.options = NodeOptions(name=name, is_async=is_async_callable(fn), kwargs=_accepted_kwargs(fn, name))
         _ship_module_by_value(fn)  # the node's own module travels with it (tests, scripts)
+        check_portable(fn, name)
         self.definition: TaskDefinition = task(
             functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
-            name=self.options.name, **policy)
+            name=lattice_task_name(name), **policy)
         self._lock = threading.Lock()
         self._registered: LatticeWorkflow | None = None
 
@@ -108,11 +162,15 @@ class RemoteNode:
         """One registered workflow per node; each call is a run of it with the call as its input."""
         with self._lock:
             if self._registered is None:
-                workflow = self.client.lattice.create_workflow(f"langgraph.{self.options.name}")
+                workflow = self.client.lattice.create_workflow(f"langgraph.{self.definition.name}")
                 workflow.add_task(self.definition, inputs={"call": None})
                 workflow.register()
                 self._registered = workflow
             return self._registered
+
+    def __reduce__(self) -> Any:
+        """Pickled (inside a subgraph shipped with another remote node), the node runs where it lands."""
+        return LocalNode, (self.fn,)
 
     # --- the call -----------------------------------------------------------------------------------
 
@@ -124,8 +182,12 @@ class RemoteNode:
         except RuntimeError:  # called outside a graph: no resume values, no stream
             return {}
 
-    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run the node on the cluster and return its update (or raise what it raised)."""
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: Any = None) -> Any:
+        """Run the node on the cluster and return its update (or raise what it raised).
+
+        ``started(run_id)`` is told the run's id as soon as it exists (so a cancelled ``ainvoke`` can
+        cancel the run).
+        """
         from langgraph._internal._constants import CONFIG_KEY_RUNTIME, CONFIG_KEY_SCRATCHPAD, CONFIG_KEY_SEND
         from langgraph.runtime import _no_op_stream_writer
 
@@ -140,11 +202,17 @@ class RemoteNode:
             CHECKPOINT_NS: conf.get("checkpoint_ns", ""),
             CONTEXT: runtime.context if runtime is not None else None,
         }
+        control = getattr(runtime, "control", None)
+        if runtime is not None:
+            # frozen dataclasses of plain data; the run control travels as its state and comes back as it
+            call[EXECUTION_INFO] = _portable(getattr(runtime, "execution_info", None))
+            call[SERVER_INFO] = _portable(getattr(runtime, "server_info", None))
+            call[DRAIN] = control.drain_reason if control is not None else None
         if scratchpad is not None and (null := scratchpad.get_null_resume(False)) is not None:
             call[NULL_RESUME] = null
         writer = runtime.stream_writer if runtime is not None else _no_op_stream_writer
         streaming = _writer_is_live(writer, _no_op_stream_writer)
-        call_id = uuid.uuid4().hex
+        call_id = secrets.token_hex(16)  # not uuid4: the graph's own ids may come from a patched uuid4
         if streaming:
             call[STREAM] = {"url": self.client.worker_url, "token": self.client.token, "call_id": call_id,
                             "task": self.definition.name}
@@ -154,6 +222,8 @@ class RemoteNode:
                 "thread": str(conf.get("thread_id", "")), "call": call_id}
         lattice, trust = self.client.lattice, self.client.trust
         run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}})
+        if started is not None:
+            started(run_id)
         if streaming:
             for event in lattice.stream(run_id):
                 if event.get("type") == "custom":
@@ -171,6 +241,8 @@ class RemoteNode:
                 raise
             original.add_note(f"(raised by LangGraph node {node!r} on Lattice, run {run_id})")
             raise original from None
+        if (drain := outcome.get("drain")) is not None and control is not None and not control.drain_requested:
+            control.request_drain(drain)
         if outcome.get("null_resume_consumed") and scratchpad is not None:
             scratchpad.get_null_resume(True)
         send = conf.get(CONFIG_KEY_SEND)
@@ -195,7 +267,63 @@ class RemoteNode:
 
         context = contextvars.copy_context()  # LangGraph's config lives in a context variable
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.client.pool, context.run, self.call, args, kwargs)
+        cancelled = threading.Event()
+        run_ids: list[str] = []
+        lock = threading.Lock()
+
+        def started(run_id: str) -> None:
+            with lock:
+                run_ids.append(run_id)
+                late = cancelled.is_set()
+            if late:  # cancelled while the run was being created
+                self._cancel(run_id)
+
+        try:
+            return await loop.run_in_executor(self.client.pool, context.run, self.call, args, kwargs, started)
+        except asyncio.CancelledError:
+            # the thread waiting on the run cannot be interrupted, but the run can: cancelling it ends that
+            # wait too (the run ends cancelled), so neither the node nor the thread outlives the caller's task
+            with lock:
+                cancelled.set()
+                known = list(run_ids)
+            for run_id in known:
+                self._cancel(run_id)
+            raise
+
+    def _cancel(self, run_id: str) -> None:
+        try:
+            self.client.lattice.cancel(run_id)
+        except LatticeError:  # already finished: nothing left to stop
+            pass
+
+
+class LocalNode:
+    """A decorated node that runs in the process it is in: on a worker, inside a shipped subgraph."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any], started: Any = None) -> Any:
+        return self.fn(*args, **kwargs)
+
+    async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = self.fn(*args, **kwargs)
+        return await value if inspect.isawaitable(value) else value
+
+
+def _portable(value: Any) -> Any:
+    return value if value is None or _picklable(value) else None
+
+
+def _call_hints(fn: Any) -> dict[str, Any]:
+    """The type hints of a callable object's ``__call__``, resolved where possible."""
+    import typing
+
+    call = getattr(fn, "__call__", None)  # noqa: B004 - the method itself, for its annotations
+    try:
+        return dict(typing.get_type_hints(call))
+    except Exception:  # noqa: BLE001 - unresolvable forward references: the raw annotations then
+        return dict(getattr(call, "__annotations__", {}) or {})
 
 
 def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
@@ -213,5 +341,12 @@ def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
             return remote.call(args, kwargs)
 
         node = sync_node
+    # the graph's name for the node, not the wrapper's: functools.wraps copies no __name__ from a callable
+    # object, and LangGraph names a node added without a name by its __name__
+    node.__name__ = remote.options.name
+    node.__qualname__ = getattr(fn, "__qualname__", remote.options.name)
+    if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
+        # a callable object: LangGraph infers the node's input schema from the wrapper's type hints
+        node.__annotations__ = _call_hints(fn)
     node.lattice_node = remote
     return node

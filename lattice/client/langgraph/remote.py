@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import functools
 import inspect
 import json
@@ -29,6 +30,7 @@ import cloudpickle
 
 from lattice.client import endpoints
 from lattice.client.base import ClientConfig
+from lattice.client.langgraph.pickling import install as _trim_pickled_namespaces
 
 if TYPE_CHECKING:
     from lattice.wire.restricted_pickle import PickleTrust
@@ -36,7 +38,11 @@ if TYPE_CHECKING:
 # Keys of the call payload the client builds (see node.py); kept here, the module both sides import.
 STATE, CONFIG, RESUME_VALUES, NULL_RESUME, CHECKPOINT_NS, CONTEXT, STREAM = (
     "state", "config", "resume", "null_resume", "checkpoint_ns", "context", "stream")
+#: the ``Runtime`` fields a node may read: ``execution_info``, ``server_info`` and the run control's drain
+#: reason (a drain the node requests goes back to the caller's ``RunControl`` as the outcome's ``drain``)
+EXECUTION_INFO, SERVER_INFO, DRAIN = "execution_info", "server_info", "drain"
 _NO_VALUE = {"__lattice_no_value__": True}
+_trim_pickled_namespaces(graphs=False)  # the worker ships the node's outcome back by the same rules
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,7 @@ def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str,
                    writer: Any) -> tuple[dict[str, Any], Any]:
     """A RunnableConfig carrying the scratchpad (interrupt/resume), send hook and runtime."""
     from langgraph._internal._constants import (
+        CONFIG_KEY_CALL,
         CONFIG_KEY_CHECKPOINT_NS,
         CONFIG_KEY_RUNTIME,
         CONFIG_KEY_SCRATCHPAD,
@@ -163,7 +170,7 @@ def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str,
     )
     from langgraph._internal._scratchpad import PregelScratchpad
     from langgraph.pregel._algo import LazyAtomicCounter
-    from langgraph.runtime import Runtime
+    from langgraph.runtime import RunControl, Runtime
 
     def get_null_resume(consume: bool = False) -> Any:
         if null_state["value"] is _NO_VALUE or null_state["consumed"]:
@@ -176,16 +183,51 @@ def _remote_config(call: dict[str, Any], sends: list[Any], null_state: dict[str,
         step=0, stop=0, call_counter=LazyAtomicCounter(), interrupt_counter=LazyAtomicCounter(),
         get_null_resume=get_null_resume, resume=list(call.get(RESUME_VALUES) or []),
         subgraph_counter=LazyAtomicCounter())
-    runtime = Runtime(context=call.get(CONTEXT), store=None, stream_writer=writer)
+    control = RunControl()
+    if call.get(DRAIN) is not None:
+        control.request_drain(call[DRAIN])
+    runtime = Runtime(context=call.get(CONTEXT), store=None, stream_writer=writer,
+                      execution_info=call.get(EXECUTION_INFO), server_info=call.get(SERVER_INFO), control=control)
     config = dict(call.get(CONFIG) or {})
+    config.setdefault("callbacks", None)  # the caller's callbacks stay in its process (read by @task calls)
     config["configurable"] = {
         **(config.get("configurable") or {}),
         CONFIG_KEY_SCRATCHPAD: scratchpad,
         CONFIG_KEY_SEND: sends.append,
         CONFIG_KEY_CHECKPOINT_NS: call.get(CHECKPOINT_NS, ""),
         CONFIG_KEY_RUNTIME: runtime,
+        CONFIG_KEY_CALL: _call_in_process,
     }
     return config, runtime
+
+
+class _DoneFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """A finished future a sync node reads with ``.result()`` and an async one awaits."""
+
+    def __await__(self) -> Any:
+        return self.result()
+        yield  # unreachable: makes this a generator, which ``await`` needs
+
+
+def _call_in_process(func: Any, input: tuple[tuple[Any, ...], dict[str, Any]], *, retry_policy: Any = None,
+                     cache_policy: Any = None, callbacks: Any = None, timeout: Any = None) -> Any:
+    """LangGraph's call hook for a functional-API ``@task`` called inside a remote node.
+
+    In a graph the call becomes a task of the Pregel loop; on the worker there is no loop, so it runs
+    here, inside the node, at once (no separate checkpoint write: the node is the unit LangGraph
+    records, and it records the node's result).
+    """
+    args, kwargs = input
+    future = _DoneFuture()
+    try:
+        value = func(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - raised where the node reads the future, as in a graph
+        future.set_exception(exc)
+        return future
+    if inspect.isawaitable(value):
+        return asyncio.ensure_future(value)
+    future.set_result(value)
+    return future
 
 
 def execute_node(fn: Any, options: NodeOptions, params: dict[str, Any]) -> dict[str, Any]:
@@ -207,11 +249,19 @@ def execute_node(fn: Any, options: NodeOptions, params: dict[str, Any]) -> dict[
         if options.is_async or inspect.isawaitable(value):
             value = asyncio.run(_await(value))
     except Exception as exc:  # noqa: BLE001 - any node exception goes back to the graph as itself
-        return {"result": _raised(exc, sends, null_state)}
+        return {"result": {**_raised(exc, sends, null_state), "drain": _drain(call, runtime)}}
     finally:
         var_child_runnable_config.reset(token)
     return {"result": {"kind": "return", "value": value, "sends": sends,
-                       "null_resume_consumed": null_state["consumed"]}}
+                       "null_resume_consumed": null_state["consumed"], "drain": _drain(call, runtime)}}
+
+
+def _drain(call: dict[str, Any], runtime: Any) -> str | None:
+    """The drain the node requested, if it did (one requested before the call is not news)."""
+    control = runtime.control
+    if control is None or not control.drain_requested or call.get(DRAIN) is not None:
+        return None
+    return control.drain_reason
 
 
 async def _await(value: Any) -> Any:

@@ -35,6 +35,7 @@ import cloudpickle
 from lattice.executor.invoke import InvocationResult, invoke
 from lattice.executor.sandbox import landlock, levels, namespaces, privileges, seccomp_filter
 from lattice.executor.sandbox.protocol import decode_inputs, pack_result, read_frame
+from lattice.executor.sandbox.spans import recording
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
 
 PR_SET_PDEATHSIG = 1
@@ -120,7 +121,9 @@ def run_task(
         captured["exc"] = exc
         result = invoke(_raiser(exc), {}, header["outputs"], header["max_result_bytes"])
     else:
-        result = invoke(call, params, header["outputs"], header["max_result_bytes"])
+        with recording(os.environ) as spans:  # only with TRACEPARENT (tracing on) and OTel installed
+            result = invoke(call, params, header["outputs"], header["max_result_bytes"])
+        result.spans = spans
     if result.error is not None and "exc" in captured:
         result.error = classify(captured["exc"], result.error, level, network, recorder)
     return pack_result(result)

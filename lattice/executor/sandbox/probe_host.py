@@ -49,6 +49,7 @@ def host_capabilities() -> dict[str, Any]:
         "seccomp": _in_child(_seccomp),
         "landlock_abi": landlock.abi_version(),
         "cgroup_controllers": sorted(cgroups.bases()),
+        "cgroup_version": cgroups.hierarchy().version,
     }
 
 

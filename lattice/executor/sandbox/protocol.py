@@ -15,6 +15,7 @@ import struct
 from typing import Any, BinaryIO
 
 from lattice.executor.invoke import InvocationResult
+from lattice.executor.sandbox.spans import SpanError, parse_spans
 
 _LEN = struct.Struct("!Q")
 MAX_HEADER_BYTES = 4 * 1024 * 1024
@@ -82,10 +83,12 @@ def decode_inputs(header: dict[str, Any], blobs: list[bytes]) -> dict[str, Any]:
 
 def pack_result(result: InvocationResult) -> bytes:
     names = list(result.outputs)
-    header = {
+    header: dict[str, Any] = {
         "error": result.error,
         "outputs": [[name, result.outputs[name][0]] for name in names],
     }
+    if result.spans:
+        header["spans"] = result.spans
     return pack(header, [result.outputs[name][1] for name in names])
 
 
@@ -103,7 +106,7 @@ def strict_json(data: bytes | str) -> Any:
         raise ProtocolError(f"invalid JSON: {type(exc).__name__}") from exc
 
 
-_HEADER_KEYS = frozenset({"error", "outputs", "blob_sizes"})
+_HEADER_KEYS = frozenset({"error", "outputs", "blob_sizes", "spans"})
 
 
 def parse_result(data: bytes, declared_outputs: list[str]) -> InvocationResult:
@@ -124,10 +127,14 @@ def parse_result(data: bytes, declared_outputs: list[str]) -> InvocationResult:
         raise ProtocolError("result header too large or truncated")
     header = strict_json(data[_LEN.size : _LEN.size + hsize])
     if not isinstance(header, dict) or not set(header) <= _HEADER_KEYS:
-        raise ProtocolError("result header is not an object of error, outputs and blob_sizes")
+        raise ProtocolError("result header is not an object of error, outputs, blob_sizes and spans")
     sizes = header.get("blob_sizes", [])
     outputs = header.get("outputs", [])
     error = header.get("error")
+    try:
+        spans = parse_spans(header.get("spans"))
+    except SpanError as exc:
+        raise ProtocolError(f"result spans: {exc}") from None
     if not isinstance(sizes, list) or not all(type(s) is int and s >= 0 for s in sizes):
         raise ProtocolError("result blob sizes are not a list of sizes")
     if not isinstance(outputs, list) or len(sizes) != len(outputs):
@@ -141,7 +148,7 @@ def parse_result(data: bytes, declared_outputs: list[str]) -> InvocationResult:
             raise ProtocolError("result error is not an error object")
         if not isinstance(error.get("detail", {}), dict) or outputs:
             raise ProtocolError("result error has a malformed detail, or outputs beside it")
-        return InvocationResult(error=ErrorInfo.from_dict(error).to_dict())
+        return InvocationResult(error=ErrorInfo.from_dict(error).to_dict(), spans=spans)
     encoded: dict[str, tuple[str, bytes]] = {}
     for item, size in zip(outputs, sizes, strict=True):
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(part, str) for part in item)):
@@ -156,7 +163,7 @@ def parse_result(data: bytes, declared_outputs: list[str]) -> InvocationResult:
         pos += size
     if set(encoded) != set(declared_outputs):
         raise ProtocolError(f"result outputs {sorted(encoded)[:20]} are not the declared {declared_outputs[:20]}")
-    return InvocationResult(outputs=encoded)
+    return InvocationResult(outputs=encoded, spans=spans)
 
 
 __all__ = ["ProtocolError", "decode_inputs", "pack", "pack_result", "pack_task", "parse_result", "read_frame",

@@ -79,7 +79,7 @@ class _Run:
         self.exit_code: int | None = None
 
     def kill(self) -> None:
-        if self.cgroup is not None and self.cgroup.paths:
+        if self.cgroup is not None and self.cgroup.tracked:
             self.cgroup.kill_all()
         self.launcher.kill()
 

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lattice import APIError, AuthenticationError, HeadUnavailableError, LatticeError, NotFoundError
+import lattice
+from lattice import APIError, AuthenticationError, HeadUnavailableError, LatticeError, NotFoundError, WaitTimeout
 from lattice.client import base
 from lattice.client.base import ClientConfig, api_error
 from lattice.client.transport import HeadHTTP
@@ -50,7 +51,8 @@ async def test_every_call_sends_its_endpoint_with_the_token(kind: str) -> None:
     assert head.seen[0].params == {"state": "running", "limit": "3"}
     assert head.seen[6].params == {"task": "t"}
     assert all(s.headers["authorization"] == "Bearer secret" for s in head.seen)
-    assert all(s.headers["user-agent"] == "lattice-client" for s in head.seen)
+    assert all(s.headers["user-agent"] == f"lattice-agent/{lattice.__version__}" for s in head.seen)
+    assert all(s.headers["x-lattice-client-version"] == lattice.__version__ for s in head.seen)
 
 
 async def test_error_answers_become_typed_errors(kind: str) -> None:
@@ -59,7 +61,7 @@ async def test_error_answers_become_typed_errors(kind: str) -> None:
                                                  "hint": "pass token="}}),
         "POST /api/v1/workflows/w1/runs": (422, {"error": {"type": "validation_error", "message": "bad",
                                                            "field": "inputs.t.x"}}),
-        "GET /api/v1/cluster/nodes": (502, "<html>bad gateway</html>"),
+        "GET /api/v1/cluster/nodes": (500, "<html>internal error</html>"),
     })
     both = Both(kind, head)
     try:
@@ -74,7 +76,7 @@ async def test_error_answers_become_typed_errors(kind: str) -> None:
         assert invalid.value.field == "inputs.t.x"
         with pytest.raises(APIError) as gateway:
             await both.call("nodes")
-        assert (gateway.value.type, gateway.value.message) == ("http_error", "<html>bad gateway</html>")
+        assert (gateway.value.type, gateway.value.message) == ("http_error", "<html>internal error</html>")
     finally:
         await both.close()
 
@@ -83,7 +85,7 @@ async def test_an_unreachable_head_is_head_unavailable(kind: str) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    both = Both(kind, FakeHead())
+    both = Both(kind, FakeHead(), unavailable_timeout=0)  # 0: no retries (test_retry.py has those)
     connect(both.client, refuse)
     try:
         with pytest.raises(HeadUnavailableError, match=re.escape("cannot reach the Lattice head at http://head.test")):
@@ -115,8 +117,9 @@ async def test_wait_gives_up_after_its_timeout(kind: str) -> None:
     head = FakeHead({"GET /api/v1/runs/r1/results": results(False)})
     both = Both(kind, head, progress=False)
     try:
-        with pytest.raises(LatticeError, match=re.escape("did not finish within 0.05 s")):
+        with pytest.raises(WaitTimeout, match=re.escape("did not finish within 0.05 s")) as info:
             await both.call("wait", "r1", timeout=0.05)
+        assert isinstance(info.value, TimeoutError) and isinstance(info.value, LatticeError)
     finally:
         await both.close()
     assert head.seen and float(head.seen[0].params["wait"]) <= 0.05

@@ -19,7 +19,7 @@ from lattice.client import AsyncLatticeWorkflow, LatticeWorkflow
 #: sync name -> async name, where Python's protocols name them differently
 RENAMED = {"close": "aclose", "__enter__": "__aenter__", "__exit__": "__aexit__"}
 #: no I/O, so a plain method on both sides
-NO_IO = {"__init__", "create_workflow", "add_task", "to_spec"}
+NO_IO = {"__init__", "create_workflow", "add_task", "to_spec", "export"}
 _DUNDERS = ("__init__", "__enter__", "__exit__", "__aenter__", "__aexit__")
 
 

@@ -2,7 +2,9 @@
 
 The socket is each client's own (sync or asyncio ``websockets``); what is checked here is what the
 shared :class:`~lattice.client.base.EventCursor` decides: pings skipped, a reconnect resuming after
-the last sequence number, the end at ``run_finished``, and typed errors for the head's refusals.
+the last sequence number, the end at ``run_finished`` or at the head's normal close, each event once,
+typed errors for the head's refusals, and a bounded, backed-off reconnect when the head keeps
+closing the stream without sending anything.
 """
 
 from __future__ import annotations
@@ -16,8 +18,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from websockets.sync.server import ServerConnection, serve
 
-from lattice import AsyncLatticeClient, AuthenticationError, HeadUnavailableError, LatticeClient, NotFoundError
-from lattice.client.base import RECONNECT_TRIES, ClientConfig, EventCursor
+from lattice import (
+    APIError,
+    AsyncLatticeClient,
+    AuthenticationError,
+    HeadUnavailableError,
+    LatticeClient,
+    NotFoundError,
+)
+from lattice.client.base import MAX_EMPTY_CONNECTIONS, ClientConfig, EventCursor
+from lattice.client.retry import RetryPolicy
+
+#: the backoff of the real policy, shrunk so that a test of many reconnects takes milliseconds
+FAST = RetryPolicy(30.0, first_delay=0.001, max_delay=0.004, jitter=0.001)
 
 
 def event(seq: int, type_: str = "task_log") -> str:
@@ -69,11 +82,13 @@ def finish(connection: ServerConnection, after: int) -> None:
     connection.send(event(after + 2))  # after run_finished: never read
 
 
-async def collect(kind: str, url: str, after: int = 0) -> list[dict[str, Any]]:
+async def collect(kind: str, url: str, after: int = 0, policy: RetryPolicy = FAST) -> list[dict[str, Any]]:
     if kind == "async":
         async with AsyncLatticeClient(url, token="secret") as client:
+            client.retry = policy
             return [e async for e in client.stream("r1", after=after)]
     with LatticeClient(url, token="secret", progress=False) as client:
+        client.retry = policy
         return list(client.stream("r1", after=after))
 
 
@@ -99,15 +114,75 @@ async def test_a_refusal_is_raised_not_retried(kind: str, served: Callable[..., 
     assert server.afters == [0]
 
 
-def test_the_cursor_gives_up_after_failures_in_a_row_and_resets_on_success() -> None:
-    cursor = EventCursor(ClientConfig("http://h:1", None, 1.0), "r1", 0)
-    delays = [cursor.retry_after(OSError("refused")) for _ in range(RECONNECT_TRIES)]
-    assert delays == [0.2, 0.4, 0.8, 1.6, 2.0]
+def replay_then_close(connection: ServerConnection, after: int) -> None:
+    """A finished run's stream as the head sends it: the events after ``after`` (none here), then 1000."""
+    connection.close(1000, "run finished")
+
+
+def overlap(connection: ServerConnection, after: int) -> None:
+    connection.send(event(after))  # already yielded: must not come out twice
+    connection.send(event(after + 1, "run_finished"))
+
+
+def slam(connection: ServerConnection, after: int) -> None:
+    connection.close(1011, "handler failed")  # accepted, then closed with nothing sent
+
+
+async def test_a_normal_close_ends_the_stream_of_a_finished_run(kind: str, served: Callable[..., EventServer]) -> None:
+    server = served(replay_then_close)
+    assert await collect(kind, server.url, after=99) == []
+    assert server.afters == [99]
+
+
+async def test_every_event_comes_out_once_across_a_reconnect(kind: str, served: Callable[..., EventServer]) -> None:
+    server = served(drop_after_two, overlap)
+    events = await collect(kind, server.url)
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert server.afters == [0, 2]
+
+
+async def test_a_bad_after_is_a_typed_422_not_a_reconnect(kind: str, served: Callable[..., EventServer]) -> None:
+    server = served(lambda connection, after: connection.close(4422, "after: must be at most 2**63-1"))
+    with pytest.raises(APIError) as info:
+        await collect(kind, server.url)
+    assert (info.value.status, info.value.field) == (422, "after")
+    assert server.afters == [0]
+
+
+async def test_empty_connections_are_counted_and_the_stream_gives_up(kind: str,
+                                                                     served: Callable[..., EventServer]) -> None:
+    """The storm of the issue: a head that accepts and closes at once is asked a bounded number of times."""
+    server = served(*[slam] * (MAX_EMPTY_CONNECTIONS + 5))
+    with pytest.raises(HeadUnavailableError, match=f"{MAX_EMPTY_CONNECTIONS} times in a row"):
+        await collect(kind, server.url)
+    assert len(server.afters) == MAX_EMPTY_CONNECTIONS
+
+
+async def test_an_unreachable_head_is_given_up_after_the_deadline(kind: str) -> None:
+    from lattice.utils.net import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(HeadUnavailableError, match=r"unavailable_timeout=0\.2 s"):
+        await collect(kind, url, policy=RetryPolicy(0.2, first_delay=0.01, max_delay=0.05, jitter=0.01))
+
+
+def test_the_cursor_backs_off_and_resets_on_any_message() -> None:
+    policy = RetryPolicy(300.0, first_delay=0.2, max_delay=5.0, jitter=0.0)
+    cursor = EventCursor(ClientConfig("http://h:1", None, 1.0), "r1", 0, policy)
+    delays = [cursor.retry_after(OSError("refused")) for _ in range(7)]
+    assert delays == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0]
     cursor.opened()
-    assert cursor.retry_after(OSError("refused")) == 0.2
-    for _ in range(RECONNECT_TRIES - 1):
-        cursor.retry_after(OSError("refused"))
-    with pytest.raises(HeadUnavailableError, match="cannot reach the Lattice head at http://h:1"):
+    assert cursor.read('{"type": "ping"}') is None  # the head is serving again: the backoff starts over
+    assert cursor.retry_after(OSError("dropped")) == 0.2
+    assert cursor.empty == 0  # that connection brought a message: not an empty one
+    cursor.opened()
+    cursor.retry_after(None)
+    assert cursor.empty == 1
+
+
+def test_the_cursor_gives_up_when_the_outage_passes_the_deadline() -> None:
+    cursor = EventCursor(ClientConfig("http://h:1", None, 1.0), "r1", 0, RetryPolicy(0.0))
+    with pytest.raises(HeadUnavailableError, match="has not served the event stream of run r1"):
         cursor.retry_after(OSError("refused"))
 
 
@@ -116,6 +191,8 @@ def test_the_cursor_tracks_the_sequence_and_the_end() -> None:
     assert cursor.url == "ws://h:1/api/v1/runs/r1/events/ws?after=5"
     assert cursor.read('{"type": "ping"}') is None
     assert cursor.read(event(7))["seq"] == 7 and not cursor.finished
-    assert cursor.read(event(6))["seq"] == 6 and cursor.last == 7  # never moves back
+    assert cursor.read(event(6)) is None and cursor.last == 7  # never moves back, never twice
     assert cursor.read(event(8, "run_finished")) is not None and cursor.finished
     assert cursor.url.endswith("after=8")
+    assert not EventCursor(ClientConfig("http://h:1", None, 1.0), "r1", 0).complete(1012)
+    assert EventCursor(ClientConfig("http://h:1", None, 1.0), "r1", 0).complete(1000)

@@ -54,10 +54,15 @@ class Loop:
         self.events: list[tuple[str, str | None]] = []  # (type, task), in order
         self.rows: list[dict] = []
         self.changes: list[tuple[str, dict]] = []
+        self.event_data: list[tuple[str, dict]] = []  # (type, data), in order, until take_all_events
+        self.last_retry_later: list[tuple[str, int, float]] = []
 
     def take(self) -> Effects:
         fx, self.fx = self.fx, Effects()
         self.events += [(type, task) for _, type, task, _ in fx.events]
+        self.event_data += [(type, data) for _, type, _, data in fx.events]
+        if fx.retry_later:
+            self.last_retry_later = [(name, attempt, delay) for _, name, attempt, delay in fx.retry_later]
         self.rows += fx.attempts
         self.changes += [(name, values) for _, name, values in fx.task_changes]
         return fx
@@ -92,6 +97,14 @@ class Loop:
         placed = self.place_all()
         self.take()
         return placed
+
+    def take_all_events(self) -> list[tuple[str, dict]]:
+        """(type, data) of the events so far, without ``error`` (checked elsewhere); then forgets them."""
+        self.take()
+        out = [(type, {k: v for k, v in data.items() if k not in ("error", "retries_left")})
+               for type, data in self.event_data]
+        self.event_data = []
+        return out
 
     def state(self, name: str) -> TaskState:
         return self.run.tasks[name].state
