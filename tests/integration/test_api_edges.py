@@ -50,7 +50,7 @@ def test_huge_integers_are_422_naming_the_field(http):
     run_id = finished_run(http)
     assert field_of_422(http.get("/api/v1/runs", params={"offset": BIG})) == "offset"
     assert field_of_422(http.get(f"/api/v1/runs/{run_id}/events", params={"after": BIG})) == "after"
-    assert http.get("/api/v1/runs", params={"offset": str(2**63 - 1)}).json() == {"runs": []}
+    assert http.get("/api/v1/runs", params={"offset": str(2**63 - 1)}).json()["runs"] == []
     assert http.get(f"/api/v1/runs/{run_id}/events", params={"after": str(2**63 - 1)}).json()["events"] == []
     write = {"thread_id": "t", "checkpoint_id": "c", "task_id": "k",
              "writes": [{"idx": int(BIG), "channel": "ch", "value": {"type": "json", "data": ""}}]}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from lattice.api.deps import Caller, State, authenticate, bearer, require_admin
 from lattice.api.errors import HTTPError, error_response
+from lattice.api.openapi import bearer as bearer_scheme
 from lattice.api.state import HeadState
 from lattice.llm.gate import GateError, QueueFull
 from lattice.llm.manager import Pool, PoolError, PoolManager
@@ -25,7 +26,9 @@ from lattice.wire.http import ErrorResponse
 from lattice.wire.llm import PoolSpec, PoolView
 
 router = APIRouter(prefix="/llm/pools", tags=["llm"])
-endpoint = APIRouter(prefix="/api/v1/llm", tags=["llm"])
+#: pool keys, tenant keys and the head token are all bearer tokens: declared for the OpenAPI document and
+#: "Authorize" in /docs; the routes check them themselves (a pool key is not a head key)
+endpoint = APIRouter(prefix="/api/v1/llm", tags=["llm"], dependencies=[Depends(bearer_scheme)])
 _errors = {403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
            422: {"model": ErrorResponse}}
 
