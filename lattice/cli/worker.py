@@ -87,6 +87,12 @@ def join_info(url: str, token: str | None, data_dir: Path) -> dict[str, Any]:
         raise click.ClickException(f"the head refused to let this machine join: {exc}") from exc
 
 
+def _nodes(url: str, token: str | None, data_dir: Path) -> list[dict[str, Any]]:
+    """The head's node list, once (raises the SDK's errors; each poll decides what a failure means)."""
+    with _head(url, token, data_dir) as head:
+        return head.send(_call("GET", "/cluster/nodes"))["nodes"]
+
+
 def wait_schedulable(url: str, token: str | None, data_dir: Path, ip: str, timeout: float) -> dict[str, Any] | None:
     """Poll the head's node list until a live node at ``ip`` shows (or ``timeout``); the node, or None."""
     from lattice.errors import LatticeError
@@ -94,8 +100,7 @@ def wait_schedulable(url: str, token: str | None, data_dir: Path, ip: str, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with _head(url, token, data_dir) as head:
-                nodes = head.send(_call("GET", "/cluster/nodes"))["nodes"]
+            nodes = _nodes(url, token, data_dir)
         except LatticeError:
             nodes = []
         for node in nodes:
@@ -186,8 +191,7 @@ def wait_idle(url: str, token: str | None, data_dir: Path, node_id: str, timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with _head(url, token, data_dir) as head:
-                nodes = head.send(_call("GET", "/cluster/nodes"))["nodes"]
+            nodes = _nodes(url, token, data_dir)
         except LatticeError:
             return False
         mine = [n for n in nodes if n["node_id"] == node_id]

@@ -3,14 +3,7 @@
 from click.testing import CliRunner
 
 import lattice.cli.main as cli_main
-
-
-def parsed_settings(monkeypatch, args, env):
-    captured = {}
-    monkeypatch.setattr(cli_main, "_start_head", lambda settings, block, logs=None: captured.update(settings=settings))
-    result = CliRunner().invoke(cli_main.cli, args, env=env)
-    assert result.exit_code == 0, result.output
-    return captured["settings"]
+from tests.unit.cli.test_cli import parsed_settings
 
 
 def test_scheduling_defaults_to_fair_and_takes_fifo(monkeypatch, tmp_path):
