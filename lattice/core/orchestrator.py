@@ -42,7 +42,7 @@ from lattice.core.errors import Conflict, NotFound, StoreUnavailable
 from lattice.core.events import EventBus
 from lattice.core.metrics import HeadMetrics
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
-from lattice.core.scheduler import QueuedTask, Scheduler, SchedulingPolicy
+from lattice.core.scheduler import Placement, QueuedTask, Scheduler, SchedulingPolicy
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Batch, Store
 from lattice.core.tracing import NO_TRACING, RunTracing
@@ -56,6 +56,9 @@ from lattice.wire.tenants import ADMIN_TENANT, ClusterQueues, TenantPolicy
 log = logging.getLogger("lattice.orchestrator")
 #: how long an API call waits for its changes to commit before answering 503 (a store refusing writes)
 FLUSH_TIMEOUT_S = 10.0
+#: most seconds one step spends dispatching before it lets the loop serve requests (``/health`` stays
+#: answered within tens of ms while a fan-out starts); what is left goes in the next step
+STEP_BUDGET_S = 0.01
 
 Completion = tuple[str, Envelope | None, ErrorInfo | None]
 
@@ -93,6 +96,7 @@ class Orchestrator:
         self._dispatcher = Dispatcher(backend, resources, self.settings, self._fx, self._on_done, self._on_timeout,
                                       released=self.scheduler.release, observe=self.scheduler.observe)
         self._completions: list[Completion] = []
+        self._placed: deque[Placement] = deque()  # placed (capacity reserved), not dispatched yet
         self._arrived: deque[Completion] = deque()  # appended on the backend's threads
         self._wake_pending = False
         self._step_pending = False
@@ -330,7 +334,14 @@ class Orchestrator:
         self._apply()  # once for the whole burst: what it queued and freed is there for the scheduler
         runs = self.runs
         scheduler = self.scheduler
-        for placement in scheduler.schedule(self._place):
+        backlog = self._placed
+        backlog.extend(scheduler.schedule(self._place))
+        # Each dispatch is a Ray submit (most of a task's cost on the loop): a fan-out placing hundreds at
+        # once would hold the loop, and every HTTP request behind it, for as long. Past the step's budget
+        # the rest wait (reserved, in order) for the next step, after the loop has served what queued up.
+        budget_ends = time.perf_counter() + STEP_BUDGET_S
+        while backlog:
+            placement = backlog.popleft()
             run_id, name = placement.task.key  # type: ignore[misc]
             run = runs.get(run_id)
             if run is None or run.tasks[name].state is not TaskState.READY:
@@ -339,6 +350,9 @@ class Orchestrator:
                 continue
             self.metrics.dispatched(time.time() - placement.task.enqueued_at)
             self._guarded(run, self._dispatch, run, name, placement.node_id)
+            if backlog and time.perf_counter() > budget_ends:  # at least one per step: always progress
+                self._kick()
+                break
         for wait in scheduler.take_wait_changes():  # each kind of wait once per run, as an event
             run = runs.get(wait.run_id)
             if run is not None:
@@ -451,9 +465,7 @@ class Orchestrator:
     def _event(self, run: RunExec, type: str, task: str | None, data: dict[str, Any]) -> None:
         run.seq += 1
         now = time.time()
-        self._batch.add_event(run.run_id, run.seq, type, task, data, now)
-        self._announce.append((run.run_id, {"seq": run.seq, "ts": now, "type": type, "task": task,
-                                            "run_id": run.run_id, "data": data}))
+        self._announce.append((run.run_id, self._batch.add_event(run.run_id, run.seq, type, task, data, now)))
 
     def _guarded(self, run: RunExec, fn: Callable[..., None], *args: Any) -> None:
         """Run one piece of step logic; a bug there fails that run only, never the loop.

@@ -71,15 +71,50 @@ def load_unfinished_run(store: Store, registry: WorkflowRegistry, put: Callable[
     return run, reset
 
 
+@dataclass(frozen=True, slots=True)
+class PayloadParts:
+    """What every attempt of one task of a workflow carries alike, worked out on its first attempt.
+
+    A fan-out's per-task cost on the head bounds its throughput: the refs index, the sandbox limits and
+    the outputs tuple were rebuilt for every attempt, though they depend only on the spec and the head's
+    settings (fixed for the head's life, as is the :class:`~lattice.core.workflows.WorkflowEntry` that
+    keeps these)."""
+
+    fn_key: str | None
+    builtin: str | None
+    outputs: tuple[str, ...]
+    refs: dict[str, tuple[int, str]]
+    sandbox: dict[str, Any] | None
+    max_output_bytes: int
+    log_limit: int
+
+
+def payload_parts(entry: WorkflowEntry, name: str, upstream_names: list[str], level: SandboxLevel,
+                  settings: OrchestratorSettings) -> PayloadParts:
+    parts = entry.payload_parts.get(name)
+    if parts is None:
+        spec = entry.tasks[name]
+        index = {u: i for i, u in enumerate(upstream_names)}
+        parts = entry.payload_parts[name] = PayloadParts(
+            fn_key=entry.code_keys.get(name), builtin=spec.builtin, outputs=tuple(spec.outputs),
+            refs={k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},  # type: ignore[misc]
+            sandbox=sandbox_config(spec, level, settings.sandbox_defaults),
+            max_output_bytes=settings.max_output_bytes, log_limit=settings.log_limit_bytes)
+    return parts
+
+
 def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: SandboxLevel,
                     settings: OrchestratorSettings) -> AttemptPayload:
     """What an attempt carries to the executor: plain data only (names, encoded literals, limits).
 
     ``refs`` maps an input to (position among the upstream arguments, output name): the backend resolves
-    the upstream envelopes and passes them in that order.
+    the upstream envelopes and passes them in that order. ``upstream_names`` is the same sorted list for
+    every attempt of the task (the graph's), so the positions are cached with the rest of its
+    :class:`PayloadParts`; the payload itself is never mutated after it is built (``refs`` and ``sandbox``
+    are shared between attempts).
     """
     spec = run.workflow.tasks[name]
-    index = {u: i for i, u in enumerate(upstream_names)}
+    parts = payload_parts(run.workflow, name, upstream_names, level, settings)
     literals, env = run.literals[name], {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name,
                                          "LATTICE_ATTEMPT_ID": attempt_id}
     if spec.llm and settings.llm_access is not None:  # fresh pool keys per attempt, scoped to this run
@@ -89,14 +124,9 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
         first = access[spec.llm[0]]
         env.update(OPENAI_BASE_URL=first["base_url"], OPENAI_API_KEY=first["api_key"], OPENAI_MODEL=first["model"])
     return AttemptPayload(
-        run_id=run.run_id, task=name, attempt_id=attempt_id,
-        fn_key=run.workflow.code_keys.get(name), builtin=spec.builtin,
-        outputs=tuple(spec.outputs), literals=literals,
-        refs={k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},  # type: ignore[misc]
-        sandbox=sandbox_config(spec, level, settings.sandbox_defaults),
-        env=env,
-        max_output_bytes=settings.max_output_bytes,
-        log_limit=settings.log_limit_bytes,
+        run_id=run.run_id, task=name, attempt_id=attempt_id, fn_key=parts.fn_key, builtin=parts.builtin,
+        outputs=parts.outputs, literals=literals, refs=parts.refs, sandbox=parts.sandbox, env=env,
+        max_output_bytes=parts.max_output_bytes, log_limit=parts.log_limit,
     )
 
 

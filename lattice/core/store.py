@@ -167,9 +167,13 @@ class Batch:
         self.attempt_updates.setdefault(attempt_id, {}).update(values)
 
     def add_event(self, run_id: str, seq: int, type: str, task: str | None, data: dict[str, Any] | None,
-                  ts: float) -> None:
-        # ``data`` stays a dict here; the writer thread encodes it (off the orchestrator's loop).
-        self.event_rows.append({"run_id": run_id, "seq": seq, "ts": ts, "type": type, "task": task, "data": data})
+                  ts: float) -> dict[str, Any]:
+        """Queue an event row and return it: it has the fields a live listener gets, so the orchestrator
+        announces this very dict once it is committed (one dict per event, not two). The commit never
+        changes it: ``data`` stays a dict here and the writer thread encodes a copy (off the loop)."""
+        row = {"run_id": run_id, "seq": seq, "ts": ts, "type": type, "task": task, "data": data}
+        self.event_rows.append(row)
+        return row
 
     def put_blob(self, run_id: str, task: str, output: str, encoding: str, data: bytes) -> None:
         self.blob_rows.append(

@@ -37,6 +37,9 @@ class WorkflowEntry:
     fn_refs: dict[str, Any] = field(default_factory=dict)
     #: each task's sandbox level: its own, or the head's default
     levels: dict[str, SandboxLevel] = field(default_factory=dict)
+    #: per task, what every attempt's payload shares (``lattice.core.runs.attempt_payload`` fills it on the
+    #: first attempt): the same for every run and attempt, so it is worked out once, not per attempt
+    payload_parts: dict[str, Any] = field(default_factory=dict)
 
 
 class WorkflowRegistry:

@@ -313,3 +313,37 @@ async def test_an_unfinished_run_resumes_on_a_new_head(tmp_path: Path) -> None:
     finally:
         await second.orchestrator.stop()
         second.store.close()
+
+
+async def test_a_step_past_its_budget_leaves_the_rest_placed_for_the_next_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no time budget at all, each step dispatches one placement: a fan-out still goes out whole, in
+    order, over several steps (the loop serves requests in between); a cancel meanwhile frees what waited."""
+    from lattice.core import orchestrator as module
+
+    monkeypatch.setattr(module, "STEP_BUDGET_S", -1.0)
+    h = make_head(tmp_path)
+    await h.orchestrator.start()
+    try:
+        fake = h.backend
+        names = [f"n{i}" for i in range(20)]
+        run_id = h.run(*(t(name, cpu=0) for name in names))
+        await until(lambda: len(fake.live_tasks()) == 20)
+        assert h.orchestrator.stats["steps"] >= 20  # not one step for the whole fan-out
+        sent = [s.attempt.payload.task for s in fake.submitted.values()]
+        assert sorted(sent) == sorted(names) and len(sent) == len(names)  # each once
+        first, second = (fake.submitted[fake.attempt_of(n)].attempt.payload for n in ("n0", "n1"))
+        assert first.sandbox is second.sandbox and first.env["LATTICE_TASK"] == "n0"  # shared parts, own env
+        for name in names:
+            fake.succeed(fake.attempt_of(name))
+        assert (await h.finished(run_id))["state"] == "succeeded"
+
+        cancelled = h.run(*(t(name, cpu=0) for name in names))
+        h.orchestrator.cancel_run(cancelled)  # before the steps that would dispatch the rest
+        assert (await h.finished(cancelled))["state"] == "cancelled"
+        await until(lambda: not h.orchestrator._placed)
+        assert h.orchestrator.resources.nodes["n1"].used_io == 0  # every reservation given back
+        assert all(fake.submitted[a].attempt.payload.run_id != cancelled for a in fake.live())
+    finally:
+        await h.orchestrator.stop()
+        h.store.close()
