@@ -30,6 +30,7 @@ from lattice.client import endpoints
 from lattice.client.compat import version_headers
 from lattice.client.decoding import TaskResult, decode_outputs, decode_task_value, decode_wire_value, results_or_raise
 from lattice.client.endpoints import Plan
+from lattice.client.finished import FinishedRuns
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT, RETRY_STATUSES, RetryPolicy
 from lattice.errors import APIError, AuthenticationError, HeadUnavailableError, NotFoundError, WaitTimeout
 from lattice.utils.home import default_home
@@ -268,6 +269,8 @@ class BaseClient:
         self.progress = progress
         self.trust = PickleTrust.of(trusted_types, trust_outputs)
         self.retry = RetryPolicy(unavailable_timeout)
+        #: results that ``run(wait=True)`` brought back, for the ``get_results`` that follows
+        self.finished = FinishedRuns()
 
     @property
     def _read_timeout(self) -> float:
@@ -287,6 +290,9 @@ class BaseClient:
 
     def _wait_plan(self, run_id: str, timeout: float | None, progress: bool | None) -> Plan[dict[str, Any]]:
         """Long-poll the run's results until it is done; with a bar, poll each second and feed it the run."""
+        kept = self.finished.take(run_id)
+        if kept is not None:  # run(wait=True) brought them back: no request
+            return kept
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = self._progress_bar(run_id, progress)
         try:

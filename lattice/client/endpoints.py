@@ -98,6 +98,16 @@ def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None =
                 headers={"Idempotency-Key": key}, idempotent=True)
 
 
+def start_run_waiting(workflow_id: str, wait: float, priority: int = 0, tags: dict[str, str] | None = None,
+                      inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
+                      idempotency_key: str | None = None) -> Call[dict[str, Any]]:
+    """:func:`start_run` with the head holding the answer up to ``wait`` s for the run to end: the whole
+    ``RunCreated`` body, its ``results`` included (a results body, ``done`` false if the wait ran out)."""
+    call = start_run(workflow_id, priority, tags, inputs, weight, idempotency_key)
+    return Call(call.method, call.path, params={"wait": wait}, json=call.json, headers=call.headers,
+                idempotent=True)
+
+
 def register_task(spec: dict[str, Any]) -> Call[dict[str, Any]]:
     """Publish a task to the head's catalog (the Playground's palette)."""
     return Call("POST", f"{API}/catalog/tasks", json=spec)

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lattice.client import endpoints
+from lattice.client.base import RESULT_POLL_S
 from lattice.client.decoding import TaskResult
 from lattice.client.endpoints import Plan
+from lattice.client.finished import FinishedRuns
 from lattice.client.task import TaskDefinition
 from lattice.errors import WorkflowError
 from lattice.wire.encoding import value_to_wire
@@ -155,9 +157,18 @@ class WorkflowBuilder:
         return self._registered[1]
 
     def _run_plan(self, priority: int, tags: dict[str, str] | None, inputs: dict[str, dict[str, Any]] | None,
-                  weight: float = 1.0, idempotency_key: str | None = None) -> Plan[str]:
+                  weight: float = 1.0, idempotency_key: str | None = None,
+                  finished: FinishedRuns | None = None) -> Plan[str]:
+        """Register if needed, then start the run. With ``finished`` (``run(wait=True)``), the head holds
+        the answer until the run ends (up to ``RESULT_POLL_S``) and its results are kept there, for the
+        ``get_results`` that follows to take without a request."""
         workflow_id = yield from self._register_plan()
-        return (yield endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
+        if finished is None:
+            return (yield endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
+        body = yield endpoints.start_run_waiting(workflow_id, RESULT_POLL_S, priority, tags, inputs, weight,
+                                                 idempotency_key)
+        finished.keep(body["run_id"], body.get("results"))
+        return body["run_id"]
 
 
 class LatticeWorkflow(WorkflowBuilder):
@@ -173,8 +184,12 @@ class LatticeWorkflow(WorkflowBuilder):
 
     def run(self, priority: int = 0, tags: dict[str, str] | None = None,
             inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
-            idempotency_key: str | None = None) -> str:
+            idempotency_key: str | None = None, wait: bool = False) -> str:
         """Start a run and return its id at once; each call is a new, independent run.
+
+        ``wait=True`` returns the id only once the run ended (or after 30 s): its results come in the same
+        answer, so ``get_results(run(wait=True))`` costs one request instead of two, which is most of a
+        short run's round trip.
 
         ``inputs={"task": {"input": value}}`` replaces literal inputs for this run only, without
         registering the workflow again. ``weight`` is the run's share of its tenant's capacity relative
@@ -182,7 +197,8 @@ class LatticeWorkflow(WorkflowBuilder):
         ``idempotency_key`` names the run for the head: a second ``run`` with the same key (from a
         process that restarted, say) returns the first run's id.
         """
-        return self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
+        return self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key,
+                                                 self.client.finished if wait else None))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -221,9 +237,11 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
 
     async def run(self, priority: int = 0, tags: dict[str, str] | None = None,
                   inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
-                  idempotency_key: str | None = None) -> str:
-        """As :meth:`LatticeWorkflow.run`: a new run, its id returned at once."""
-        return await self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key))
+                  idempotency_key: str | None = None, wait: bool = False) -> str:
+        """As :meth:`LatticeWorkflow.run`: a new run, its id returned at once (with ``wait=True``, once it
+        ended, its results brought back in the same answer for ``get_results``)."""
+        return await self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key,
+                                                       self.client.finished if wait else None))
 
     async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:

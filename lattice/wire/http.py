@@ -39,6 +39,9 @@ class RunCreated(BaseModel):
     run_id: str
     workflow_id: str
     state: str
+    results: RunResults | None = Field(
+        None, description="with ``wait``: the run's results, as ``GET /runs/{id}/results`` answers them "
+                          "(``done`` false when the run was still going when the wait ran out)")
 
 
 class TaskError(BaseModel):
@@ -184,3 +187,6 @@ class MetricsSample(BaseModel):
 class MetricsHistory(BaseModel):
     every_s: float = Field(description="seconds between samples")
     samples: list[MetricsSample] = Field(description="oldest first; the head keeps the last half hour")
+
+
+RunCreated.model_rebuild()  # ``results`` names RunResults, defined after it

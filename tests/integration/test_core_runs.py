@@ -365,3 +365,65 @@ def test_per_run_inputs_and_task_context(client: LatticeClient):
     assert err.value.status == 422 and err.value.field == "inputs.inc.x"
     with pytest.raises(APIError, match="no task 'ghost'"):
         wf.run(inputs={"ghost": {"x": 3}})
+
+
+def test_run_wait_brings_the_results_back_in_the_submit(client: LatticeClient, head):
+    """``run(wait=True)``: one request holds until the run ends and carries its results; ``get_results``
+    takes them without asking again (the head is not asked: a results request would be a second call)."""
+    wf = client.create_workflow("wait-ok")
+    wf.add_task(my_task, inputs={"text": "at once"})
+    wf.register()
+    sent: list[str] = []
+    original = client._request
+
+    def counting(method: str, path: str, **kwargs: Any) -> Any:
+        sent.append(f"{method} {path}")
+        return original(method, path, **kwargs)
+
+    client._request = counting  # type: ignore[method-assign]
+    try:
+        run_id = wf.run(wait=True)
+        assert wf.get_results(run_id) == {"result": "Hello at once"}
+    finally:
+        client._request = original  # type: ignore[method-assign]
+    assert sent == [f"POST /api/v1/workflows/{wf._registered[1]}/runs"], sent
+    assert client.get_run(run_id)["state"] == "succeeded"  # it is stored; a second get_results asks the head
+    assert wf.get_results(run_id) == {"result": "Hello at once"}
+
+    failing = client.create_workflow("wait-fail")
+    failing.add_task(explode, inputs={"x": 3})
+    with pytest.raises(TaskFailed, match="cannot handle 3"):
+        failing.get_results(failing.run(wait=True))
+
+
+def test_run_wait_over_http_and_its_bounds(client: LatticeClient, head):
+    import httpx
+
+    wf = client.create_workflow("wait-http")
+    wf.add_task(my_task, inputs={"text": "http"})
+    workflow_id = wf.register()
+    with httpx.Client(base_url=head.url, headers={"Authorization": f"Bearer {head.token}"}, timeout=60) as http:
+        body = http.post(f"/api/v1/workflows/{workflow_id}/runs", params={"wait": 30}).json()
+        assert body["state"] == "succeeded" and body["results"]["done"] is True
+        assert body["results"]["outputs"]["result"]["value"] == "Hello http"
+        plain = http.post(f"/api/v1/workflows/{workflow_id}/runs").json()
+        assert plain["state"] == "running" and plain["results"] is None
+        for bad in (-1, 61, "soon"):
+            answer = http.post(f"/api/v1/workflows/{workflow_id}/runs", params={"wait": bad})
+            assert answer.status_code == 422, answer.text
+            assert "wait" in answer.text
+        # a replayed Idempotency-Key with wait answers the first run's results, and starts nothing new
+        key = {"Idempotency-Key": "wait-replay-1"}
+        first = http.post(f"/api/v1/workflows/{workflow_id}/runs", params={"wait": 30}, headers=key).json()
+        again = http.post(f"/api/v1/workflows/{workflow_id}/runs", params={"wait": 30}, headers=key)
+        assert again.status_code == 200 and again.json()["run_id"] == first["run_id"]
+        assert again.json()["results"]["outputs"] == first["results"]["outputs"]
+
+
+async def test_async_run_wait(head):
+    from lattice import AsyncLatticeClient
+
+    async with AsyncLatticeClient(head.url, token=head.token) as aclient:
+        wf = aclient.create_workflow()
+        wf.add_task(my_task, inputs={"text": "async wait"})
+        assert await wf.get_results(await wf.run(wait=True)) == {"result": "Hello async wait"}

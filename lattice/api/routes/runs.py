@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
 from lattice.api.draining import unless_draining
 from lattice.core.errors import NotFound
+from lattice.core.orchestrator import Orchestrator
 from lattice.core.states import RunState
 from lattice.core.store import Store
 from lattice.wire.encoding import to_wire
@@ -106,6 +107,13 @@ async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDe
     A head that starts shutting down ends the wait at once with ``503 shutting_down``.
     """
     _run_row(store, run_id, caller)
+    return await wait_for_results(request, orchestrator, store, run_id, wait)
+
+
+async def wait_for_results(request: Request, orchestrator: Orchestrator, store: Store, run_id: str,
+                           wait: float) -> RunResults:
+    """The run's results once it ended, or after ``wait`` s (``done`` false); shared by the results long poll
+    and a run started with ``wait`` (its submit and result in one request)."""
     row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
     state = RunState(row["state"])
     if state is not RunState.SUCCEEDED:

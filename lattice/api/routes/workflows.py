@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
 from lattice.api.errors import HTTPError
+from lattice.api.routes.runs import MAX_WAIT_S, wait_for_results
 from lattice.core.errors import NotFound, StoreUnavailable
+from lattice.core.orchestrator import Orchestrator
+from lattice.core.store import Store
 from lattice.wire.http import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
 from lattice.wire.spec import RunCreate, WorkflowSpec
 
@@ -61,13 +64,19 @@ def _same_request(row: dict[str, Any], options: RunCreate) -> bool:
 @router.post("/{workflow_id}/runs", status_code=201, response_model=RunCreated,
              responses={**_errors, 200: {"model": RunCreated, "description": "a repeated Idempotency-Key"}})
 async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
-                     response: Response, options: RunCreate | None = Body(None),
-                     idempotency_key: IdempotencyKey = None) -> RunCreated:
-    """Start a run of a registered workflow; returns at once with the run's id.
+                     request: Request, response: Response, options: RunCreate | None = Body(None),
+                     idempotency_key: IdempotencyKey = None,
+                     wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
+                                         description="seconds to wait for the run to finish; its results "
+                                                     "come with the answer (submit and result in one request)")
+                     ) -> RunCreated:
+    """Start a run of a registered workflow; returns at once with the run's id, or with ``wait`` once it ended.
 
     With ``Idempotency-Key``, a repeat of the request (a client retrying after a lost answer or a head
     restart) starts no second run: it answers ``200`` with the first run and ``Idempotent-Replayed: true``.
-    The same key with a different body is a 422.
+    The same key with a different body is a 422. ``wait`` holds the answer until the run ends (at most that
+    many seconds) and adds its ``results``: a short run costs one request instead of a submit and a poll.
+    The run is committed before the wait begins, as without it.
     """
     row = store.get_workflow(workflow_id)
     if row is None or not owns(caller, row.get("tenant")):
@@ -87,11 +96,19 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
                                 "Idempotency-Key", "use a new key for a different run")
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-            return RunCreated(run_id=run_id, workflow_id=workflow_id, state=existing["state"])
+            return await _created(request, orchestrator, store, workflow_id, run_id, existing["state"], wait)
     run_id = orchestrator.create_run(workflow_id, options, caller.name, run_id)
     try:
         await orchestrator.flush()  # the run is in the store before its id is handed out
     except StoreUnavailable as exc:
         orchestrator.abandon_run(run_id, f"the store could not commit the run when it was created: {exc}")
         raise
-    return RunCreated(run_id=run_id, workflow_id=workflow_id, state="running")
+    return await _created(request, orchestrator, store, workflow_id, run_id, "running", wait)
+
+
+async def _created(request: Request, orchestrator: Orchestrator, store: Store, workflow_id: str, run_id: str,
+                   state: str, wait: float) -> RunCreated:
+    if wait <= 0:
+        return RunCreated(run_id=run_id, workflow_id=workflow_id, state=state)
+    results = await wait_for_results(request, orchestrator, store, run_id, wait)
+    return RunCreated(run_id=run_id, workflow_id=workflow_id, state=results.state, results=results)

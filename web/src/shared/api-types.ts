@@ -533,11 +533,13 @@ export interface paths {
         put?: never;
         /**
          * Create Run
-         * @description Start a run of a registered workflow; returns at once with the run's id.
+         * @description Start a run of a registered workflow; returns at once with the run's id, or with ``wait`` once it ended.
          *
          *     With ``Idempotency-Key``, a repeat of the request (a client retrying after a lost answer or a head
          *     restart) starts no second run: it answers ``200`` with the first run and ``Idempotent-Replayed: true``.
-         *     The same key with a different body is a 422.
+         *     The same key with a different body is a 422. ``wait`` holds the answer until the run ends (at most that
+         *     many seconds) and adds its ``results``: a short run costs one request instead of a submit and a poll.
+         *     The run is committed before the wait begins, as without it.
          */
         post: operations["create_run_api_v1_workflows__workflow_id__runs_post"];
         delete?: never;
@@ -1359,6 +1361,8 @@ export interface components {
         };
         /** RunCreated */
         RunCreated: {
+            /** @description with ``wait``: the run's results, as ``GET /runs/{id}/results`` answers them (``done`` false when the run was still going when the wait ran out) */
+            results?: components["schemas"]["RunResults"] | null;
             /** Run Id */
             run_id: string;
             /** State */
@@ -3063,7 +3067,10 @@ export interface operations {
     };
     create_run_api_v1_workflows__workflow_id__runs_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description seconds to wait for the run to finish; its results come with the answer (submit and result in one request) */
+                wait?: number;
+            };
             header?: {
                 /** @description a key the client picks once per run it means to start (the SDK: a random one per call); the same key again answers 200 with the run it started, so a submission can be retried */
                 "Idempotency-Key"?: string | null;
