@@ -82,14 +82,22 @@ class UntrustedInputError(ValueError):
     """A level-``none`` task was given a sandboxed task's output that is not plain data."""
 
 
+_NODE_ID: list[str] = []  # this worker's node, once known: a worker never moves, and asking Ray per task costs
+
+
 def _node_id() -> str | None:
+    if _NODE_ID:
+        return _NODE_ID[0]
     try:
         import ray
 
         # is_initialized first: the runtime context outside Ray would start a local Ray instance
-        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+        node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:  # noqa: BLE001 - outside Ray (tests, sandbox children)
         return None
+    if node_id:
+        _NODE_ID.append(node_id)
+    return node_id
 
 
 def run_task(payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: Envelope) -> Envelope:
