@@ -231,8 +231,9 @@ def run_all(head: HeadProcess, address: str, runs: int, fanouts: list[int], chai
     with LatticeClient(head.url, token=head.token, progress=False) as client:
         lattice = LatticeSide(client, fanouts, chain)
         time.sleep(2.0)  # what registering and warming up left behind settles first
+        lat["idle_cpu_s_per_10s"] = round(idle_cpu_s(head_process(head), IDLE_S) * 10 / IDLE_S, 3)
         with HealthProbe(head.url) as idle_probe:  # the same probe on the idle head: what the machine allows
-            lat["idle_cpu_s_per_10s"] = round(idle_cpu_s(head_process(head), IDLE_S) * 10 / IDLE_S, 3)
+            time.sleep(5.0)
         ray["idle_cpu_s_per_10s"] = None
         lat["health_p99_ms_idle"] = round(percentile(idle_probe.latencies, 99) * 1000, 2)
         ray["health_p99_ms_idle"] = None

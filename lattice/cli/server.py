@@ -143,7 +143,9 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
 
     def on_bound() -> None:  # only now is the head reachable: say so in head.json, then announce it
         from lattice.cli.banner import head_banner
+        from lattice.utils.gctune import tune_for_head
 
+        tune_for_head()  # start-up is over: freeze what it made, collect in larger batches from now on
         _write_info(info_path, settings, ray_proc, ray_address, listening=True)
         for line in head_banner(settings, ray_address, os.getpid()):
             announce(line)
