@@ -372,13 +372,15 @@ def status(url: str | None, data_dir: Path | None, token: str | None, as_json: b
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="Seconds running tasks get to finish there; then they run again elsewhere [default: no limit].")
 def drain(url: str | None, data_dir: Path | None, token: str | None, node: str, timeout: float | None) -> None:
-    """Stop placing tasks on NODE (a node id, a unique prefix of one, or its IP); running ones finish."""
+    """Stop placing tasks on NODE (a node id, a unique prefix of one, or its IP); running ones finish, then a
+    node started with 'lattice start --worker' stops its Ray and leaves."""
     from lattice.cli.worker import drain_node
 
     target = resolve_target(url, token, data_dir)
     shown = drain_node(target.url, target.token, resolve_data_dir(data_dir), node, timeout)
     console.print(f"node {shown['node_id'][:12]} ({shown['address']}) is {shown['state']}: no new tasks go there; "
-                  f"{shown['running_tasks']} running", highlight=False)
+                  f"{shown['running_tasks']} running; a node of 'lattice start --worker' then stops its Ray and leaves",
+                  highlight=False)
 
 
 def _print_queues(out: Console, queues: dict[str, Any]) -> None:

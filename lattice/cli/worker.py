@@ -6,7 +6,9 @@ Ray node in a process group of its own with its CPUs, GPUs, memory, custom resou
 until the head lists it as alive: only then is it *schedulable*, and the command says how long that took.
 The head learns everything else from Ray (it looks every second) and probes GPUs through NVML on the node.
 Leaving: the head stops placing tasks there (``drain``), what runs there finishes (or, after ``--timeout``,
-moves elsewhere without using its retries), then the worker's Ray stops and the node is ``left``.
+moves elsewhere without using its retries), then the worker's Ray stops and the node is ``left``. A drain
+said to the head (``lattice drain NODE`` from anywhere) is noticed by the worker's watch
+(:mod:`lattice.cli.nodewatch`), which stops the node's Ray once nothing runs there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import click
 
+from lattice.cli import nodewatch
 from lattice.cli.target import HeadNotRunning, read_json
 from lattice.utils.procs import ProcessIdentity, group_is_ours, recorded_identity
 
@@ -142,13 +145,22 @@ def start_worker(url: str, token: str | None, data_dir: Path, num_cpus: float | 
         raise click.ClickException(f"the head did not list a live node at {ip} within {SCHEDULABLE_TIMEOUT_S:.0f} s; "
                                    f"see {proc.log_path}")
     info["node_id"] = node["node_id"]
-    (data_dir / WORKER_INFO_FILE).write_text(json.dumps(info, indent=2))
+    (data_dir / WORKER_INFO_FILE).write_text(json.dumps(info, indent=2))  # what the watch reads: write it first
+    if not block:  # nothing of ours stays in the foreground: a detached watch leaves when the head drains us
+        watcher = nodewatch.spawn(data_dir)
+        info["watcher_pid"], info["watcher_create_time"] = watcher.pid, watcher.create_time
+        (data_dir / WORKER_INFO_FILE).write_text(json.dumps(info, indent=2))
     echo(f"worker joined {join['ray_address']} as node {node['node_id'][:12]} ({ip}), schedulable after "
-         f"{time.monotonic() - started:.1f} s (Ray pid {proc.pgid}); stop: lattice stop --worker --data-dir {data_dir}")
+         f"{time.monotonic() - started:.1f} s (Ray pid {proc.pgid}); it leaves once drained (lattice drain) and "
+         f"idle; stop: lattice stop --worker --data-dir {data_dir}")
     if block:
         try:
             assert proc.proc is not None
-            proc.proc.wait()
+            ray_proc = proc.proc
+            ended = nodewatch.watch(node["node_id"], nodewatch.head_nodes(url, token, data_dir),
+                                    lambda: ray_proc.poll() is None, proc.stop)
+            if ended == "drained":
+                echo(f"node {node['node_id'][:12]} was drained and is idle: its Ray stopped, the node has left")
         except KeyboardInterrupt:
             pass
         finally:
@@ -226,8 +238,23 @@ def stop_worker(data_dir: Path, token: str | None, timeout: float | None, echo: 
         except (click.ClickException, HeadNotRunning) as exc:
             echo(f"could not drain on the head ({exc}); stopping the node (its tasks run again elsewhere)")
     kill_process_group(identity.pid, timeout=15)
+    _stop_watcher(info)
     (data_dir / WORKER_INFO_FILE).unlink(missing_ok=True)
     return True
+
+
+def _stop_watcher(info: dict[str, Any]) -> None:
+    """SIGTERM the worker's detached watch (it would end by itself within a second of its Ray; this is
+    sooner), only while the recorded pid is still that process."""
+    import os
+    import signal
+
+    watcher = recorded_identity(info, "watcher_pid", "watcher_create_time")
+    if watcher is not None and watcher.alive():
+        try:
+            os.kill(watcher.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 __all__ = ["drain_node", "join_info", "parse_labels", "parse_resources", "start_worker", "stop_worker"]

@@ -239,6 +239,7 @@ def _attempt_lost(run: RunProgress, name: str, task: TaskRun, error: ErrorInfo, 
     err = error.to_dict()
     _attempt_ended(run, name, task, TaskState.FAILED, None, err, now, fx)
     task.lost += 1
+    fx.task_changes.append((run, name, {"node_losses": task.lost}))  # stored: the cap holds across restarts
     task.isolate = task.isolate or bool(error.detail.get("shared_executor"))
     if task.lost > MAX_NODE_LOSSES:
         final = ErrorInfo(ErrorKind.NODE_LOST, error.type,
@@ -349,18 +350,24 @@ def fail_internal(run: RunProgress, message: str, now: float, fx: Effects) -> No
 
 
 def restore_tasks(graph: Graph, specs: Mapping[str, TaskSpec],
-                  stored: Mapping[str, tuple[str, int]]) -> tuple[dict[str, TaskRun], int, list[str]]:
+                  stored: Mapping[str, tuple[str, int] | tuple[str, int, int]],
+                  ) -> tuple[dict[str, TaskRun], int, list[str]]:
     """The pure part of resuming a run a previous head left unfinished, from its stored task rows
-    (``stored``: task -> (state, attempts made); a task without a row is ``pending``).
+    (``stored``: task -> (state, attempts made[, node losses so far]); a task without a row is ``pending``).
 
     Finished tasks keep their state; every other one goes back to ``pending``, its attempt count kept
-    so new attempt ids stay unique, waiting on the upstreams that have not succeeded. Returns the tasks,
-    how many are unfinished, and the names of those that were reset.
+    so new attempt ids stay unique, and its node losses kept so that :data:`MAX_NODE_LOSSES` counts
+    across head restarts too; it waits on the upstreams that have not succeeded. An attempt in flight
+    when the previous head died is one more loss. Returns the tasks, how many are unfinished, and the
+    names of those that were reset.
     """
     tasks: dict[str, TaskRun] = {}
     for name in graph.order:
-        state, attempt = stored.get(name, (TaskState.PENDING, 0))
-        tasks[name] = TaskRun(spec=specs[name], state=TaskState(state), waiting_on=0, attempt=int(attempt or 0))
+        row = stored.get(name, (TaskState.PENDING, 0))
+        state, attempt = row[0], row[1]
+        lost = int(row[2] or 0) if len(row) > 2 else 0  # type: ignore[misc]
+        tasks[name] = TaskRun(spec=specs[name], state=TaskState(state), waiting_on=0, attempt=int(attempt or 0),
+                              lost=lost)
     active = 0
     reset: list[str] = []
     for name, task in tasks.items():
@@ -378,10 +385,19 @@ def restore_tasks(graph: Graph, specs: Mapping[str, TaskSpec],
 
 def resume_run(run: RunProgress, reset: Collection[str], now: float, fx: Effects) -> None:
     """Continue a restored run (:func:`restore_tasks`): store the reset tasks as ``pending``, say the run
-    resumed, skip what depends on a failed task, make ready what has all its inputs."""
+    resumed, skip what depends on a failed task, make ready what has all its inputs. A reset task that
+    has now lost more than :data:`MAX_NODE_LOSSES` attempts (to nodes, or heads, that died under it) fails
+    with ``node_lost``, as it would have without the restart."""
     for name in reset:
-        fx.task_changes.append((run, name, {"state": TaskState.PENDING}))
+        fx.task_changes.append((run, name, {"state": TaskState.PENDING, "node_losses": run.tasks[name].lost}))
     fx.events.append((run, "run_resumed", None, {"pending_tasks": run.active}))
+    for name in reset:
+        task = run.tasks[name]
+        if task.lost > MAX_NODE_LOSSES and task.state is TaskState.PENDING:
+            error = ErrorInfo(ErrorKind.NODE_LOST, "NodeLost",
+                              f"task {name!r} lost {task.lost} attempts to node failures or head restarts",
+                              detail={"losses": task.lost})
+            _fail_task(run, name, task, error.to_dict(), now, fx)
     upstream = run.graph.upstream
     for name, task in run.tasks.items():
         if task.state is not TaskState.PENDING:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from lattice.wire.attempt import Envelope
 from lattice.wire.failures import ErrorInfo, ErrorKind
 from lattice.wire.resources import Resources
 from lattice.wire.spec import TaskSpec
+
+log = logging.getLogger("lattice.dispatcher")
 
 if TYPE_CHECKING:
     from lattice.core.orchestrator import OrchestratorSettings
@@ -163,13 +166,24 @@ class Dispatcher:
         for attempt_id, inflight in list(self.inflight.items()):
             if inflight.node_id != node_id:
                 continue
-            self.stop(attempt_id, cancel=False)  # nothing to cancel on a lost node (and a frozen one would hang it)
+            # nothing to cancel on a lost node (and a frozen one would hang it); and the cores freed there start
+            # nothing: an attempt that waited in its queue never ran, so it must not be shown started now
+            self.stop(attempt_id, cancel=False, start_waiting=False)
             entry = by_run.setdefault(inflight.run.run_id, (inflight.run, []))
             entry[1].append((inflight.name, attempt_id))
         moved: dict[str, list[str]] = {}
         now = time.time()
         for run_id, (run, attempts) in by_run.items():
-            names = algorithm.node_lost(run, node_id, address, attempts, now, self.fx, reason)
+            recorded = len(self.fx.attempts)
+            try:
+                names = algorithm.node_lost(run, node_id, address, attempts, now, self.fx, reason)
+            except Exception as exc:  # one run's bug must not leave the other runs' attempts on a dead node
+                log.exception("run %s: handling the loss of node %s failed", run_id, node_id)
+                if not run.state.terminal:
+                    algorithm.fail_internal(run, f"handling the loss of node {node_id} ({address}) failed: "
+                                            f"{type(exc).__name__}: {exc}", now, self.fx)
+                _record_once(self.fx.attempts, recorded)
+                continue
             if names:
                 moved[run_id] = names
         return moved
@@ -180,9 +194,10 @@ class Dispatcher:
         self.stop(attempt_id)
         algorithm.attempt_timed_out(inflight.run, inflight.name, attempt_id, time.time(), self.fx)
 
-    def stop(self, attempt_id: str, cancel: bool = True) -> None:
+    def stop(self, attempt_id: str, cancel: bool = True, start_waiting: bool = True) -> None:
         """Stop a live attempt in the backend and free its reservation now; its late result is ignored.
-        ``cancel=False``: only forget it (its node is gone)."""
+        ``cancel=False``: only forget it (its node is gone); ``start_waiting=False``: the attempts that wait
+        on its node for the cores it frees are not shown started (that node is gone too)."""
         inflight = self.inflight.pop(attempt_id, None)
         if inflight is None:
             return
@@ -191,7 +206,9 @@ class Dispatcher:
             inflight.timer = None
         if inflight.ref is not None and cancel:
             self.backend.cancel(inflight.ref, force=inflight.killable)
-        self.started(self.resources.release(inflight.node_id, inflight.resources, attempt_id))
+        got_cores = self.resources.release(inflight.node_id, inflight.resources, attempt_id)
+        if start_waiting:
+            self.started(got_cores)
         self._released((inflight.run.run_id, inflight.name))
 
     def started(self, attempt_ids: Sequence[Hashable]) -> None:
@@ -215,3 +232,16 @@ class Dispatcher:
             ref = self.backend.put(base64.b64decode(spec.code.pickle))
             entry.fn_refs[key] = ref
         return ref
+
+
+def _record_once(rows: list[dict[str, Any]], since: int) -> None:
+    """Keep one row per attempt among those recorded from ``since`` on: a run that failed half-way through
+    recording its attempts, then was failed whole, records some twice, and a repeated attempt id would make
+    the store refuse the whole batch (every run's changes in it), not only this run's."""
+    seen: set[Any] = set()
+    kept = []
+    for row in rows[since:]:
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            kept.append(row)
+    rows[since:] = kept

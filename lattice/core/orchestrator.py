@@ -173,7 +173,8 @@ class Orchestrator:
     def drain(self, node: str, timeout_s: float | None = None) -> Node:
         """``lattice drain``: no new attempts go to the node (an id, a unique id prefix or its IP); those
         running there finish, or after ``timeout_s`` become new attempts elsewhere (not charged to their
-        retries). The node leaves when its worker stops (``lattice stop`` on it)."""
+        retries). The node leaves when its worker stops its Ray: the worker's watch does so once the node
+        is draining and idle (``lattice.cli.nodewatch``), or ``lattice stop --worker`` on it."""
         found = self.resources.find(node)
         if found is None:
             raise NotFound("node", node)

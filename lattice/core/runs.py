@@ -58,7 +58,8 @@ def load_unfinished_run(store: Store, registry: WorkflowRegistry, put: Callable[
     row = store.get_run(run_id)
     assert row is not None
     entry = registry.get(row["workflow_id"])
-    stored = {t["name"]: (t["state"], t.get("attempt") or 0) for t in store.get_tasks(run_id)}
+    stored = {t["name"]: (t["state"], t.get("attempt") or 0, t.get("node_losses") or 0)
+              for t in store.get_tasks(run_id)}
     tasks, active, reset = restore_tasks(entry.graph, entry.tasks, stored)
     run = new_run(run_id, entry, int(row["priority"]), tasks, registry.run_literals(entry, row.get("inputs") or {}),
                   seq=store.last_event_seq(run_id), active=active, failed_task=row.get("failed_task"),

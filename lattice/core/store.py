@@ -68,6 +68,8 @@ tasks = Table(
     Column("name", String(128), primary_key=True),
     Column("state", String(16), nullable=False),
     Column("attempt", Integer, nullable=False, default=0),
+    # attempts lost to dead nodes or heads (not the task's retries), kept so the cap holds across restarts
+    Column("node_losses", Integer, nullable=False, default=0, server_default="0"),
     Column("attempt_id", String(80)),
     Column("node_id", String(64)),
     Column("queued_at", Float),

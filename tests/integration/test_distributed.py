@@ -1,13 +1,15 @@
 """A real multi-node Ray cluster on this machine: a head on 127.0.0.2 and two workers started with
 ``lattice start --worker`` on 127.0.0.3 and 127.0.0.4 (``--node-ip``), so nodes are told apart as on real
 machines. One cluster for the module (Ray nodes are heavy on a small machine); the faults run in order:
-workers join with their labels and resources; a cpu=0 task's os._exit fails no other run; a draining node
-takes no new tasks and leaves; a frozen (partitioned) node's tasks re-run elsewhere and its late results are
-discarded; a SIGKILLed node's tasks run elsewhere without using retries.
+workers join with their labels and resources; a cpu=0 task's os._exit fails no other run; a node
+drained from the head takes no new tasks, and its worker stops its Ray once idle, so it leaves; a frozen
+(partitioned) node's tasks re-run elsewhere and its late results are discarded; a SIGKILLed node's tasks
+run elsewhere without using retries; ``lattice stop --worker`` on a worker's own machine drains and leaves.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +23,7 @@ import httpx
 import pytest
 
 from lattice import LatticeClient, task
-from lattice.utils.procs import group_is_ours
+from lattice.utils.procs import ProcessIdentity, group_exists, group_is_ours
 from tests.headproc import HeadProcess
 
 LATTICE = [sys.executable, "-m", "lattice.cli.main"]
@@ -41,8 +43,6 @@ class Worker:
 
     @property
     def pgid(self) -> int:
-        import json
-
         return int(json.loads((self.data_dir / "worker.json").read_text())["pid"])
 
 
@@ -91,8 +91,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         for worker in workers.values():
             try:
-                import json
-
                 record = json.loads((worker.data_dir / "worker.json").read_text())
             except (OSError, ValueError):
                 continue
@@ -102,11 +100,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     os.killpg(pgid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            if "watcher_pid" in record and ProcessIdentity(record["watcher_pid"],
+                                                           record["watcher_create_time"]).alive():
+                os.kill(record["watcher_pid"], signal.SIGTERM)  # it would end by itself once its Ray is gone
         head.stop()
 
 
 @task(inputs=["s"], outputs=["node"], cpu=1, retries=0)
 def hold(params):
+    import time
+
+    import ray
+
+    time.sleep(params["s"])
+    return {"node": ray.get_runtime_context().get_node_id()}
+
+
+@task(inputs=["s"], outputs=["node"], cpu=1, retries=0, node_labels={"zone": "b"})
+def hold_on_b(params):
     import time
 
     import ray
@@ -164,26 +175,44 @@ def test_one_tasks_os_exit_in_the_shared_executor_fails_no_other_run(cluster: Cl
     assert lost, "both ran in node a's shared executor (zone=a): the innocent is re-run isolated, not failed"
 
 
-def test_a_draining_node_takes_no_new_tasks_and_leaves(cluster: Cluster) -> None:
-    drained = subprocess.run([*LATTICE, "drain", "127.0.0.4", "--url", cluster.head.url, "--token",
-                              cluster.head.token], env=cluster.env, capture_output=True, text=True, timeout=60)
-    assert drained.returncode == 0, drained.stderr
-    assert cluster.node_at("127.0.0.4")["state"] == "draining"
+def test_a_node_drained_from_the_head_takes_no_new_tasks_and_its_worker_stops_its_ray(cluster: Cluster) -> None:
+    """``lattice drain`` is said to the head (from anywhere): the worker's watch notices its node is
+    draining, waits until nothing runs there, then stops its own Ray node; the node shows ``left``."""
+    b = cluster.workers["b"]
+    record = json.loads((b.data_dir / "worker.json").read_text())
+    ray_group, watcher = record["pid"], ProcessIdentity(record["watcher_pid"], record["watcher_create_time"])
+    assert watcher.alive(), "a plain `lattice start --worker` leaves a watch behind it"
     b_id = cluster.node_at("127.0.0.4")["node_id"]
     with cluster.client() as client:
+        busy = client.create_workflow()
+        busy.add_task(hold_on_b, name="busy", inputs={"s": 20.0})
+        busy_id = busy.run()
+        deadline = time.monotonic() + 90
+        while not any(e["type"] == "task_started" for e in cluster.events(busy_id)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        drained = subprocess.run([*LATTICE, "drain", "127.0.0.4", "--url", cluster.head.url, "--token",
+                                  cluster.head.token], env=cluster.env, capture_output=True, text=True, timeout=60)
+        assert drained.returncode == 0, drained.stderr
+        assert cluster.node_at("127.0.0.4")["state"] == "draining"
         wf = client.create_workflow()
         for i in range(4):
             wf.add_task(hold, name=f"h{i}", inputs={"s": 0.5})
         run_id = wf.run()
         wf.get_results(run_id, timeout=120)
         assert b_id not in {t.outputs["node"] for t in wf.get_task_results(run_id).values()}
-    stopped = subprocess.run([*LATTICE, "stop", "--worker", "--data-dir", str(cluster.workers["b"].data_dir)],
-                             env=cluster.env, capture_output=True, text=True, timeout=120)
-    assert stopped.returncode == 0, stopped.stderr
+        assert cluster.node_at("127.0.0.4")["state"] == "draining", "its task still runs: the node stays"
+        assert group_exists(ray_group)
+        assert busy.get_results(busy_id, timeout=120)["node"] == b_id  # it finished where it ran
     deadline = time.monotonic() + 60
     while cluster.node_at("127.0.0.4")["state"] != "left" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert cluster.node_at("127.0.0.4")["state"] == "left"
+    deadline = time.monotonic() + 30
+    while (group_exists(ray_group) or watcher.alive()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not group_exists(ray_group), "the worker's Ray node was stopped by its watch"
+    assert not watcher.alive() and not (b.data_dir / "worker.json").exists()
+    assert "drained and idle" in (b.data_dir / "node-watch.log").read_text()
 
 
 def test_a_partitioned_nodes_tasks_run_elsewhere_and_its_stale_results_are_discarded(cluster: Cluster,
@@ -259,3 +288,23 @@ def test_a_killed_nodes_tasks_run_elsewhere_without_using_retries(cluster: Clust
     started_again = [e["task"] for e in events if e["type"] == "task_started"]
     assert not {t for t in done_before if started_again.count(t) > 1}, "a finished task ran again"
     print(f"node marked dead {dead_after:.1f} s after SIGKILL")
+
+
+def test_a_worker_stopped_on_its_own_machine_drains_and_leaves(cluster: Cluster, tmp_path: Path) -> None:
+    d = _join(cluster.head, tmp_path / "wd", "127.0.0.6", cluster.env, "--num-cpus", "1")
+    cluster.workers["d"] = d
+    record = json.loads((d.data_dir / "worker.json").read_text())
+    watcher = ProcessIdentity(record["watcher_pid"], record["watcher_create_time"])
+    stopped = subprocess.run([*LATTICE, "stop", "--worker", "--data-dir", str(d.data_dir)],
+                             env=cluster.env, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "draining node" in stopped.stdout + stopped.stderr, stopped.stdout + stopped.stderr
+    deadline = time.monotonic() + 60
+    while cluster.node_at("127.0.0.6")["state"] != "left" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert cluster.node_at("127.0.0.6")["state"] == "left"
+    assert not group_exists(record["pid"]) and not (d.data_dir / "worker.json").exists()
+    deadline = time.monotonic() + 10
+    while watcher.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not watcher.alive(), "stopping the worker stops its watch too"

@@ -368,7 +368,8 @@ def test_resume_restores_finished_tasks_and_runs_the_rest_again() -> None:
     algorithm.resume_run(resumed, reset, NOW, loop.fx)
     fx = loop.fx
     assert sorted(fx.task_changes[:2], key=lambda change: change[1]) == [
-        (resumed, "b", {"state": TaskState.PENDING}), (resumed, "z", {"state": TaskState.PENDING})]
+        (resumed, "b", {"state": TaskState.PENDING, "node_losses": 1}),  # in flight when the head died
+        (resumed, "z", {"state": TaskState.PENDING, "node_losses": 0})]  # only queued: nothing lost
     assert fx.events[0][1:] == ("run_resumed", None, {"pending_tasks": 4})
     assert ("task_skipped", "y") not in [e[1:3] for e in fx.events]  # skipped quietly, as before
     assert tasks["y"].state is TaskState.SKIPPED
@@ -396,3 +397,43 @@ def test_transitions_are_checked() -> None:
     run = new_run(t("a"), t("b", "a"))
     with pytest.raises(InvalidTransition):
         algorithm.dispatch(run, "b", "n1", Effects())  # b is pending, not ready
+
+
+def test_a_lost_nodes_attempt_that_waited_in_its_queue_goes_straight_back_to_ready() -> None:
+    """Regression (0e01389): an attempt still ``scheduled`` (it waited in the lost node's queue, never ran)
+    has no ``retrying`` step (scheduled -> retrying is no transition: InvalidTransition broke the cluster
+    refresh on a real cluster); it is recorded once and queued again, its loss counted."""
+    loop = Loop(new_run(t("a"), t("b")))
+    algorithm.start_run(loop.run, NOW, loop.fx)
+    loop.place_all(wait=True)
+    loop.take()
+    assert algorithm.attempt_started(loop.run, "a", loop.attempts["a"], NOW, loop.fx)  # a runs, b still waits
+    loop.take()
+    assert loop.state("b") is TaskState.SCHEDULED
+    moved = algorithm.node_lost(loop.run, "n1", "127.0.0.3", [("a", loop.attempts["a"]), ("b", loop.attempts["b"])],
+                                NOW, loop.fx)
+    fx = loop.take()
+    assert moved == ["a", "b"]
+    assert loop.state("a") is TaskState.READY and loop.state("b") is TaskState.READY
+    events = [(type, task) for _, type, task, _ in fx.events]
+    assert ("task_retrying", "a") in events and ("task_retrying", "b") not in events
+    assert sorted(item.key[1] for item in fx.enqueue) == ["a", "b"]  # type: ignore[index]
+    assert sorted(row["id"] for row in fx.attempts) == ["r1:a:1", "r1:b:1"]
+    assert loop.run.tasks["a"].lost == loop.run.tasks["b"].lost == 1
+
+
+def test_the_node_loss_cap_counts_the_stored_losses_and_the_restart() -> None:
+    """Resumed with its stored losses: one in flight when the head died that had used up the cap fails with
+    ``node_lost`` (the restart was one loss more); one below the cap is queued again."""
+    run = new_run(t("a"), t("b"), t("c", "a"))
+    stored = {"a": ("running", 4, algorithm.MAX_NODE_LOSSES), "b": ("running", 2, 1)}
+    tasks, active, reset = algorithm.restore_tasks(run.graph, {n: task.spec for n, task in run.tasks.items()}, stored)
+    assert tasks["a"].lost == algorithm.MAX_NODE_LOSSES + 1 and tasks["b"].lost == 2
+    resumed = RunProgress("r1", run.graph, 0, RunState.RUNNING, tasks, active=active)
+    fx = Effects()
+    algorithm.resume_run(resumed, reset, NOW, fx)
+    assert tasks["a"].state is TaskState.FAILED and tasks["c"].state is TaskState.SKIPPED
+    assert resumed.error is not None and resumed.error["kind"] == "node_lost"
+    assert resumed.error["detail"]["losses"] == algorithm.MAX_NODE_LOSSES + 1
+    assert tasks["b"].state is TaskState.READY
+    assert ("b", {"state": TaskState.PENDING, "node_losses": 2}) in [(n, v) for _, n, v in fx.task_changes]

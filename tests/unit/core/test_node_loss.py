@@ -248,8 +248,20 @@ async def test_an_attempt_waiting_in_a_lost_nodes_queue_goes_back_to_the_queue(t
         await until(lambda: len(fake.live()) == 3)
         states = {n: tr.state for n, tr in head.orchestrator.runs[run_id].tasks.items()}
         assert sorted(states.values()) == ["running", "scheduled", "scheduled"]
+        queued = sorted(n for n, state in states.items() if state == "scheduled")
         head.orchestrator.resources.nodes["n2"].draining = False
+        # Without the fix, scheduled -> retrying raised InvalidTransition out of the cluster refresh here.
+        # The running attempt is forgotten first, and the core it frees on the dead node starts nothing:
+        # the queued ones are still ``scheduled`` when the algorithm hears of the loss.
         kill(head, "n1")
+        await head.orchestrator.flush()
+        events = head.store.get_events(run_id)
+        started_on_n1 = [e["task"] for e in events if e["type"] == "task_started" and e["data"]["node_id"] == "n1"]
+        ran = sorted(set(states) - set(queued))
+        assert started_on_n1 == ran  # only the one that ran: the queued ones were never shown started there
+        assert [e["task"] for e in events if e["type"] == "task_retrying"] == ran  # the queued: straight to ready
+        assert sorted(e["task"] for e in events if e["type"] == "task_queued" and e["data"]["attempt"] == 2) == \
+            sorted(states)
         while head.orchestrator.runs:
             for attempt_id in current(fake):
                 fake.succeed(attempt_id)
@@ -258,3 +270,65 @@ async def test_an_attempt_waiting_in_a_lost_nodes_queue_goes_back_to_the_queue(t
     finally:
         await head.orchestrator.stop()
         head.store.close()
+
+
+async def test_one_runs_failure_in_lose_node_fails_that_run_only(head: Head, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in handling one run's share of a lost node fails that run with the reason, and the cluster
+    refresh goes on: the other run's attempts on the node still move elsewhere and it succeeds."""
+    from lattice.core import algorithm
+
+    fake = head.backend
+    head.orchestrator.resources.drain("n2")  # both runs' attempts land on n1
+    broken = head.run(t("b0", retries=0))
+    fine = head.run(t("f0", retries=0))
+    await until(lambda: len(fake.live()) == 2)
+    head.orchestrator.resources.nodes["n2"].draining = False
+    real = algorithm.node_lost
+
+    def node_lost(run, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if run.run_id == broken:
+            raise RuntimeError("a bug in one run's node-loss handling")
+        return real(run, *args, **kwargs)
+
+    monkeypatch.setattr(algorithm, "node_lost", node_lost)
+    kill(head, "n1")  # without the guard the RuntimeError escapes the refresh and f0 never moves
+    row = await head.finished(broken)
+    assert row["state"] == "failed" and row["error"]["kind"] == "internal"
+    assert "n1" in row["error"]["message"] and "a bug in one run" in row["error"]["message"]
+    await until(lambda: len(current(fake)) == 1)
+    assert fake.submitted[current(fake)[0]].attempt.node_id == "n2"
+    fake.succeed(current(fake)[0])
+    assert (await head.finished(fine))["state"] == "succeeded"
+    assert [e["type"] for e in head.store.get_events(fine)].count("node_lost") == 1
+
+
+async def test_node_losses_are_stored_and_count_after_a_head_restart(tmp_path: Path) -> None:
+    """The cap of MAX_NODE_LOSSES holds across restarts: losses are kept in the store's task row, and
+    the attempt in flight when the head died counts as one more."""
+    fake = FakeBackend(cluster=[Node(f"n{i}", f"127.0.0.{i + 3}", cpu=1, gpu=0, memory_mb=1024)
+                                for i in range(MAX_NODE_LOSSES + 1)])
+    first = make_head(tmp_path, fake)
+    await first.orchestrator.start()
+    run_id = first.run(t("a", retries=5))
+    for _ in range(MAX_NODE_LOSSES - 1):
+        await until(lambda: len(current(fake)) == 1)
+        kill(first, fake.submitted[current(fake)[0]].attempt.node_id)
+    await until(lambda: len(current(fake)) == 1)  # the third attempt runs when the head goes away
+    await first.orchestrator.stop()  # it commits what it has before it goes
+    assert first.store.get_tasks(run_id)[0]["node_losses"] == MAX_NODE_LOSSES - 1
+    first.store.close()
+
+    second = make_head(tmp_path, FakeBackend(cluster=[Node("m1", "127.0.0.9", cpu=1, gpu=0, memory_mb=1024)]))
+    await second.orchestrator.start()
+    try:
+        await until(lambda: len(second.backend.live()) == 1)
+        # the restart was one more loss (attempt 3 was in flight): stored with the resumed attempt's row
+        await until(lambda: second.store.get_tasks(run_id)[0]["attempt"] == MAX_NODE_LOSSES + 1)
+        assert second.store.get_tasks(run_id)[0]["node_losses"] == MAX_NODE_LOSSES
+        kill(second, "m1")  # one more is past the cap: without the stored count it would be the first loss
+        row = await second.finished(run_id)
+        assert row["state"] == "failed" and row["error"]["kind"] == "node_lost"
+        assert row["error"]["detail"]["losses"] == MAX_NODE_LOSSES + 1
+    finally:
+        await second.orchestrator.stop()
+        second.store.close()

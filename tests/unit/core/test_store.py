@@ -45,3 +45,22 @@ def test_rows_inserted_and_updated_in_one_batch(tmp_path):
     assert (tasks["a"]["state"], tasks["a"]["queued_at"]) == ("ready", 5.0)
     assert tasks["b"]["state"] == "pending" and tasks["c"]["error"] == {"kind": "exception"}
     assert store.get_attempts("r")[0]["state"] == "running"
+
+
+def test_a_tasks_node_losses_start_at_zero_and_survive_a_reopen(tmp_path):
+    """``tasks.node_losses`` (migration 0004): a new row has 0 without being told; an update is kept across
+    a reopen (a head restart), next to updates of other columns in the same batch."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    b = Batch()
+    b.task_inserts += [{"run_id": "r", "name": n, "state": "pending", "attempt": 0} for n in "ab"]
+    store.commit(b)
+    assert [t["node_losses"] for t in store.get_tasks("r")] == [0, 0]
+    later = Batch()
+    later.update_task("r", "a", state="retrying", node_losses=2)
+    later.update_task("r", "b", state="ready", queued_at=3.0)
+    store.commit(later)
+    store.close()
+    reopened = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    tasks = {t["name"]: t for t in reopened.get_tasks("r")}
+    assert (tasks["a"]["state"], tasks["a"]["node_losses"]) == ("retrying", 2)
+    assert (tasks["b"]["state"], tasks["b"]["node_losses"]) == ("ready", 0)
