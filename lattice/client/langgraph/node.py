@@ -155,20 +155,35 @@ class RemoteNode:
         self.options = NodeOptions(name=name, is_async=is_async_callable(fn), kwargs=_accepted_kwargs(fn, name))
         _ship_module_by_value(fn)  # the node's own module travels with it (tests, scripts)
         check_portable(fn, name)
-        self.definition: TaskDefinition = task(
-            functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
-            name=lattice_task_name(name), **policy)
+        self._policy = policy
+        self.definition: TaskDefinition = self._define()
         self._lock = threading.Lock()
         self._registered: LatticeWorkflow | None = None
+        self._bound: tuple[Any, ...] = _closure_values(fn)
+
+    def _define(self) -> TaskDefinition:
+        return task(functools.partial(execute_node, self.fn, self.options), inputs=["call"], outputs=["result"],
+                    name=lattice_task_name(self.options.name), **self._policy)
 
     def _workflow(self) -> LatticeWorkflow:
-        """One registered workflow per node; each call is a run of it with the call as its input."""
+        """One registered workflow per node; each call is a run of it with the call as its input.
+
+        The node's code travels once, with what its closure holds then. In-process, a variable the caller
+        rebinds after defining the node (``expected = ...`` between two ``invoke``) is what the node reads
+        next; so when a closure cell holds another object than at registration, the node is registered
+        again and the next call runs the new version (a new workflow: the worker's cache is per workflow).
+        An object changed in place is not seen: the worker has its own copy (docs/langgraph.md).
+        """
         with self._lock:
+            bound = _closure_values(self.fn)
+            if self._registered is not None and not _same_objects(bound, self._bound):
+                check_portable(self.fn, self.options.name)
+                self.definition, self._registered = self._define(), None
             if self._registered is None:
                 workflow = self.client.lattice.create_workflow(f"langgraph.{self.definition.name}")
                 workflow.add_task(self.definition, inputs={"call": None})
                 workflow.register()
-                self._registered = workflow
+                self._registered, self._bound = workflow, bound
             return self._registered
 
     def __reduce__(self) -> Any:
@@ -324,6 +339,25 @@ class LocalNode:
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = self.fn(*args, **kwargs)
         return await value if inspect.isawaitable(value) else value
+
+
+def _closure_values(fn: Any) -> tuple[Any, ...]:
+    """What the node function's closure cells hold now (an empty cell as a marker)."""
+    target = getattr(fn, "__func__", fn)
+    values: list[Any] = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell (a variable not bound yet)
+            values.append(_EMPTY_CELL)
+    return tuple(values)
+
+
+_EMPTY_CELL = object()
+
+
+def _same_objects(now: tuple[Any, ...], then: tuple[Any, ...]) -> bool:
+    return len(now) == len(then) and all(a is b for a, b in zip(now, then, strict=True))
 
 
 def peek_null_resume(scratchpad: Any) -> Any:
