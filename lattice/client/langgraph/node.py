@@ -420,6 +420,7 @@ def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
 
     name = node_name(fn)
     remote: RemoteNode | LocalNode
+    _ship_module_by_value(fn)  # first: holds_graph must see the node as it would travel (helpers by value)
     if holds_graph(fn):
         refuse_remote_policy(name, policy)
         remote = LocalNode(fn)

@@ -19,7 +19,11 @@ worker while its subgraph runs.
 
 What the node holds is found by pickling it (as it would be pickled to travel) and stopping at the first
 compiled graph (``Pregel``: a ``StateGraph``'s compiled graph or an ``@entrypoint``), wherever it is
-reachable from: the closure, the globals it names, a callable object's attributes, a helper it calls.
+reachable from: the closure, the globals it names, a callable object's attributes, a helper it calls
+from a module that travels by value (a script, a test, a package that is not installed). A graph kept in
+an *installed* module travels by reference, so it is not seen here: the node would import it on the
+worker and run it there, without the parent's checkpointer; invoke such a graph from a node you leave
+undecorated, or from a module of your project.
 Resources declared for such a node would not be honoured in the caller's process, so they are refused
 at decoration (the message says where to put them instead), never silently dropped.
 """
