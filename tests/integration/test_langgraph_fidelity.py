@@ -1,25 +1,36 @@
 """Where a remote LangGraph node must behave as the in-process one (issue 15), on a real head and Ray.
 
 Each test names a gap LangGraph's own suite found (``tests/langgraph_conformance``): node names the graph
-chose, ``Runtime`` fields, pydantic models defined in a function, cancellation of ``ainvoke``, and
-identical closures of separate graphs on one worker.
+chose, ``Runtime`` fields, pydantic models defined in a function, cancellation of ``ainvoke``,
+identical closures of separate graphs on one worker, subgraphs invoked inside a node (orchestrated in
+the caller's process, their nodes remote) and callbacks relayed back (``stream_mode="messages"``,
+``push_message``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import operator
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphDrained
 from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages, push_message
 from langgraph.runtime import RunControl, Runtime
+from langgraph.types import Command, interrupt
 from pydantic import BaseModel
 
 from lattice.client.langgraph import LangGraphClient
+from lattice.client.langgraph.node import LocalNode
+from lattice.errors import TaskDefinitionError
 
 
 @pytest.fixture(scope="module")
@@ -155,24 +166,80 @@ async def test_cancelling_ainvoke_cancels_the_remote_run(lg: LangGraphClient) ->
     assert state == "cancelled"
 
 
-def test_node_invoking_a_compiled_subgraph(lg: LangGraphClient) -> None:
-    """The subgraph travels as its builder and is compiled again on the worker; its own decorated nodes
-    run there, inside the remote node."""
-    def double(state: Count) -> dict[str, int]:
-        return {"n": state["n"] * 2}
+class PidState(TypedDict):
+    n: int
+    pids: Annotated[list[int], operator.add]
 
-    inner = StateGraph(Count)
+
+def test_node_invoking_a_compiled_subgraph_orchestrates_it_here(lg: LangGraphClient) -> None:
+    """The node that invokes the subgraph runs in this process; the subgraph's decorated node runs on a
+    worker (another process), one Lattice run per call."""
+    def double(state: PidState) -> dict[str, Any]:
+        return {"n": state["n"] * 2, "pids": [os.getpid()]}
+
+    inner = StateGraph(PidState)
     inner.add_node("double", lg.task(cpu=0)(double))
     inner.add_edge(START, "double")
     subgraph = inner.compile()
 
-    def outer_node(state: Count) -> dict[str, int]:
-        return {"n": subgraph.invoke({"n": state["n"] + 1})["n"]}
+    def outer_node(state: PidState) -> dict[str, Any]:
+        out = subgraph.invoke({"n": state["n"] + 1, "pids": []})
+        return {"n": out["n"], "pids": [os.getpid(), *out["pids"]]}
+
+    node = lg.task(cpu=0)(outer_node)
+    assert isinstance(node.lattice_node, LocalNode)
+    g = StateGraph(PidState)
+    g.add_node("outer", node)
+    g.add_edge(START, "outer")
+    out = g.compile().invoke({"n": 2, "pids": []})
+    assert out["n"] == 6
+    here, there = out["pids"]
+    assert here == os.getpid() and there != os.getpid()
+
+
+def test_subgraph_interrupt_inside_a_node_resumes_through_the_parents_checkpointer(lg: LangGraphClient) -> None:
+    """The subgraph keeps its checkpoints in the parent's saver: its remote node's interrupt pauses the
+    parent, ``Command(resume=...)`` resumes it, and the parent's state shows the subgraph's task."""
+    def ask(state: Count) -> dict[str, int]:
+        return {"n": state["n"] + int(interrupt("how many?"))}
+
+    def then(state: Count) -> dict[str, int]:
+        return {"n": state["n"] * int(interrupt("times?"))}
+
+    inner = StateGraph(Count)
+    inner.add_node("ask", lg.task(cpu=0)(ask))
+    inner.add_node("then", lg.task(cpu=0)(then))
+    inner.add_edge(START, "ask")
+    inner.add_edge("ask", "then")
+    subgraph = inner.compile()
+
+    def call_subgraph(state: Count) -> dict[str, int]:
+        return subgraph.invoke(state)
 
     g = StateGraph(Count)
-    g.add_node("outer", lg.task(cpu=0)(outer_node))
-    g.add_edge(START, "outer")
-    assert g.compile().invoke({"n": 2}) == {"n": 6}
+    g.add_node("call_subgraph", lg.task(cpu=0)(call_subgraph))
+    g.add_edge(START, "call_subgraph")
+    graph = g.compile(checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "t1"}}
+    first = graph.invoke({"n": 1}, thread)
+    assert [i.value for i in first["__interrupt__"]] == ["how many?"]
+    assert graph.get_state(thread, subgraphs=True).tasks[0].state is not None  # the subgraph's own checkpoint
+    second = graph.invoke(Command(resume=4), thread)  # one resume: the second interrupt must still pause
+    assert [i.value for i in second["__interrupt__"]] == ["times?"]
+    assert graph.invoke(Command(resume=3), thread) == {"n": 15}
+
+
+def test_resources_for_a_node_that_orchestrates_a_subgraph_are_refused(lg: LangGraphClient) -> None:
+    inner = StateGraph(Count)
+    inner.add_node("noop", lambda state: {"n": state["n"]})
+    inner.add_edge(START, "noop")
+    subgraph = inner.compile()
+
+    def call_subgraph(state: Count) -> dict[str, int]:
+        return subgraph.invoke(state)
+
+    with pytest.raises(TaskDefinitionError, match=r"invokes a compiled graph.*gpu=1"):
+        lg.task(gpu=1)(call_subgraph)
 
 
 def test_functional_task_called_inside_a_node(lg: LangGraphClient) -> None:
@@ -246,9 +313,9 @@ def test_subgraph_compiled_with_checkpointer_true_inside_a_node(lg: LangGraphCli
         return {"n": state["n"] * 2}
 
     inner = StateGraph(Count)
-    inner.add_node("double", double)
+    inner.add_node("double", lg.task(cpu=0)(double))
     inner.add_edge(START, "double")
-    subgraph = inner.compile(checkpointer=True)  # "the parent's saver": there is none on the worker
+    subgraph = inner.compile(checkpointer=True)  # the parent's saver, under the node's namespace
 
     def outer_node(state: Count) -> dict[str, int]:
         return subgraph.invoke(state)
@@ -256,7 +323,49 @@ def test_subgraph_compiled_with_checkpointer_true_inside_a_node(lg: LangGraphCli
     g = StateGraph(Count)
     g.add_node("outer", lg.task(cpu=0)(outer_node))
     g.add_edge(START, "outer")
-    assert g.compile().invoke({"n": 4}) == {"n": 8}
+    graph = g.compile(checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "t2"}}
+    assert graph.invoke({"n": 4}, thread) == {"n": 8}
+    assert graph.invoke({"n": 5}, thread) == {"n": 10}
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def test_stream_mode_messages_relays_the_models_chunks_with_their_metadata(lg: LangGraphClient) -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hello there world", id="m1")]))
+
+    def chat(state: Chat) -> dict[str, Any]:
+        return {"messages": [model.invoke(state["messages"])]}
+
+    g = StateGraph(Chat)
+    g.add_node("chat", lg.task(cpu=0)(chat))
+    g.add_edge(START, "chat")
+    streamed = list(g.compile().stream({"messages": [HumanMessage("hi", id="h1")]}, stream_mode="messages"))
+    chunks = [message for message, _ in streamed]
+    assert all(isinstance(chunk, AIMessageChunk) for chunk in chunks) and len(chunks) > 1
+    assert "".join(str(chunk.content) for chunk in chunks) == "hello there world"
+    meta = streamed[0][1]
+    assert meta["langgraph_node"] == "chat" and meta["ls_model_type"] == "chat"
+
+
+def test_push_message_from_a_remote_node(lg: LangGraphClient) -> None:
+    def chat(state: Chat) -> None:
+        push_message(AIMessage(content="First", id="1"))
+        push_message(AIMessage(content="Second", id="2"))
+
+    g = StateGraph(Chat)
+    g.add_node("chat", lg.task(cpu=0)(chat))
+    g.add_edge(START, "chat")
+    messages, values = [], None
+    for mode, chunk in g.compile().stream({"messages": []}, stream_mode=["messages", "values"]):
+        if mode == "values":
+            values = chunk
+        else:
+            messages.append(chunk[0])
+    assert values is not None and values["messages"] == messages
+    assert [m.content for m in messages] == ["First", "Second"]
 
 
 class Typed(TypedDict):

@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from lattice.client.decoding import results_or_raise
+from lattice.client.langgraph.callbacks import decode_callback, relay_spec, replay
+from lattice.client.langgraph.orchestration import holds_graph, refuse_remote_policy
 from lattice.client.langgraph.pickling import install as _trim_pickled_namespaces
 from lattice.client.langgraph.remote import (
+    CALLBACKS,
     CHECKPOINT_NS,
     CONFIG,
     CONTEXT,
@@ -152,24 +155,39 @@ class RemoteNode:
         self.options = NodeOptions(name=name, is_async=is_async_callable(fn), kwargs=_accepted_kwargs(fn, name))
         _ship_module_by_value(fn)  # the node's own module travels with it (tests, scripts)
         check_portable(fn, name)
-        self.definition: TaskDefinition = task(
-            functools.partial(execute_node, fn, self.options), inputs=["call"], outputs=["result"],
-            name=lattice_task_name(name), **policy)
+        self._policy = policy
+        self.definition: TaskDefinition = self._define()
         self._lock = threading.Lock()
         self._registered: LatticeWorkflow | None = None
+        self._bound: tuple[Any, ...] = _closure_values(fn)
+
+    def _define(self) -> TaskDefinition:
+        return task(functools.partial(execute_node, self.fn, self.options), inputs=["call"], outputs=["result"],
+                    name=lattice_task_name(self.options.name), **self._policy)
 
     def _workflow(self) -> LatticeWorkflow:
-        """One registered workflow per node; each call is a run of it with the call as its input."""
+        """One registered workflow per node; each call is a run of it with the call as its input.
+
+        The node's code travels once, with what its closure holds then. In-process, a variable the caller
+        rebinds after defining the node (``expected = ...`` between two ``invoke``) is what the node reads
+        next; so when a closure cell holds another object than at registration, the node is registered
+        again and the next call runs the new version (a new workflow: the worker's cache is per workflow).
+        An object changed in place is not seen: the worker has its own copy (docs/langgraph.md).
+        """
         with self._lock:
+            bound = _closure_values(self.fn)
+            if self._registered is not None and not _same_objects(bound, self._bound):
+                check_portable(self.fn, self.options.name)
+                self.definition, self._registered = self._define(), None
             if self._registered is None:
                 workflow = self.client.lattice.create_workflow(f"langgraph.{self.definition.name}")
                 workflow.add_task(self.definition, inputs={"call": None})
                 workflow.register()
-                self._registered = workflow
+                self._registered, self._bound = workflow, bound
             return self._registered
 
     def __reduce__(self) -> Any:
-        """Pickled (inside a subgraph shipped with another remote node), the node runs where it lands."""
+        """Pickled (another remote node calls this decorated function directly), it runs where it lands."""
         return LocalNode, (self.fn,)
 
     # --- the call -----------------------------------------------------------------------------------
@@ -208,14 +226,18 @@ class RemoteNode:
             call[EXECUTION_INFO] = _portable(getattr(runtime, "execution_info", None))
             call[SERVER_INFO] = _portable(getattr(runtime, "server_info", None))
             call[DRAIN] = control.drain_reason if control is not None else None
-        if scratchpad is not None and (null := scratchpad.get_null_resume(False)) is not None:
+        if scratchpad is not None and (null := peek_null_resume(scratchpad)) is not None:
             call[NULL_RESUME] = null
         writer = runtime.stream_writer if runtime is not None else _no_op_stream_writer
         streaming = _writer_is_live(writer, _no_op_stream_writer)
+        callbacks = config.get("callbacks")
+        relay = relay_spec(callbacks, _picklable)
+        if relay is not None:
+            call[CALLBACKS] = relay
         call_id = secrets.token_hex(16)  # not uuid4: the graph's own ids may come from a patched uuid4
-        if streaming:
+        if streaming or relay is not None:
             call[STREAM] = {"url": self.client.worker_url, "token": self.client.token, "call_id": call_id,
-                            "task": self.definition.name}
+                            "task": self.definition.name, "custom": streaming}
         metadata = config.get("metadata") or {}
         node = str(metadata.get("langgraph_node") or self.options.name)
         tags = {"graph": str(config.get("run_name") or self.client.graph), "node": node,
@@ -224,12 +246,16 @@ class RemoteNode:
         run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}})
         if started is not None:
             started(run_id)
-        if streaming:
+        if streaming or relay is not None:
             for event in lattice.stream(run_id):
-                if event.get("type") == "custom":
-                    is_chunk, chunk = decode_chunk(event.get("data") or {}, trust, event.get("task"))
-                    if is_chunk:
-                        writer(chunk)
+                if event.get("type") != "custom":
+                    continue
+                data = event.get("data") or {}
+                is_chunk, chunk = decode_chunk(data, trust, event.get("task"))
+                if is_chunk:
+                    writer(chunk)
+                elif (callback := decode_callback(data, trust, event.get("task"))) is not None:
+                    replay(callbacks, *callback)
         body = lattice.wait(run_id, progress=False)
         try:
             # a node that ran in a sandbox sent a sandboxed-pickle: decoded under the LangGraph trust, and
@@ -298,7 +324,11 @@ class RemoteNode:
 
 
 class LocalNode:
-    """A decorated node that runs in the process it is in: on a worker, inside a shipped subgraph."""
+    """A decorated node that runs in the process it is in.
+
+    In the caller's process: a node that invokes a compiled graph (see :mod:`.orchestration`). On a
+    worker: a decorated node that another remote node reaches and calls directly (``__reduce__`` below).
+    """
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
@@ -309,6 +339,60 @@ class LocalNode:
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = self.fn(*args, **kwargs)
         return await value if inspect.isawaitable(value) else value
+
+
+def _closure_values(fn: Any) -> tuple[Any, ...]:
+    """What the node function's closure cells hold now (an empty cell as a marker)."""
+    target = getattr(fn, "__func__", fn)
+    values: list[Any] = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # an empty cell (a variable not bound yet)
+            values.append(_EMPTY_CELL)
+    return tuple(values)
+
+
+_EMPTY_CELL = object()
+
+
+def _same_objects(now: tuple[Any, ...], then: tuple[Any, ...]) -> bool:
+    return len(now) == len(then) and all(a is b for a, b in zip(now, then, strict=True))
+
+
+def peek_null_resume(scratchpad: Any) -> Any:
+    """The resume value a bare ``Command(resume=...)`` left for the next ``interrupt()``, not consumed.
+
+    LangGraph's ``get_null_resume(False)`` is no peek once the value was consumed elsewhere: the closure
+    keeps the write it found when the task began, and only ``consume=True`` sees it gone from the pending
+    writes (in a subgraph, the chain of parent scratchpads is asked the same way). A remote node must
+    know before it starts whether the value is still there (its ``interrupt()`` consumes it on the
+    worker, and the client then consumes it here), so this reads the chain as ``consume=True`` would,
+    without consuming. A scratchpad not made by LangGraph's ``_scratchpad`` is asked with its own peek.
+    """
+    get = scratchpad.get_null_resume
+    for _ in range(64):  # a chain of nested subgraphs; far deeper than any graph nests
+        cells = _closure(get)
+        if cells is None or not {"null_resume_write", "pending_writes", "parent_scratchpad"} <= cells.keys():
+            return get(False)
+        write = cells["null_resume_write"]
+        if write is not None:
+            return write[2] if write in cells["pending_writes"] else None
+        parent = cells["parent_scratchpad"]
+        if parent is None:
+            return None
+        get = parent.get_null_resume
+    return get(False)
+
+
+def _closure(fn: Any) -> dict[str, Any] | None:
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None)
+    if code is None or cells is None:
+        return None
+    try:
+        return {name: cell.cell_contents for name, cell in zip(code.co_freevars, cells, strict=True)}
+    except ValueError:  # an empty cell
+        return None
 
 
 def _portable(value: Any) -> Any:
@@ -327,9 +411,22 @@ def _call_hints(fn: Any) -> dict[str, Any]:
 
 
 def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
-    """The function handed to ``StateGraph.add_node``: same name, signature, docstring and sync/async kind."""
-    remote = RemoteNode(client, fn, policy)
-    if remote.options.is_async:
+    """The function handed to ``StateGraph.add_node``: same name, signature, docstring and sync/async kind.
+
+    A node that invokes a compiled graph runs here, as orchestration, and its subgraph's decorated nodes
+    run on Lattice (why: :mod:`lattice.client.langgraph.orchestration`); any other node runs remotely.
+    """
+    from langgraph._internal._runnable import is_async_callable
+
+    name = node_name(fn)
+    remote: RemoteNode | LocalNode
+    _ship_module_by_value(fn)  # first: holds_graph must see the node as it would travel (helpers by value)
+    if holds_graph(fn):
+        refuse_remote_policy(name, policy)
+        remote = LocalNode(fn)
+    else:
+        remote = RemoteNode(client, fn, policy)
+    if is_async_callable(fn):
         @functools.wraps(fn)
         async def async_node(*args: Any, **kwargs: Any) -> Any:
             return await remote.acall(args, kwargs)
@@ -343,8 +440,8 @@ def make_node(client: LangGraphClient, fn: Any, policy: dict[str, Any]) -> Any:
         node = sync_node
     # the graph's name for the node, not the wrapper's: functools.wraps copies no __name__ from a callable
     # object, and LangGraph names a node added without a name by its __name__
-    node.__name__ = remote.options.name
-    node.__qualname__ = getattr(fn, "__qualname__", remote.options.name)
+    node.__name__ = name
+    node.__qualname__ = getattr(fn, "__qualname__", name)
     if not (inspect.isfunction(fn) or inspect.ismethod(fn)):
         # a callable object: LangGraph infers the node's input schema from the wrapper's type hints
         node.__annotations__ = _call_hints(fn)

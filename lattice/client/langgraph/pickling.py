@@ -33,14 +33,8 @@ def _class_getstate(obj: type) -> Any:
     return clsdict, slotstate
 
 
-def install(graphs: bool = True) -> None:
-    """Install the rules of this module for cloudpickle and pickle in this process (idempotent).
-
-    ``graphs=False`` on a worker: it never ships a compiled graph back, and importing LangGraph's graph
-    module there would load its HTTP client stack for nothing.
-    """
-    if graphs:
-        install_graph_reducer()
+def install() -> None:
+    """Install the rules of this module for cloudpickle and pickle in this process (idempotent)."""
     if "original" in _installed or not hasattr(_cloudpickle, "_class_getstate"):
         return
     install_langgraph_sentinels()
@@ -48,46 +42,6 @@ def install(graphs: bool = True) -> None:
     _cloudpickle._class_getstate = _class_getstate
     install_exception_reducers()
     install_sentinel_reducers()
-
-
-# --- compiled graphs ------------------------------------------------------------------------------------
-# A compiled graph holds locks, its channels' live objects and a checkpointer's connections: it does not
-# pickle. A node that invokes a subgraph (LangGraph's most common composition) therefore ships the
-# subgraph's *builder* and compiles it again on the worker, with the same interrupts, name, debug flag,
-# cache and config. A checkpointer (a saver bound to this process's storage, or ``True``: the parent's) is
-# not shipped: the subgraph on the worker is a root graph without one. Nodes of the subgraph that were
-# decorated to run on Lattice run in the worker's process (see ``RemoteNode.__reduce__``): the node
-# around them already is remote.
-
-
-def rebuild_compiled_graph(builder: Any, options: dict[str, Any], config: Any) -> Any:
-    """A compiled graph from its builder on the worker (the inverse of :func:`_reduce_compiled_graph`)."""
-    graph = builder.compile(**options)
-    return graph.with_config(config) if config else graph
-
-
-def _reduce_compiled_graph(graph: Any) -> Any:
-    # ``True`` (keep the subgraph's own checkpoints in the parent's saver) has no parent saver on the worker:
-    # the subgraph is the root there, and runs without one, like any object saver
-    checkpointer = False if graph.checkpointer is False else None
-    options = {"checkpointer": checkpointer, "interrupt_before": list(graph.interrupt_before_nodes) or None,
-               "interrupt_after": list(graph.interrupt_after_nodes) or None, "debug": graph.debug,
-               "name": graph.name, "cache": graph.cache}
-    if graph.interrupt_before_nodes == "*":
-        options["interrupt_before"] = "*"
-    if graph.interrupt_after_nodes == "*":
-        options["interrupt_after"] = "*"
-    return rebuild_compiled_graph, (graph.builder, options, graph.config)
-
-
-def install_graph_reducer() -> None:
-    """Pickle ``CompiledStateGraph`` as its builder (``copyreg``: cloudpickle and pickle both honour it)."""
-    import copyreg
-
-    from langgraph.graph.state import CompiledStateGraph
-
-    if copyreg.dispatch_table.get(CompiledStateGraph) is not _reduce_compiled_graph:
-        copyreg.pickle(CompiledStateGraph, _reduce_compiled_graph)
 
 
 # --- exceptions that drop their attributes --------------------------------------------------------------
@@ -137,7 +91,7 @@ def install_sentinel_reducers() -> None:
 
 
 # LangGraph's own sentinels are bare ``object()`` instances (``MISSING``, ``SKIP_WRITE``, ``PASSTHROUGH``)
-# compared with ``is``: a graph object shipped by value (an ``@entrypoint`` called inside a node) must
+# compared with ``is``: a LangGraph object shipped by value (a functional ``@task`` called inside a node) must
 # find them as they are on the worker, not copies. They travel by reference (module and attribute name).
 _SENTINELS: dict[int, tuple[str, str]] = {}
 
