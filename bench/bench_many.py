@@ -122,6 +122,7 @@ def main() -> None:
         "median_s": med,
         "separate_over_map": round(med["separate"] / med["map"], 2),
         "map_over_one_workflow": round(med["map"] / med["one_workflow"], 2),
+        "load_avg_at_end": [round(x, 1) for x in os.getloadavg()],
     }
     write_report(result, args.out)
     print(json.dumps(result, indent=2))
@@ -155,6 +156,14 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         "| --- | ---: | --- |",
         f"| (a) / (b) >= 5x | {sep:.2f}x | {'yes' if sep >= 5 else '**no**'} |",
         f"| (b) / (c) <= 1.5x | {one:.2f}x | {'yes' if one <= 1.5 else '**no**'} |",
+        "",
+        "The ratios above are of the medians. Round by round (each round's three measured back to back), "
+        "(a) / (b) was " + ", ".join(f"{a / b:.2f}x" for a, b in zip(result["seconds"]["separate"],
+                                                                     result["seconds"]["map"], strict=True))
+        + " and (b) / (c) " + ", ".join(f"{b / c:.2f}x" for b, c in zip(result["seconds"]["map"],
+                                                                        result["seconds"]["one_workflow"],
+                                                                        strict=True))
+        + f". Load average when the run ended: {result.get('load_avg_at_end', '?')} on {result['machine']}.",
         "",
     ]
     (out_dir / "many.md").write_text("\n".join(lines))
