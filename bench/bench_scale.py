@@ -321,8 +321,9 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
             f"| rows | {big['rows']} | | |", ""]
         if big.get("memory"):
             lines += ["What the head's own structures for this workflow take (tracemalloc, in the benchmark's "
-                      "process, no Ray); the rest of the peak is Ray's side (an object ref per output, calls in "
-                      "flight) and batches on their way to the store:", "",
+                      "process, no Ray); the rest of the peak is not broken down here: it holds Ray's driver side "
+                      "(an object ref per output, calls in flight), the writes and events batched for the store, "
+                      "and the request's own copies of the body:", "",
                       "| structure | MB | bytes/task |", "| --- | ---: | ---: |"]
             lines += [f"| {label} | {mb} | {per:,} |" for label, mb, per in big["memory"]]
             lines.append("")
