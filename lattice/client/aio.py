@@ -95,6 +95,15 @@ class AsyncLatticeClient(BaseClient):
         """As :meth:`LatticeClient.start_run` (idempotent through its key)."""
         return await self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
+    async def run_many(self, workflow: AsyncLatticeWorkflow | str, inputs: list[dict[str, dict[str, Any]]],
+                       priority: int = 0, tags: dict[str, str] | None = None, weight: float = 1.0,
+                       idempotency_key: str | None = None) -> list[str]:
+        """As :meth:`LatticeClient.run_many`: many runs, one request per 1,000, ids once all are committed."""
+        if isinstance(workflow, AsyncLatticeWorkflow):
+            return await workflow.map(inputs, priority, tags, weight, idempotency_key)
+        runs = [endpoints.run_body(priority, tags, item, weight) for item in inputs]
+        return await self._drive(endpoints.start_runs_plan(workflow, runs, idempotency_key))
+
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """As :meth:`LatticeClient.get_run`."""
         return await self._send(endpoints.get_run(run_id))
@@ -111,6 +120,12 @@ class AsyncLatticeClient(BaseClient):
                           trust_outputs: bool | None = None) -> dict[str, Any]:
         """As :meth:`LatticeClient.get_results`; ``trust_outputs`` overrides the client's setting."""
         return self._results(await self.wait(run_id, timeout, progress), trust_outputs)
+
+    async def get_results_many(self, run_ids: list[str], timeout: float | None = None,
+                               trust_outputs: bool | None = None, return_exceptions: bool = False) -> list[Any]:
+        """As :meth:`LatticeClient.get_results_many`: each run's outputs in order, long-polled 1,000 at a time."""
+        waited = await self._drive(self._wait_many_plan(run_ids, timeout))
+        return self._many_results(run_ids, waited, timeout, trust_outputs, return_exceptions)
 
     async def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
         """As :meth:`LatticeClient.get_task_results`."""

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +32,17 @@ from lattice.client.decoding import TaskResult, decode_outputs, decode_task_valu
 from lattice.client.endpoints import Plan
 from lattice.client.finished import FinishedRuns
 from lattice.client.retry import DEFAULT_UNAVAILABLE_TIMEOUT, RETRY_STATUSES, RetryPolicy
-from lattice.errors import APIError, AuthenticationError, HeadUnavailableError, NotFoundError, WaitTimeout
+from lattice.errors import (
+    APIError,
+    AuthenticationError,
+    HeadUnavailableError,
+    LatticeError,
+    NotFoundError,
+    WaitTimeout,
+)
 from lattice.utils.home import default_home
 from lattice.utils.tokens import read_token
+from lattice.wire.http import MAX_BATCH_RESULTS
 from lattice.wire.restricted_pickle import PickleTrust
 
 if TYPE_CHECKING:
@@ -252,6 +260,16 @@ class EventCursor:
         return min(self.policy.backoff(self.failures), remaining)
 
 
+@dataclass
+class ManyWaited:
+    """What a wait on many runs saw: the done runs' results bodies, ids the head does not know (or will not
+    show this key), and the runs still going when the wait's timeout ran out."""
+
+    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_found: set[str] = field(default_factory=set)
+    pending: list[str] = field(default_factory=list)
+
+
 # --- the base client ----------------------------------------------------------------------------------
 
 class BaseClient:
@@ -315,6 +333,51 @@ class BaseClient:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _wait_many_plan(self, run_ids: list[str], timeout: float | None) -> Plan[ManyWaited]:
+        """Long-poll many runs' results, :data:`~lattice.wire.http.MAX_BATCH_RESULTS` ids per request, until
+        each is done, unknown, or ``timeout`` ran out; asks again only for the runs still going."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = list(dict.fromkeys(run_ids))
+        waited = ManyWaited()
+        while pending:
+            remaining = RESULT_POLL_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                waited.pending = pending
+                return waited
+            chunk = pending[:MAX_BATCH_RESULTS]
+            try:
+                answer = yield endpoints.results_many(chunk, min(remaining, RESULT_POLL_S), give_up_at=deadline)
+            except (HeadUnavailableError, APIError):
+                if deadline is not None and time.monotonic() >= deadline:
+                    waited.pending = pending
+                    return waited
+                raise
+            waited.not_found.update(answer["not_found"])
+            for body in answer["results"]:
+                if body["done"]:
+                    waited.bodies[body["run_id"]] = body
+            pending = [run_id for run_id in pending if run_id not in waited.bodies and run_id not in waited.not_found]
+        return waited
+
+    def _many_results(self, run_ids: list[str], waited: ManyWaited, timeout: float | None,
+                      trust_outputs: bool | None, return_exceptions: bool) -> list[Any]:
+        """Each run's outputs, in the order of ``run_ids``; a run's error raised, or in its place."""
+        trust = self.trust.but(trust_outputs)
+        out: list[Any] = []
+        for run_id in run_ids:
+            try:
+                if run_id in waited.not_found:
+                    raise NotFoundError(404, "not_found", f"run not found: {run_id}", "run_id")
+                body = waited.bodies.get(run_id)
+                if body is None:
+                    raise WaitTimeout(run_id, timeout or 0.0)
+                out.append(results_or_raise(body, trust))
+            except LatticeError as exc:
+                if not return_exceptions:
+                    raise
+                out.append(exc)
+        return out
 
     def _results(self, body: dict[str, Any], trust_outputs: bool | None) -> dict[str, Any]:
         """A finished run's results body as values (or its typed error), under this call's trust."""

@@ -111,6 +111,20 @@ class LatticeClient(BaseClient):
         """
         return self._send(endpoints.start_run(workflow_id, priority, tags, inputs, weight, idempotency_key))
 
+    def run_many(self, workflow: LatticeWorkflow | str, inputs: list[dict[str, dict[str, Any]]], priority: int = 0,
+                 tags: dict[str, str] | None = None, weight: float = 1.0,
+                 idempotency_key: str | None = None) -> list[str]:
+        """Start one run of ``workflow`` (a workflow, registered first if it changed, or a workflow id) per
+        item of ``inputs`` (each ``{task: {input: value}}``, as for one run), in one request per 1,000 runs;
+        returns the run ids in the order of ``inputs``, once every run is committed on the head.
+
+        Safe to retry, as :meth:`start_run` is: the same ``idempotency_key`` starts no run twice.
+        """
+        if isinstance(workflow, LatticeWorkflow):
+            return workflow.map(inputs, priority, tags, weight, idempotency_key)
+        runs = [endpoints.run_body(priority, tags, item, weight) for item in inputs]
+        return self._drive(endpoints.start_runs_plan(workflow, runs, idempotency_key))
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's state, timings and each task's state (a plain dict, as the API returns it)."""
         return self._send(endpoints.get_run(run_id))
@@ -132,6 +146,18 @@ class LatticeClient(BaseClient):
         output that needs an untrusted type. ``trust_outputs`` overrides the client's setting.
         """
         return self._results(self.wait(run_id, timeout, progress), trust_outputs)
+
+    def get_results_many(self, run_ids: list[str], timeout: float | None = None, trust_outputs: bool | None = None,
+                         return_exceptions: bool = False) -> list[Any]:
+        """Wait for many runs and return each one's outputs (as :meth:`get_results`), in the order of ``run_ids``.
+
+        The head is long-polled for up to 1,000 runs per request. A failed or cancelled run raises its
+        error (:class:`~lattice.TaskFailed`, :class:`~lattice.RunCancelled`), an unknown run
+        :class:`~lattice.NotFoundError`, a run still going after ``timeout`` :class:`~lattice.WaitTimeout`,
+        the first in order; with ``return_exceptions=True`` each error takes its run's place instead.
+        """
+        waited = self._drive(self._wait_many_plan(run_ids, timeout))
+        return self._many_results(run_ids, waited, timeout, trust_outputs, return_exceptions)
 
     def get_task_results(self, run_id: str, trust_outputs: bool | None = None) -> dict[str, TaskResult]:
         """Every task of the run: state, outputs, attempt, node, timings and error (outputs as in get_results)."""

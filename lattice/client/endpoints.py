@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 from lattice.client.decoding import TaskResult
 from lattice.wire.encoding import value_to_wire
 from lattice.wire.restricted_pickle import PickleTrust
+from lattice.wire.spec import MAX_BATCH_RUNS
 
 T = TypeVar("T")
 
@@ -88,14 +89,52 @@ def start_run(workflow_id: str, priority: int = 0, tags: dict[str, str] | None =
     The key (a fresh random one unless given) makes a repeated send start no second run: the head
     answers it with the run the first one started (``Idempotent-Replayed: true``).
     """
+    body = run_body(priority, tags, inputs, weight)
+    key = idempotency_key or uuid.uuid4().hex
+    return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"),
+                headers={"Idempotency-Key": key}, idempotent=True)
+
+
+def run_body(priority: int = 0, tags: dict[str, str] | None = None, inputs: dict[str, dict[str, Any]] | None = None,
+             weight: float = 1.0) -> dict[str, Any]:
+    """One run's options as the head reads them (``RunCreate``), inputs encoded like literals."""
     body: dict[str, Any] = {"priority": priority, "tags": tags or {}}
     if weight != 1.0:
         body["weight"] = weight
     if inputs:
         body["inputs"] = {task: {k: value_to_wire(v) for k, v in values.items()} for task, values in inputs.items()}
+    return body
+
+
+def start_runs(workflow_id: str, runs: list[dict[str, Any]], idempotency_key: str | None = None) -> Call[list[str]]:
+    """Many runs of a registered workflow in one request (``runs``: bodies from :func:`run_body`); the head
+    commits all of them before it answers their ids, in order. Idempotent through its key, as
+    :func:`start_run` is: a repeat answers the same ids and starts nothing."""
     key = idempotency_key or uuid.uuid4().hex
-    return Call("POST", f"{API}/workflows/{workflow_id}/runs", json=body, parse=itemgetter("run_id"),
-                headers={"Idempotency-Key": key}, idempotent=True)
+    return Call("POST", f"{API}/workflows/{workflow_id}/runs:batch", json={"runs": runs},
+                parse=itemgetter("run_ids"), headers={"Idempotency-Key": key}, idempotent=True)
+
+
+def results_many(run_ids: list[str], wait: float, give_up_at: float | None = None) -> Call[dict[str, Any]]:
+    """The results bodies of many runs (``{results, not_found}``); the head holds the request up to
+    ``wait`` seconds for all of them to end. Only reads, so it is idempotent."""
+    return Call("POST", f"{API}/runs/results:batch", json={"run_ids": run_ids, "wait": wait},
+                give_up_at=give_up_at, idempotent=True)
+
+
+def start_runs_plan(workflow_id: str, runs: list[dict[str, Any]],
+                    idempotency_key: str | None = None) -> Plan[list[str]]:
+    """Start every run of ``runs``, :data:`MAX_BATCH_RUNS` per request (the head's bound), ids in order.
+
+    Each request's key is derived from one key per call (``<key>.<n>``), so a retried request, or the
+    whole call made again with the same ``idempotency_key``, starts no run twice.
+    """
+    key = idempotency_key or uuid.uuid4().hex
+    ids: list[str] = []
+    for number, start in enumerate(range(0, len(runs), MAX_BATCH_RUNS)):
+        chunk = runs[start:start + MAX_BATCH_RUNS]
+        ids.extend((yield start_runs(workflow_id, chunk, key if len(runs) <= MAX_BATCH_RUNS else f"{key}.{number}")))
+    return ids
 
 
 def start_run_waiting(workflow_id: str, wait: float, priority: int = 0, tags: dict[str, str] | None = None,

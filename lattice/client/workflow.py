@@ -171,6 +171,22 @@ class WorkflowBuilder:
         return body["run_id"]
 
 
+    def _map_plan(self, inputs: list[dict[str, dict[str, Any]]], priority: int, tags: dict[str, str] | None,
+                  weight: float, idempotency_key: str | None) -> Plan[list[str]]:
+        if not isinstance(inputs, list | tuple):
+            raise WorkflowError(f"map takes a list of per-run inputs ({{task: {{input: value}}}} each), "
+                                f"got {type(inputs).__name__}")
+        for index, item in enumerate(inputs):
+            if not isinstance(item, Mapping):
+                raise WorkflowError(f"inputs[{index}] is a {type(item).__name__}; each run's inputs are a dict "
+                                    "{task: {input: value}} ({} for the workflow's own literals)")
+        runs = [endpoints.run_body(priority, tags, item, weight) for item in inputs]
+        if not runs:
+            return []
+        workflow_id = yield from self._register_plan()
+        return (yield from endpoints.start_runs_plan(workflow_id, runs, idempotency_key))
+
+
 class LatticeWorkflow(WorkflowBuilder):
     """A workflow bound to a :class:`~lattice.LatticeClient`; run it as often as you like."""
 
@@ -199,6 +215,17 @@ class LatticeWorkflow(WorkflowBuilder):
         """
         return self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key,
                                                  self.client.finished if wait else None))
+
+    def map(self, inputs: list[dict[str, dict[str, Any]]], priority: int = 0, tags: dict[str, str] | None = None,
+            weight: float = 1.0, idempotency_key: str | None = None) -> list[str]:
+        """Start one run per item of ``inputs`` (each ``{task: {input: value}}``, as ``run(inputs=...)`` takes)
+        in one request per 1,000 runs, and return their ids in order once all are committed on the head.
+
+        The options (``priority``, ``tags``, ``weight``) apply to every run; ``idempotency_key`` makes a
+        repeat of the call start nothing and return the same ids. Wait for them with
+        ``client.get_results_many(ids)``.
+        """
+        return self.client._drive(self._map_plan(inputs, priority, tags, weight, idempotency_key))
 
     def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                     trust_outputs: bool | None = None) -> dict[str, Any]:
@@ -242,6 +269,12 @@ class AsyncLatticeWorkflow(WorkflowBuilder):
         ended, its results brought back in the same answer for ``get_results``)."""
         return await self.client._drive(self._run_plan(priority, tags, inputs, weight, idempotency_key,
                                                        self.client.finished if wait else None))
+
+    async def map(self, inputs: list[dict[str, dict[str, Any]]], priority: int = 0,
+                  tags: dict[str, str] | None = None, weight: float = 1.0,
+                  idempotency_key: str | None = None) -> list[str]:
+        """As :meth:`LatticeWorkflow.map`: one run per item of ``inputs``, ids in order once all are committed."""
+        return await self.client._drive(self._map_plan(inputs, priority, tags, weight, idempotency_key))
 
     async def get_results(self, run_id: str, timeout: float | None = None, progress: bool | None = None,
                           trust_outputs: bool | None = None) -> dict[str, Any]:

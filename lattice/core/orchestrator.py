@@ -253,6 +253,26 @@ class Orchestrator:
         self._kick()
         return run_id
 
+    def create_runs(self, workflow_id: str, options: list[RunCreate], tenant: str = ADMIN_TENANT,
+                    run_ids: list[str] | None = None) -> list[str]:
+        """Start many runs of one workflow at once (``POST /workflows/{id}/runs:batch``).
+
+        Every run's inputs are checked before any run is made, so a bad item (a 422 naming
+        ``runs[i].inputs...``) starts nothing; the runs then go into one store batch, so the caller's
+        single :meth:`flush` commits all of them or none.
+        """
+        entry = self.get_workflow(workflow_id)
+        for index, item in enumerate(options):
+            overrides = {task: {name: value.model_dump(exclude_unset=True) for name, value in values.items()}
+                         for task, values in item.inputs.items()}
+            try:
+                self.registry.run_literals(entry, overrides)
+            except SpecError as exc:
+                raise SpecError(exc.message, f"runs[{index}].{exc.field}" if exc.field else f"runs[{index}]",
+                                exc.hint) from None
+        ids = run_ids or [None] * len(options)
+        return [self.create_run(workflow_id, item, tenant, run_id) for item, run_id in zip(options, ids, strict=True)]
+
     def _start_run(self, run: RunExec) -> None:
         fits = self.resources.fits_anywhere
         unplaceable = {name for name, task in run.tasks.items() if not fits(task.spec.resources)}
@@ -295,6 +315,20 @@ class Orchestrator:
         if row is None:
             raise NotFound("run", run_id)
         return row
+
+    async def wait_runs(self, run_ids: list[str], timeout: float) -> None:
+        """Wait until every one of the runs this head is running has ended, or ``timeout`` seconds passed."""
+        waits = [asyncio.ensure_future(run.done.wait()) for run_id in run_ids
+                 if (run := self.runs.get(run_id)) is not None and not run.done.is_set()]
+        if not waits or timeout <= 0:
+            for wait in waits:
+                wait.cancel()
+            return
+        try:
+            await asyncio.wait(waits, timeout=timeout)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def sinks(self, workflow_id: str) -> tuple[str, ...]:
         return self.get_workflow(workflow_id).graph.sinks

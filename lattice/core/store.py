@@ -263,6 +263,16 @@ class Store:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
         return None if row is None else _run_dict(row)
 
+    def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The rows of those runs that exist, by id (one query per 500 ids, under SQLite's variable limit)."""
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start:start + 500]
+                for row in conn.execute(select(runs).where(runs.c.id.in_(chunk))).mappings():
+                    out[row["id"]] = _run_dict(row)
+        return out
+
     def list_runs(self, state: str | None = None, workflow_id: str | None = None, limit: int = 100,
                   offset: int = 0, tenant: str | None = None, search: str | None = None) -> list[dict[str, Any]]:
         """Newest first; ``tenant``: only that tenant's runs (the admin's are those with no tenant);
@@ -346,6 +356,23 @@ class Store:
         with self.engine.connect() as conn:
             for row in conn.execute(query).mappings():
                 out.setdefault(row["task"], {})[row["output"]] = (row["encoding"], bytes(row["data"]))
+        return out
+
+    def get_blobs_of_runs(self, run_ids: list[str], task_names: Iterable[str]
+                          ) -> dict[str, dict[str, dict[str, tuple[str, bytes]]]]:
+        """:meth:`get_blobs` for many runs at once: ``{run_id: {task: {output: (encoding, bytes)}}}``."""
+        names = set(task_names)
+        out: dict[str, dict[str, dict[str, tuple[str, bytes]]]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(run_ids), 500):
+                query = select(blobs).where(blobs.c.run_id.in_(run_ids[start:start + 500]))
+                if len(names) <= 500:  # else filtered here: SQLite bounds the variables of one statement
+                    query = query.where(blobs.c.task.in_(sorted(names)))
+                for row in conn.execute(query).mappings():
+                    if row["task"] not in names:
+                        continue
+                    out.setdefault(row["run_id"], {}).setdefault(row["task"], {})[row["output"]] = (
+                        row["encoding"], bytes(row["data"]))
         return out
 
     # --- API keys (tenants) ---------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 #: the integer range every integer parameter of the API is bounded to: what a SQL BIGINT (SQLite's
 #: INTEGER) holds. Without the bound, ``?offset=10000000000000000001`` reached the store and was a 500.
@@ -42,6 +42,13 @@ class RunCreated(BaseModel):
     results: RunResults | None = Field(
         None, description="with ``wait``: the run's results, as ``GET /runs/{id}/results`` answers them "
                           "(``done`` false when the run was still going when the wait ran out)")
+
+
+class RunsCreated(BaseModel):
+    """The runs a batch started (or, for a repeated Idempotency-Key, had started), in the order of ``runs``."""
+
+    workflow_id: str
+    run_ids: list[str]
 
 
 class TaskError(BaseModel):
@@ -98,6 +105,27 @@ class RunResults(BaseModel):
         None, description="merged outputs of the sink tasks, {output: {encoding, value|data, task}}")
     failed_task: str | None = None
     error: TaskError | None = None
+
+
+#: run ids one ``POST /runs/results:batch`` may ask for
+MAX_BATCH_RESULTS = 1_000
+
+
+class ResultsBatchQuery(BaseModel):
+    """Which runs' results to answer, and how long to hold the request for them to end (a long poll)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=MAX_BATCH_RESULTS,
+        description=f"at most {MAX_BATCH_RESULTS} run ids; a repeated id is answered once")
+    wait: float = Field(0.0, ge=0, le=60, description="seconds to wait for every one of the runs to end")
+
+
+class ResultsBatch(BaseModel):
+    results: list[RunResults] = Field(description="one per run found, in the order asked")
+    not_found: list[str] = Field(default_factory=list,
+                                 description="ids that name no run this key may see (as a single run's 404)")
 
 
 class Event(BaseModel):

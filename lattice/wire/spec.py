@@ -19,7 +19,13 @@ from lattice.wire.resources import Resources
 WORKFLOW_FORMAT = "lattice.workflow/v1"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
 _NAME_RE = re.compile(NAME_PATTERN)
-MAX_TASKS = 20_000
+#: tasks in one workflow: 100,000 no-ops fanning into a tree of fan-ins (101,011 tasks) are measured to run on
+#: one 2-core machine within the head's memory target (bench/bench_scale.py); the bound leaves that headroom
+MAX_TASKS = 120_000
+#: runs one ``POST /workflows/{id}/runs:batch`` may start: one request, one commit, ids back in one answer
+MAX_BATCH_RUNS = 1_000
+#: tasks one batch may create across its runs (runs x tasks per run): what one commit is sized for
+MAX_BATCH_TASKS = 200_000
 
 
 class _Strict(BaseModel):
@@ -127,3 +133,15 @@ class RunCreate(_Strict):
         default_factory=dict,
         description="per-run values for literal inputs: {task: {input: {value} or {encoding, data}}}; "
                     "a workflow registered once can run with new arguments each time")
+
+
+class RunBatchCreate(_Strict):
+    """Many runs of one registered workflow in one request (``workflow.map``, ``client.run_many``).
+
+    Each item is one run's options, as for a single run; the runs are created and committed together,
+    so either every id comes back or none was started.
+    """
+
+    runs: list[RunCreate] = Field(min_length=1, max_length=MAX_BATCH_RUNS,
+                                  description=f"one entry per run, at most {MAX_BATCH_RUNS} (the SDK splits "
+                                              "longer lists into several requests)")

@@ -22,6 +22,8 @@ from lattice.wire.http import (
     Event,
     EventList,
     LogList,
+    ResultsBatch,
+    ResultsBatchQuery,
     RunList,
     RunPublic,
     RunResults,
@@ -84,6 +86,39 @@ async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = No
     counts = store.task_counts([row["id"] for row in rows])
     runs = [_public(row).model_copy(update={"task_counts": counts.get(row["id"], {})}) for row in rows]
     return RunList(runs=runs, total=total)
+
+
+@router.post("/results:batch", response_model=ResultsBatch, responses={**_errors, 503: {"model": ErrorResponse}})
+async def get_results_batch(body: ResultsBatchQuery, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
+                            request: Request) -> ResultsBatch:
+    """The results of many runs in one request; with ``wait``, a long poll until every one has ended.
+
+    Each run is answered as ``GET /runs/{id}/results`` answers it. An id that names no run, or another
+    tenant's, is listed in ``not_found`` (as the single route's 404) instead of failing the others. A head
+    that starts shutting down ends the wait at once with ``503 shutting_down``.
+    """
+    asked = list(dict.fromkeys(body.run_ids))
+    rows = store.get_runs(asked)
+    found = [run_id for run_id in asked if run_id in rows and owns(caller, rows[run_id].get("tenant"))]
+    not_found = [run_id for run_id in asked if run_id not in found]
+    if body.wait > 0 and found:
+        await unless_draining(request, orchestrator.wait_runs(found, body.wait))
+        rows = store.get_runs(found)
+    succeeded = [run_id for run_id in found if rows[run_id]["state"] == RunState.SUCCEEDED]
+    sinks = {row["workflow_id"]: orchestrator.sinks(row["workflow_id"])
+             for row in (rows[run_id] for run_id in succeeded)}
+    blobs = store.get_blobs_of_runs(succeeded, {name for names in sinks.values() for name in names})
+    results = []
+    for run_id in found:
+        row = rows[run_id]
+        state = RunState(row["state"])
+        if state is RunState.SUCCEEDED:
+            outputs = merge_sink_outputs(sinks[row["workflow_id"]], blobs.get(run_id, {}))
+            results.append(RunResults(run_id=run_id, state=state, done=True, outputs=outputs))
+        else:
+            results.append(RunResults(run_id=run_id, state=state, done=state.terminal,
+                                      failed_task=row["failed_task"], error=row["error"]))
+    return ResultsBatch(results=results, not_found=not_found)
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)

@@ -13,8 +13,8 @@ from lattice.api.routes.runs import MAX_WAIT_S, wait_for_results
 from lattice.core.errors import NotFound, StoreUnavailable
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
-from lattice.wire.http import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
-from lattice.wire.spec import RunCreate, WorkflowSpec
+from lattice.wire.http import ErrorResponse, RunCreated, RunsCreated, WorkflowCreated, WorkflowPublic
+from lattice.wire.spec import MAX_BATCH_TASKS, RunBatchCreate, RunCreate, WorkflowSpec
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
@@ -112,3 +112,56 @@ async def _created(request: Request, orchestrator: Orchestrator, store: Store, w
         return RunCreated(run_id=run_id, workflow_id=workflow_id, state=state)
     results = await wait_for_results(request, orchestrator, store, run_id, wait)
     return RunCreated(run_id=run_id, workflow_id=workflow_id, state=results.state, results=results)
+
+
+def keyed_batch_run_ids(workflow_id: str, key: str, count: int) -> list[str]:
+    """The run ids a batch's idempotency key stands for, one per position (a key holds no newline, so
+    ``key\\ni`` never equals a single run's key)."""
+    return [keyed_run_id(workflow_id, f"{key}\n{index}") for index in range(count)]
+
+
+@router.post("/{workflow_id}/runs:batch", status_code=201, response_model=RunsCreated,
+             responses={**_errors, 200: {"model": RunsCreated, "description": "a repeated Idempotency-Key"},
+                        503: {"model": ErrorResponse}})
+async def create_runs(workflow_id: str, body: RunBatchCreate, orchestrator: OrchestratorDep, store: StoreDep,
+                      caller: Caller, response: Response, idempotency_key: IdempotencyKey = None) -> RunsCreated:
+    """Start many runs of a registered workflow in one request, each with its own options and inputs.
+
+    Every run is checked before any starts, and all are committed together before the ids are returned,
+    in the order of ``runs``. With ``Idempotency-Key`` a repeat of the request starts nothing and answers
+    ``200`` with the same ids (``Idempotent-Replayed: true``); the same key with another body is a 422.
+    """
+    row = store.get_workflow(workflow_id)
+    if row is None or not owns(caller, row.get("tenant")):
+        raise NotFound("workflow", workflow_id)
+    require_submit(caller)
+    tasks = len(orchestrator.get_workflow(workflow_id).graph.order)
+    if tasks * len(body.runs) > MAX_BATCH_TASKS:
+        raise HTTPError(422, "batch_too_large",
+                        f"{len(body.runs)} runs of this {tasks}-task workflow make {tasks * len(body.runs)} tasks, "
+                        f"over the {MAX_BATCH_TASKS} one batch may create", "runs",
+                        f"send at most {max(1, MAX_BATCH_TASKS // tasks)} runs of it per request")
+    run_ids: list[str] | None = None
+    if idempotency_key is not None:
+        run_ids = keyed_batch_run_ids(workflow_id, idempotency_key, len(body.runs))
+        if any(run_id in orchestrator.runs for run_id in run_ids):
+            await orchestrator.flush()  # started by a request still in flight: answer once it is stored
+        existing = store.get_runs(run_ids)
+        if existing:
+            same = len(existing) == len(run_ids) and all(
+                _same_request(existing[run_id], options) for run_id, options in zip(run_ids, body.runs, strict=True))
+            if not same:
+                raise HTTPError(422, "idempotency_key_reused",
+                                "this Idempotency-Key started a batch of other runs (their number, priority, tags, "
+                                "inputs or weight differ)", "Idempotency-Key", "use a new key for a different batch")
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+            return RunsCreated(workflow_id=workflow_id, run_ids=run_ids)
+    created = orchestrator.create_runs(workflow_id, body.runs, caller.name, run_ids)
+    try:
+        await orchestrator.flush()  # every run is in the store before any id is handed out
+    except StoreUnavailable as exc:
+        for run_id in created:
+            orchestrator.abandon_run(run_id, f"the store could not commit the run when it was created: {exc}")
+        raise
+    return RunsCreated(workflow_id=workflow_id, run_ids=created)

@@ -369,6 +369,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/runs/results:batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get Results Batch
+         * @description The results of many runs in one request; with ``wait``, a long poll until every one has ended.
+         *
+         *     Each run is answered as ``GET /runs/{id}/results`` answers it. An id that names no run, or another
+         *     tenant's, is listed in ``not_found`` (as the single route's 404) instead of failing the others. A head
+         *     that starts shutting down ends the wait at once with ``503 shutting_down``.
+         */
+        post: operations["get_results_batch_api_v1_runs_results_batch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/runs/{run_id}": {
         parameters: {
             query?: never;
@@ -542,6 +566,30 @@ export interface paths {
          *     The run is committed before the wait begins, as without it.
          */
         post: operations["create_run_api_v1_workflows__workflow_id__runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workflows/{workflow_id}/runs:batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Runs
+         * @description Start many runs of a registered workflow in one request, each with its own options and inputs.
+         *
+         *     Every run is checked before any starts, and all are committed together before the ids are returned,
+         *     in the order of ``runs``. With ``Idempotency-Key`` a repeat of the request starts nothing and answers
+         *     ``200`` with the same ids (``Idempotent-Replayed: true``); the same key with another body is a 422.
+         */
+        post: operations["create_runs_api_v1_workflows__workflow_id__runs_batch_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1318,6 +1366,36 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /** ResultsBatch */
+        ResultsBatch: {
+            /**
+             * Not Found
+             * @description ids that name no run this key may see (as a single run's 404)
+             */
+            not_found?: string[];
+            /**
+             * Results
+             * @description one per run found, in the order asked
+             */
+            results: components["schemas"]["RunResults"][];
+        };
+        /**
+         * ResultsBatchQuery
+         * @description Which runs' results to answer, and how long to hold the request for them to end (a long poll).
+         */
+        ResultsBatchQuery: {
+            /**
+             * Run Ids
+             * @description at most 1000 run ids; a repeated id is answered once
+             */
+            run_ids: string[];
+            /**
+             * Wait
+             * @description seconds to wait for every one of the runs to end
+             * @default 0
+             */
+            wait: number;
+        };
         /**
          * Role
          * @description What a key may do. ``admin`` sees every tenant and manages keys; ``submit`` runs workflows and sees
@@ -1325,6 +1403,20 @@ export interface components {
          * @enum {string}
          */
         Role: "admin" | "submit" | "read";
+        /**
+         * RunBatchCreate
+         * @description Many runs of one registered workflow in one request (``workflow.map``, ``client.run_many``).
+         *
+         *     Each item is one run's options, as for a single run; the runs are created and committed together,
+         *     so either every id comes back or none was started.
+         */
+        RunBatchCreate: {
+            /**
+             * Runs
+             * @description one entry per run, at most 1000 (the SDK splits longer lists into several requests)
+             */
+            runs: components["schemas"]["RunCreate"][];
+        };
         /**
          * RunCreate
          * @description Options of one run of a registered workflow.
@@ -1473,6 +1565,16 @@ export interface components {
          * @enum {string}
          */
         RunState: "pending" | "running" | "succeeded" | "failed" | "cancelled";
+        /**
+         * RunsCreated
+         * @description The runs a batch started (or, for a repeated Idempotency-Key, had started), in the order of ``runs``.
+         */
+        RunsCreated: {
+            /** Run Ids */
+            run_ids: string[];
+            /** Workflow Id */
+            workflow_id: string;
+        };
         /** TaskCatalog */
         TaskCatalog: {
             /** Tasks */
@@ -2660,6 +2762,57 @@ export interface operations {
             };
         };
     };
+    get_results_batch_api_v1_runs_results_batch_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResultsBatchQuery"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResultsBatch"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_run_api_v1_runs__run_id__get: {
         parameters: {
             query?: {
@@ -3124,6 +3277,80 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_runs_api_v1_workflows__workflow_id__runs_batch_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description a key the client picks once per run it means to start (the SDK: a random one per call); the same key again answers 200 with the run it started, so a submission can be retried */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                workflow_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunBatchCreate"];
+            };
+        };
+        responses: {
+            /** @description a repeated Idempotency-Key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunsCreated"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunsCreated"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
