@@ -25,11 +25,13 @@ from lattice.api.state import HeadState
 from lattice.core.cluster import ResourceManager
 from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
+from lattice.core.livelogs import LiveLogSink
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
 from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
+from lattice.executor.livelog_relay import LiveLogReader
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
 from lattice.llm.manager import PoolManager
 from lattice.utils import otel
@@ -96,6 +98,7 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     _write_info(info_path, settings, ray_proc, ray_address)
 
     backends: list[RayBackend] = []  # the one built below; the API layer never sees the concrete backend
+    readers: list[LiveLogReader] = []
 
     def build_state() -> HeadState:
         store = Store(settings.resolved_store_url)
@@ -115,6 +118,9 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
             sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
             scheduling=settings.scheduling),
             tracing=RunTracing(provider.get_tracer("lattice")) if provider is not None else None)
+        live_logs = LiveLogReader(LiveLogSink(orchestrator).deliver)  # running tasks' output, as it comes
+        live_logs.start()
+        readers.append(live_logs)
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
         # The head allocates many short-lived objects per task; move what start-up built out of the
@@ -128,6 +134,8 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
                          ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant), llm=llm)
 
     def close_state(state: HeadState) -> None:
+        for reader in readers:
+            reader.stop()
         for backend in backends:
             backend.shutdown()
         state.store.close()

@@ -22,6 +22,7 @@ import cloudpickle
 
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.invoke import InvocationResult, invoke
+from lattice.executor.livelog import live_attempt
 from lattice.executor.logcapture import capture_output
 from lattice.executor.tracing import export_sandbox_spans, sandbox_trace_env, trace_context
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
@@ -107,13 +108,15 @@ def run_task(payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: 
         # Exactly a level's name (the head sends nothing else): an unknown one raises and fails the
         # attempt here, before anything is decoded, instead of falling through to the in-process path.
         if sandbox and SandboxLevel(sandbox.get("level", SandboxLevel.NONE)).sandboxed:
-            result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
+            with live_attempt(payload.run_id, payload.task, payload.attempt_id, payload.log_limit):
+                result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
         else:
             params = _decode_inputs(inputs)
             fn = _load_function(payload, fn_blob)
             context = TaskContext(payload.run_id, payload.task, payload.attempt_id) if payload.run_id else None
-            with capture_output(payload.log_limit) as (out, err), task_context(context), \
-                    trace_context(payload.trace):
+            with live_attempt(payload.run_id, payload.task, payload.attempt_id, payload.log_limit) as live, \
+                    capture_output(payload.log_limit, live.write if live else None) as (out, err), \
+                    task_context(context), trace_context(payload.trace):
                 result = invoke(fn, params, list(payload.outputs), payload.max_output_bytes)
             stdout, stderr = out.text(), err.text()
     except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise
