@@ -221,6 +221,36 @@ def test_board_follows_a_run_from_running_to_succeeded(ui: Page, client: Lattice
     ui.shot("board-runs.png")
 
 
+@task(inputs=["seconds"], outputs=["done"])
+def talk_then_sleep(params):
+    print("hello from a running task <b>not bold</b>", flush=True)
+    time.sleep(params["seconds"])
+    print("after the sleep", flush=True)
+    return {"done": True}
+
+
+def test_board_shows_a_live_log_line_from_a_running_task(ui: Page, client: LatticeClient) -> None:
+    wf = client.create_workflow("talks-then-sleeps")
+    wf.add_task(talk_then_sleep, inputs={"seconds": 120})
+    run_id = wf.run()
+    try:
+        page = ui.login(f"/board#/runs/{run_id}")
+        page.locator('[data-testid="dag-task-talk_then_sleep"][data-state="running"]').wait_for()
+        page.locator('[data-testid="dag-task-talk_then_sleep"]').click()
+        live = page.get_by_test_id("live-log-talk_then_sleep")
+        live.wait_for()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=live-log-talk_then_sleep]')?.textContent"
+            ".includes('hello from a running task')")
+        # the task is still running (it sleeps two minutes), and its text is shown as text, never as markup
+        assert client.get_run(run_id)["state"] == "running"
+        assert "<b>not bold</b>" in live.inner_text() and live.locator("b").count() == 0
+        assert "after the sleep" not in live.inner_text()
+        ui.shot("board-live-log.png")
+    finally:
+        client.cancel(run_id)
+
+
 def test_board_shows_a_failing_tasks_traceback(ui: Page, client: LatticeClient) -> None:
     wf = client.create_workflow("explodes")
     wf.add_task(explode, inputs={"x": 41})
