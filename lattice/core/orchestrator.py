@@ -69,6 +69,8 @@ class OrchestratorSettings:
     sandbox_defaults: dict[str, Any] = field(default_factory=dict)
     max_output_bytes: int = 256 * 1024 * 1024
     log_limit_bytes: int = 1024 * 1024
+    #: each run's workspace is ``<workspace_root>/<run id>`` on the node a task runs on (the file builtins')
+    workspace_root: str = "/tmp/lattice-workspaces"
     #: how often the cluster view is refreshed (off the loop, in a thread); a dead node is acted on then
     node_refresh_s: float = 1.0
     #: how long a worker-died error waits to learn whether the worker's node died (then a node loss)

@@ -136,6 +136,9 @@ def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: A
     if fn_blob is None:
         fn_blob = cloudpickle.dumps(BUILTINS[payload.builtin])  # type: ignore[index]
     config = SandboxConfig.from_dict({"max_result_bytes": payload.max_output_bytes, **sandbox})
+    workspace = payload.env.get("LATTICE_WORKSPACE")
+    if workspace and workspace in config.extra_write_paths:  # the sandbox opens it before the task runs
+        os.makedirs(workspace, mode=0o700, exist_ok=True)
     env = dict(payload.env)
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:

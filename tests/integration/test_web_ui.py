@@ -349,6 +349,35 @@ def test_playground_drag_connect_run_and_read_the_result(ui: Page, client: Latti
     assert page.get_by_test_id("board-link").get_attribute("href") == f"/board#/runs/{run_id}"
 
 
+def test_playground_palette_has_the_agent_builtins_and_runs_python_code(ui: Page, client: LatticeClient) -> None:
+    page = ui.login("/playground")
+    for builtin in ("python_code", "http_request", "llm_chat", "file_read", "file_write"):
+        page.get_by_test_id(f"palette-{builtin}").wait_for()
+    _drag_to_canvas(page, "llm_chat", 520, 360)
+    _select(page, "llm_chat")
+    assert page.locator("#input-api_key").get_attribute("type") == "password"  # a key is never shown back
+    page.keyboard.press("Delete")
+    _drag_to_canvas(page, "python_code", 160, 160)
+    _drag_to_canvas(page, "file_write", 560, 200)
+    _connect(page, "python_code", "result", "file_write", "content")
+    _select(page, "python_code")
+    page.locator("#input-code").fill("result = {'sum': sum(inputs['xs']), 'words': ' '.join(inputs['w'])}")
+    page.locator("#input-inputs").fill('{"xs": [1, 2, 3, 4], "w": ["live", "logs"]}')
+    _select(page, "file_write")
+    page.locator("#input-path").fill("out/result.json")
+    page.get_by_role("button", name="Run").click()
+    page.locator('[data-testid="run-state"]', has_text="succeeded").wait_for()
+    _select(page, "python_code")
+    result = page.get_by_test_id("result-python_code-result")
+    result.wait_for()
+    assert json.loads(result.inner_text()) == {"sum": 10, "words": "live logs"}
+    _select(page, "file_write")
+    written = page.get_by_test_id("result-file_write-result")
+    written.wait_for()
+    assert json.loads(written.inner_text())["path"] == "out/result.json"
+    ui.shot("playground-python-code.png")
+
+
 def test_playground_save_reload_export_and_submit_from_the_sdk(ui: Page, client: LatticeClient) -> None:
     page = ui.login("/playground")
     _split_join(page)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Header, Response
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
 from lattice.api.errors import HTTPError
 from lattice.core.errors import NotFound, StoreUnavailable
+from lattice.wire.catalog import redact_spec
 from lattice.wire.http import ErrorResponse, RunCreated, WorkflowCreated, WorkflowPublic
 from lattice.wire.spec import RunCreate, WorkflowSpec
 
@@ -35,7 +36,7 @@ async def get_workflow(workflow_id: str, orchestrator: OrchestratorDep, store: S
         raise NotFound("workflow", workflow_id)
     entry = orchestrator.get_workflow(workflow_id)
     return WorkflowPublic(workflow_id=workflow_id, name=row["name"], tasks=list(entry.graph.order),
-                          sinks=list(entry.graph.sinks), created_at=row["created_at"], spec=row["spec"])
+                          sinks=list(entry.graph.sinks), created_at=row["created_at"], spec=redact_spec(row["spec"]))
 
 
 #: the namespace of run ids derived from idempotency keys (uuid5), fixed so that a restarted head derives the same

@@ -641,6 +641,12 @@ export interface components {
              */
             required: boolean;
             /**
+             * Secret
+             * @description a credential: the head shows it back only as a redaction mark
+             * @default false
+             */
+            secret: boolean;
+            /**
              * Type
              * @default any
              * @enum {string}
