@@ -161,3 +161,9 @@ class IOExecutor:
 
     def run(self, payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: Envelope) -> Envelope:
         return run_task(payload, fn_blob, *upstream)
+
+    def usage(self) -> dict[str, Any]:
+        """This node's live utilization (``lattice.executor.node_usage``), asked for by the head every 2 s."""
+        from lattice.executor.node_usage import sample_usage
+
+        return sample_usage()

@@ -189,6 +189,11 @@ def test_board_shows_the_local_node(ui: Page, client: LatticeClient) -> None:
     row = page.get_by_test_id(f"node-{node['node_id']}")
     row.wait_for()
     assert "alive" in row.inner_text()
+    # live utilization, sampled on the node: a CPU % and the machine's memory appear by themselves
+    page.wait_for_function(
+        f"() => /\\d+(\\.\\d+)? \\/ 100 %/.test(document.querySelector('[data-testid=node-cpu-{node['node_id']}]')"
+        "?.textContent ?? '')")
+    assert " MB" in page.get_by_test_id(f"node-mem-{node['node_id']}").inner_text()
     page.get_by_test_id("queues-table").wait_for()
     ui.shot("board-cluster.png")
 
@@ -221,7 +226,7 @@ def test_board_follows_a_run_from_running_to_succeeded(ui: Page, client: Lattice
     ui.shot("board-runs.png")
 
 
-@task(inputs=["seconds"], outputs=["done"])
+@task(inputs=["seconds"], outputs=["done"], cpu=0)  # holds no core: the tests after it need both
 def talk_then_sleep(params):
     print("hello from a running task <b>not bold</b>", flush=True)
     time.sleep(params["seconds"])
@@ -231,7 +236,7 @@ def talk_then_sleep(params):
 
 def test_board_shows_a_live_log_line_from_a_running_task(ui: Page, client: LatticeClient) -> None:
     wf = client.create_workflow("talks-then-sleeps")
-    wf.add_task(talk_then_sleep, inputs={"seconds": 120})
+    wf.add_task(talk_then_sleep, inputs={"seconds": 30})
     run_id = wf.run()
     try:
         page = ui.login(f"/board#/runs/{run_id}")
@@ -242,7 +247,7 @@ def test_board_shows_a_live_log_line_from_a_running_task(ui: Page, client: Latti
         page.wait_for_function(
             "() => document.querySelector('[data-testid=live-log-talk_then_sleep]')?.textContent"
             ".includes('hello from a running task')")
-        # the task is still running (it sleeps two minutes), and its text is shown as text, never as markup
+        # the task is still running (it sleeps 30 s), and its text is shown as text, never as markup
         assert client.get_run(run_id)["state"] == "running"
         assert "<b>not bold</b>" in live.inner_text() and live.locator("b").count() == 0
         assert "after the sleep" not in live.inner_text()
