@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from lattice.core.cluster import ResourceManager
@@ -12,6 +13,7 @@ from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
 from lattice.llm.manager import PoolManager
+from lattice.wire.http import NodeUsage
 
 
 @dataclass
@@ -30,3 +32,5 @@ class HeadState:
     keys: KeyRing | None = None
     #: model pools and their endpoint (``lattice/llm``); None on a head built without one
     llm: PoolManager | None = None
+    #: each node's latest utilization sample (``lattice.executor.node_usage``), by node id
+    node_usage: Callable[[], Mapping[str, NodeUsage]] | None = None

@@ -109,14 +109,28 @@ def show(url: str | None, data_dir: Path | None, token: str | None, run_id: str,
     out.print(table)
 
 
-def print_log_event(event: dict[str, Any], task: str | None = None, all_to_stderr: bool = False) -> None:
+def print_log_event(event: dict[str, Any], task: str | None = None, all_to_stderr: bool = False,
+                    live_seen: dict[tuple[str, str], str] | None = None) -> None:
     """A ``task_log`` event's text, each line prefixed with its task; stderr lines go to stderr (all
-    lines do with ``all_to_stderr``: ``lattice submit`` keeps stdout for the results)."""
+    lines do with ``all_to_stderr``: ``lattice submit`` keeps stdout for the results).
+
+    With ``live_seen`` (one dict per stream followed), an attempt whose output came live is not printed twice:
+    its final event (the attempt's tail) prints only what follows the last live text, which is what the live
+    stream may have missed in the attempt's last moments."""
     if event.get("type") != "task_log" or (task and event.get("task") != task):
         return
     data = event.get("data") or {}
+    text = str(data.get("text", ""))
+    if live_seen is not None:
+        key = (str(data.get("attempt_id")), str(data.get("stream")))
+        if data.get("live"):
+            live_seen[key] = (live_seen.get(key, "") + text)[-256:]
+        elif data.get("final") and key in live_seen:
+            seen = live_seen.pop(key)
+            at = text.rfind(seen) if seen else -1
+            text = text[at + len(seen):] if at >= 0 else text
     stream = sys.stderr if all_to_stderr or data.get("stream") == "stderr" else sys.stdout
-    for line in str(data.get("text", "")).splitlines():
+    for line in text.splitlines():
         print(f"{event.get('task')} | {line}", file=stream, flush=True)
 
 
@@ -127,12 +141,13 @@ def print_log_event(event: dict[str, Any], task: str | None = None, all_to_stder
 @click.option("--follow", "-f", is_flag=True, help="Stream the logs live until the run ends.")
 def logs(url: str | None, data_dir: Path | None, token: str | None, run_id: str, task: str | None,
          follow: bool) -> None:
-    """Each attempt's stdout and stderr; with --follow, as attempts finish, until the run ends."""
+    """Each attempt's stdout and stderr; with --follow, live as tasks print, until the run ends."""
     target = _target(url, token, data_dir)
     with head_errors(target), target.client() as client:
         if follow:  # the stream replays the run's past events first, so nothing before now is missed
+            live_seen: dict[tuple[str, str], str] = {}
             for event in client.stream(run_id):
-                print_log_event(event, task)
+                print_log_event(event, task, live_seen=live_seen)
             return
         attempts = client.get_logs(run_id, task)
     if not attempts:

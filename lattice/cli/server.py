@@ -25,11 +25,14 @@ from lattice.api.state import HeadState
 from lattice.core.cluster import ResourceManager
 from lattice.core.config import HeadSettings
 from lattice.core.events import EventBus
+from lattice.core.livelogs import LiveLogSink
 from lattice.core.orchestrator import Orchestrator, OrchestratorSettings
 from lattice.core.store import Store
 from lattice.core.tenants import KeyRing
 from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
+from lattice.executor.livelog_relay import LiveLogReader
+from lattice.executor.node_usage import NodeUsageMonitor
 from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
 from lattice.llm.manager import PoolManager
 from lattice.utils import otel
@@ -96,6 +99,7 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     _write_info(info_path, settings, ray_proc, ray_address)
 
     backends: list[RayBackend] = []  # the one built below; the API layer never sees the concrete backend
+    readers: list[LiveLogReader | NodeUsageMonitor] = []  # threads of the head that read the cluster
 
     def build_state() -> HeadState:
         store = Store(settings.resolved_store_url)
@@ -115,8 +119,14 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
             sandbox_defaults=_sandbox_defaults(settings), max_output_bytes=settings.max_output_mb * 1024 * 1024,
             scheduling=settings.scheduling),
             tracing=RunTracing(provider.get_tracer("lattice")) if provider is not None else None)
+        live_logs = LiveLogReader(LiveLogSink(orchestrator).deliver)  # running tasks' output, as it comes
+        live_logs.start()
+        readers.append(live_logs)
+        usage = NodeUsageMonitor(resources.alive_node_ids, backend.sample_usage)  # a sample per node every 2 s
+        readers.append(usage)
         resources.update_nodes(backend.nodes())
         backend.warm_up([node for node in resources.nodes.values() if node.alive])
+        usage.start()
         # The head allocates many short-lived objects per task; move what start-up built out of the
         # collector's sight and collect the young generation less often.
         gc.freeze()
@@ -125,9 +135,12 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
         llm = _pool_manager(settings, resources, orchestrator)
         return HeadState(settings=settings, token=token, store=store, resources=resources,
                          bus=bus, orchestrator=orchestrator, ray_address=ray_address, ray_token=ray_token,
-                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant), llm=llm)
+                         ray_version=ray_version(), keys=KeyRing(store, orchestrator.set_tenant), llm=llm,
+                         node_usage=usage.latest)
 
     def close_state(state: HeadState) -> None:
+        for reader in readers:
+            reader.stop()
         for backend in backends:
             backend.shutdown()
         state.store.close()

@@ -134,11 +134,12 @@ def follow_run(client: Any, run_id: str) -> int:
     """Stream the run's progress to stderr until it ends; print its results; return the exit status."""
     from lattice.errors import LatticeError
 
+    live_seen: dict[tuple[str, str], str] = {}
     for event in client.stream(run_id):
         line = _progress_line(event)
         if line:
             err.print(line)
-        print_log_event(event, all_to_stderr=True)
+        print_log_event(event, all_to_stderr=True, live_seen=live_seen)
     run = client.get_run(run_id)
     if run["state"] != "succeeded":
         cause = f": task {run['failed_task']} {error_line(run.get('error'))}" if run.get("failed_task") else ""

@@ -456,10 +456,10 @@ def _attempt_ended(run: RunProgress, name: str, task: TaskRun, state: TaskState,
         "stdout": stdout or None, "stderr": stderr or None, "error": error})
     if stdout:
         fx.events.append((run, "task_log", name, {"stream": "stdout", "text": stdout[-LOG_EVENT_TAIL:],
-                                                  "attempt_id": task.attempt_id}))
+                                                  "attempt_id": task.attempt_id, "final": True}))
     if stderr:
         fx.events.append((run, "task_log", name, {"stream": "stderr", "text": stderr[-LOG_EVENT_TAIL:],
-                                                  "attempt_id": task.attempt_id}))
+                                                  "attempt_id": task.attempt_id, "final": True}))
 
 
 def _attempt_succeeded(run: RunProgress, name: str, task: TaskRun, envelope: Envelope, now: float,

@@ -50,6 +50,7 @@ from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.core.writer import StoreWriter
 from lattice.wire.attempt import Envelope
 from lattice.wire.failures import ErrorInfo
+from lattice.wire.livelog import LiveLogChunk
 from lattice.wire.spec import RunCreate, WorkflowSpec
 from lattice.wire.tenants import ADMIN_TENANT, ClusterQueues, TenantPolicy
 
@@ -61,6 +62,7 @@ FLUSH_TIMEOUT_S = 10.0
 STEP_BUDGET_S = 0.01
 
 Completion = tuple[str, Envelope | None, ErrorInfo | None]
+_LIVE_LOGGING = frozenset({TaskState.SCHEDULED, TaskState.RUNNING})
 
 
 @dataclass
@@ -70,6 +72,8 @@ class OrchestratorSettings:
     sandbox_defaults: dict[str, Any] = field(default_factory=dict)
     max_output_bytes: int = 256 * 1024 * 1024
     log_limit_bytes: int = 1024 * 1024
+    #: each run's workspace is ``<workspace_root>/<run id>`` on the node a task runs on (the file builtins')
+    workspace_root: str = "/tmp/lattice-workspaces"
     #: how often the cluster view is refreshed (off the loop, in a thread); a dead node is acted on then
     node_refresh_s: float = 1.0
     #: how long a worker-died error waits to learn whether the worker's node died (then a node loss)
@@ -303,6 +307,21 @@ class Orchestrator:
         self._event(run, "custom", task, data)
         self._kick()
         return run.seq
+
+    def post_task_logs(self, chunks: list[LiveLogChunk]) -> None:
+        """From any thread: live output of running attempts (``lattice.core.livelogs``) becomes ``task_log``
+        events on the loop. A chunk of an attempt that is no longer the task's live one is dropped: its end
+        already recorded the attempt's log."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._task_logs, chunks)
+
+    def _task_logs(self, chunks: list[LiveLogChunk]) -> None:
+        for chunk in chunks:
+            run = self.runs.get(chunk.run_id)
+            task = run.tasks.get(chunk.task) if run is not None and not run.state.terminal else None
+            if task is not None and task.attempt_id == chunk.attempt_id and task.state in _LIVE_LOGGING:
+                self._event(run, "task_log", chunk.task, chunk.event_data())  # type: ignore[arg-type]
+        self._kick()
 
     async def wait_run(self, run_id: str, timeout: float) -> dict[str, Any]:
         run = self.runs.get(run_id)

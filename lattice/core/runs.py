@@ -116,8 +116,12 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
     """
     spec = run.workflow.tasks[name]
     parts = payload_parts(run.workflow, name, upstream_names, level, settings)
+    workspace = run_workspace(getattr(settings, "workspace_root", DEFAULT_WORKSPACE_ROOT), run.run_id)
+    # a workspace builtin's sandbox may write its run's workspace, so its limits are the run's, not cached
+    sandbox = (sandbox_config(spec, level, settings.sandbox_defaults, workspace)
+               if spec.builtin in WORKSPACE_BUILTINS else parts.sandbox)
     literals, env = run.literals[name], {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name,
-                                         "LATTICE_ATTEMPT_ID": attempt_id}
+                                         "LATTICE_ATTEMPT_ID": attempt_id, "LATTICE_WORKSPACE": workspace}
     if spec.llm and settings.llm_access is not None:  # fresh pool keys per attempt, scoped to this run
         access = settings.llm_access(run.run_id, tuple(spec.llm))
         encoding, data = encode_value(access)
@@ -126,18 +130,32 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
         env.update(OPENAI_BASE_URL=first["base_url"], OPENAI_API_KEY=first["api_key"], OPENAI_MODEL=first["model"])
     return AttemptPayload(
         run_id=run.run_id, task=name, attempt_id=attempt_id, fn_key=parts.fn_key, builtin=parts.builtin,
-        outputs=parts.outputs, literals=literals, refs=parts.refs, sandbox=parts.sandbox, env=env,
+        outputs=parts.outputs, literals=literals, refs=parts.refs, sandbox=sandbox, env=env,
         max_output_bytes=parts.max_output_bytes, log_limit=parts.log_limit,
     )
 
 
-def sandbox_config(spec: TaskSpec, level: SandboxLevel | str, defaults: dict[str, Any]) -> dict[str, Any] | None:
-    """The head's sandbox limits, overridden by the task's own timeout, memory and network; None at ``none``."""
+#: where each run's workspace lives on every node (``<root>/<run id>``), unless the head says otherwise
+DEFAULT_WORKSPACE_ROOT = "/tmp/lattice-workspaces"
+#: the builtins that read and write the run's workspace: their sandbox may write there (and only there)
+WORKSPACE_BUILTINS = frozenset({"file_read", "file_write"})
+
+
+def run_workspace(root: str, run_id: str) -> str:
+    return f"{root.rstrip('/')}/{run_id}"
+
+
+def sandbox_config(spec: TaskSpec, level: SandboxLevel | str, defaults: dict[str, Any],
+                   workspace: str | None = None) -> dict[str, Any] | None:
+    """The head's sandbox limits, overridden by the task's own timeout, memory and network; None at ``none``.
+    A workspace builtin may also write the run's ``workspace``."""
     level = SandboxLevel.parse(level)
     if not level.sandboxed:
         return None
     config = dict(defaults)
     config["level"] = str(level)
+    if workspace is not None and spec.builtin in WORKSPACE_BUILTINS:
+        config["extra_write_paths"] = [*defaults.get("extra_write_paths", ()), workspace]
     if spec.timeout is not None:
         config["timeout"] = spec.timeout
     if spec.resources.memory:

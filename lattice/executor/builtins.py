@@ -1,6 +1,7 @@
 """Builtin tasks a spec can name instead of shipping code (used by the Playground, HTTP users, benchmarks).
 
-Each one's ports are described in :mod:`lattice.wire.catalog` (the Playground's palette).
+Each one's ports are described in :mod:`lattice.wire.catalog` (the Playground's palette). The ones that reach
+out (Python code, HTTP, LLM chat, workspace files) live in :mod:`lattice.executor.agent_builtins`.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def text_join(params: dict[str, Any]) -> dict[str, Any]:
     return {"result": str(params.get("sep", "\n")).join(str(item) for item in items)}
 
 
+from lattice.executor.agent_builtins import AGENT_BUILTINS  # noqa: E402 - after the simple ones, by design
+
 BUILTINS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "noop": noop,
     "echo": echo,
@@ -86,4 +89,5 @@ BUILTINS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "json_extract": json_extract,
     "text_split": text_split,
     "text_join": text_join,
+    **AGENT_BUILTINS,
 }

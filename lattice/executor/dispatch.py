@@ -216,6 +216,18 @@ class RayBackend:
             self._io_executors[node_id] = actor
         return actor
 
+    def sample_usage(self, node_id: str) -> Any:
+        """A ref to one utilization sample taken on the node (``node_usage``), by its I/O executor: one long-lived
+        process, so its CPU % is over the time since the last sample. Called from the sampling thread, so it
+        never creates an executor (the loop does); a node without one yet gets a one-off task instead."""
+        actor = self._io_executors.get(node_id)
+        if actor is not None:
+            return actor.usage.remote()
+        from lattice.executor.node_usage import sample_usage
+
+        return ray.remote(sample_usage).options(
+            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote()
+
     def warm_up(self, nodes: list[Node]) -> None:
         """Start each node's I/O executor and one worker per core now (importing Lattice in a fresh
         worker takes a second or more), so the first tasks do not pay for it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -73,12 +73,28 @@ def _install() -> None:
             sys.stderr = _RoutingStream("stderr", sys.stderr)
 
 
+class _Tee(io.TextIOBase):
+    """Writes to the attempt's buffer and to its live log (``lattice.executor.livelog``)."""
+
+    def __init__(self, buffer: _CappedBuffer, live: Callable[[str, str], None], stream: str) -> None:
+        self.buffer, self.live, self.stream = buffer, live, stream
+
+    def write(self, text: str) -> int:
+        self.live(self.stream, text)
+        return self.buffer.write(text)
+
+
 @contextmanager
-def capture_output(limit: int = 1 << 20) -> Iterator[tuple[_CappedBuffer, _CappedBuffer]]:
-    """Capture what the current thread prints, keeping at most ``limit`` characters per stream."""
+def capture_output(limit: int = 1 << 20, live: Callable[[str, str], None] | None = None,
+                   ) -> Iterator[tuple[_CappedBuffer, _CappedBuffer]]:
+    """Capture what the current thread prints, keeping at most ``limit`` characters per stream; each write
+    also goes to ``live(stream, text)`` when given."""
     _install()
     out, err = _CappedBuffer(limit), _CappedBuffer(limit)
-    _local.stdout, _local.stderr = out, err
+    if live is None:
+        _local.stdout, _local.stderr = out, err
+    else:
+        _local.stdout, _local.stderr = _Tee(out, live, "stdout"), _Tee(err, live, "stderr")
     try:
         yield out, err
     finally:

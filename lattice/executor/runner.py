@@ -22,6 +22,7 @@ import cloudpickle
 
 from lattice.executor.builtins import BUILTINS
 from lattice.executor.invoke import InvocationResult, invoke
+from lattice.executor.livelog import live_attempt
 from lattice.executor.logcapture import capture_output
 from lattice.executor.tracing import export_sandbox_spans, sandbox_trace_env, trace_context
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
@@ -115,13 +116,15 @@ def run_task(payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: 
         # Exactly a level's name (the head sends nothing else): an unknown one raises and fails the
         # attempt here, before anything is decoded, instead of falling through to the in-process path.
         if sandbox and SandboxLevel(sandbox.get("level", SandboxLevel.NONE)).sandboxed:
-            result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
+            with live_attempt(payload.run_id, payload.task, payload.attempt_id, payload.log_limit):
+                result, stdout, stderr = _run_sandboxed(fn_blob, inputs, payload, sandbox)
         else:
             params = _decode_inputs(inputs)
             fn = _load_function(payload, fn_blob)
             context = TaskContext(payload.run_id, payload.task, payload.attempt_id) if payload.run_id else None
-            with capture_output(payload.log_limit) as (out, err), task_context(context), \
-                    trace_context(payload.trace):
+            with live_attempt(payload.run_id, payload.task, payload.attempt_id, payload.log_limit) as live, \
+                    capture_output(payload.log_limit, live.write if live else None) as (out, err), \
+                    task_context(context), trace_context(payload.trace):
                 result = invoke(fn, params, list(payload.outputs), payload.max_output_bytes)
             stdout, stderr = out.text(), err.text()
     except BaseException as exc:  # noqa: BLE001 - decoding inputs can raise anything user types raise
@@ -141,6 +144,9 @@ def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: A
     if fn_blob is None:
         fn_blob = cloudpickle.dumps(BUILTINS[payload.builtin])  # type: ignore[index]
     config = SandboxConfig.from_dict({"max_result_bytes": payload.max_output_bytes, **sandbox})
+    workspace = payload.env.get("LATTICE_WORKSPACE")
+    if workspace and workspace in config.extra_write_paths:  # the sandbox opens it before the task runs
+        os.makedirs(workspace, mode=0o700, exist_ok=True)
     env = dict(payload.env)
     gpu_ids = os.environ.get("CUDA_VISIBLE_DEVICES")
     if gpu_ids is not None:
@@ -163,3 +169,9 @@ class IOExecutor:
 
     def run(self, payload: AttemptPayload | bytes, fn_blob: bytes | None, *upstream: Envelope) -> Envelope:
         return run_task(payload, fn_blob, *upstream)
+
+    def usage(self) -> dict[str, Any]:
+        """This node's live utilization (``lattice.executor.node_usage``), asked for by the head every 2 s."""
+        from lattice.executor.node_usage import sample_usage
+
+        return sample_usage()

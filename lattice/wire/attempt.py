@@ -23,7 +23,8 @@ from typing import Any
 #: the builtin tasks a spec can name instead of shipping code (``lattice.executor.builtins`` implements
 #: them; the head checks specs against these names without importing the executor)
 BUILTIN_NAMES: frozenset[str] = frozenset({"noop", "echo", "sleep", "concat", "prompt_template", "json_extract",
-                                            "text_split", "text_join"})
+                                            "text_split", "text_join", "python_code", "http_request", "llm_chat",
+                                            "file_read", "file_write"})
 
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 DEFAULT_LOG_LIMIT = 1024 * 1024

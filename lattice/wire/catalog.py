@@ -24,6 +24,7 @@ class CatalogPort(BaseModel):
     required: bool = True
     default: Any = None
     description: str = ""
+    secret: bool = Field(False, description="a credential: the head shows it back only as a redaction mark")
 
 
 class TaskTemplate(BaseModel):
@@ -71,8 +72,9 @@ class TaskCatalog(BaseModel):
 
 
 def _port(name: str, type_: ValueType = "any", required: bool = True, default: Any = None,
-          description: str = "") -> CatalogPort:
-    return CatalogPort(name=name, type=type_, required=required, default=default, description=description)
+          description: str = "", secret: bool = False) -> CatalogPort:
+    return CatalogPort(name=name, type=type_, required=required, default=default, description=description,
+                       secret=secret)
 
 
 _RESULT = [_port("result")]
@@ -106,4 +108,69 @@ BUILTIN_CATALOG: tuple[CatalogTask, ...] = (
                 outputs=[_port("result", "string")]),
 )
 
+_OPTIONAL = {"required": False}
+
+AGENT_CATALOG: tuple[CatalogTask, ...] = (
+    CatalogTask(name="python_code", title="Python code", category="code",
+                description="Runs Python code under the head's sandbox with `inputs` in scope; whatever it "
+                            "assigns to `result` is the output.",
+                inputs=[_port("code", "string", description="Python source; set `result`"),
+                        _port("inputs", "object", False, {}, "values the code reads as `inputs`")],
+                outputs=_RESULT),
+    CatalogTask(name="http_request", title="HTTP request", category="io",
+                description="One HTTP request with a timeout and a bounded response (needs network: true at "
+                            "sandbox levels that turn the network off).",
+                inputs=[_port("url", "string"), _port("method", "string", False, "GET"),
+                        _port("headers", "object", False, {}), _port("body", "any", False),
+                        _port("timeout_s", "number", False, 30.0), _port("max_bytes", "integer", False, 10485760)],
+                outputs=[_port("status", "integer"), _port("headers", "object"), _port("text", "string"),
+                         _port("json", "any")]),
+    CatalogTask(name="llm_chat", title="LLM chat", category="llm",
+                description="A chat completion from any OpenAI-compatible endpoint (base URL, model and key as "
+                            "inputs, or the task's OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY).",
+                inputs=[_port("prompt", "string", False, description="or messages"),
+                        _port("messages", "array", False, description="[{role, content}, ...]"),
+                        _port("system", "string", False), _port("base_url", "string", False),
+                        _port("model", "string", False),
+                        _port("api_key", "string", False, description="never shown back", secret=True),
+                        _port("temperature", "number", False), _port("max_tokens", "integer", False),
+                        _port("timeout_s", "number", False, 120.0)],
+                outputs=[_port("result", "string"), _port("usage", "object")]),
+    CatalogTask(name="file_write", title="Write file", category="io",
+                description="Writes content (text, or any value as JSON) to a path inside the run's workspace.",
+                inputs=[_port("path", "string", description="relative; no '..', no symlinks"),
+                        _port("content", "any"), _port("append", "boolean", False, False)],
+                outputs=[_port("result", "object")]),
+    CatalogTask(name="file_read", title="Read file", category="io",
+                description="Reads a text file from the run's workspace (at most max_bytes).",
+                inputs=[_port("path", "string", description="relative; no '..', no symlinks"),
+                        _port("max_bytes", "integer", False, 10485760)],
+                outputs=[_port("result", "string")]),
+)
+BUILTIN_CATALOG = BUILTIN_CATALOG + AGENT_CATALOG
+
 CATALOG_NAMES: frozenset[str] = frozenset(task.name for task in BUILTIN_CATALOG)
+
+#: inputs that hold credentials: every view of a spec or a run's inputs shows them only as :data:`REDACTED`
+SECRET_INPUTS: frozenset[str] = frozenset(p.name for t in BUILTIN_CATALOG for p in t.inputs if p.secret)
+REDACTED = "***redacted***"
+
+
+def redact_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """``{input: item}`` with each secret input's literal replaced by :data:`REDACTED` (references kept)."""
+    return {name: ({"value": REDACTED} if name in SECRET_INPUTS and isinstance(item, dict) and "task" not in item
+                   else item) for name, item in inputs.items()}
+
+
+def redact_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``lattice.workflow/v1`` spec as the API shows it: secret literal inputs redacted."""
+    tasks = spec.get("tasks")
+    if not isinstance(tasks, list):
+        return spec
+    return {**spec, "tasks": [{**t, "inputs": redact_inputs(t["inputs"])} if isinstance(t, dict)
+                              and isinstance(t.get("inputs"), dict) else t for t in tasks]}
+
+
+def redact_run_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A run's own inputs (``{task: {input: item}}``) as the API shows them."""
+    return {task: redact_inputs(values) if isinstance(values, dict) else values for task, values in inputs.items()}

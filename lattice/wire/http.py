@@ -161,6 +161,26 @@ class LogList(BaseModel):
     attempts: list[AttemptLog]
 
 
+class GPUUsage(BaseModel):
+    """One GPU's live numbers (NVML, sampled on its node)."""
+
+    index: int
+    utilization_percent: float
+    memory_used_mb: int
+    memory_total_mb: int
+
+
+class NodeUsage(BaseModel):
+    """A node's live utilization, sampled on the node every 2 s (psutil, NVML): the whole machine, not only
+    what Lattice runs there (``used`` is what Lattice reserved)."""
+
+    ts: float = Field(description="when the sample was taken (Unix time)")
+    cpu_percent: float = Field(description="CPU use over the last sampling interval, 0-100 (all cores)")
+    memory_used_mb: int
+    memory_total_mb: int
+    gpus: list[GPUUsage] = Field(default_factory=list)
+
+
 class NodePublic(BaseModel):
     node_id: str
     address: str
@@ -172,6 +192,7 @@ class NodePublic(BaseModel):
     used: dict[str, float]
     gpus: list[dict[str, Any]]
     running_tasks: int
+    usage: NodeUsage | None = Field(None, description="live utilization; null until the node's first sample")
 
 
 class NodeList(BaseModel):

@@ -189,6 +189,11 @@ def test_board_shows_the_local_node(ui: Page, client: LatticeClient) -> None:
     row = page.get_by_test_id(f"node-{node['node_id']}")
     row.wait_for()
     assert "alive" in row.inner_text()
+    # live utilization, sampled on the node: a CPU % and the machine's memory appear by themselves
+    page.wait_for_function(
+        f"() => /\\d+(\\.\\d+)? \\/ 100 %/.test(document.querySelector('[data-testid=node-cpu-{node['node_id']}]')"
+        "?.textContent ?? '')")
+    assert " MB" in page.get_by_test_id(f"node-mem-{node['node_id']}").inner_text()
     page.get_by_test_id("queues-table").wait_for()
     ui.shot("board-cluster.png")
 
@@ -219,6 +224,36 @@ def test_board_follows_a_run_from_running_to_succeeded(ui: Page, client: Lattice
     page.get_by_test_id(f"run-row-{run_id}").wait_for()
     assert page.get_by_test_id(f"run-counts-{run_id}").inner_text() == "2 succeeded"
     ui.shot("board-runs.png")
+
+
+@task(inputs=["seconds"], outputs=["done"], cpu=0)  # holds no core: the tests after it need both
+def talk_then_sleep(params):
+    print("hello from a running task <b>not bold</b>", flush=True)
+    time.sleep(params["seconds"])
+    print("after the sleep", flush=True)
+    return {"done": True}
+
+
+def test_board_shows_a_live_log_line_from_a_running_task(ui: Page, client: LatticeClient) -> None:
+    wf = client.create_workflow("talks-then-sleeps")
+    wf.add_task(talk_then_sleep, inputs={"seconds": 30})
+    run_id = wf.run()
+    try:
+        page = ui.login(f"/board#/runs/{run_id}")
+        page.locator('[data-testid="dag-task-talk_then_sleep"][data-state="running"]').wait_for()
+        page.locator('[data-testid="dag-task-talk_then_sleep"]').click()
+        live = page.get_by_test_id("live-log-talk_then_sleep")
+        live.wait_for()
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=live-log-talk_then_sleep]')?.textContent"
+            ".includes('hello from a running task')")
+        # the task is still running (it sleeps 30 s), and its text is shown as text, never as markup
+        assert client.get_run(run_id)["state"] == "running"
+        assert "<b>not bold</b>" in live.inner_text() and live.locator("b").count() == 0
+        assert "after the sleep" not in live.inner_text()
+        ui.shot("board-live-log.png")
+    finally:
+        client.cancel(run_id)
 
 
 def test_board_shows_a_failing_tasks_traceback(ui: Page, client: LatticeClient) -> None:
@@ -317,6 +352,35 @@ def test_playground_drag_connect_run_and_read_the_result(ui: Page, client: Latti
     run_id = page.get_by_test_id("run-status").locator("code").inner_text()
     assert client.get_results(run_id, timeout=10)["result"] == "alpha + beta + gamma"
     assert page.get_by_test_id("board-link").get_attribute("href") == f"/board#/runs/{run_id}"
+
+
+def test_playground_palette_has_the_agent_builtins_and_runs_python_code(ui: Page, client: LatticeClient) -> None:
+    page = ui.login("/playground")
+    for builtin in ("python_code", "http_request", "llm_chat", "file_read", "file_write"):
+        page.get_by_test_id(f"palette-{builtin}").wait_for()
+    _drag_to_canvas(page, "llm_chat", 520, 360)
+    _select(page, "llm_chat")
+    assert page.locator("#input-api_key").get_attribute("type") == "password"  # a key is never shown back
+    page.keyboard.press("Delete")
+    _drag_to_canvas(page, "python_code", 160, 160)
+    _drag_to_canvas(page, "file_write", 560, 200)
+    _connect(page, "python_code", "result", "file_write", "content")
+    _select(page, "python_code")
+    page.locator("#input-code").fill("result = {'sum': sum(inputs['xs']), 'words': ' '.join(inputs['w'])}")
+    page.locator("#input-inputs").fill('{"xs": [1, 2, 3, 4], "w": ["live", "logs"]}')
+    _select(page, "file_write")
+    page.locator("#input-path").fill("out/result.json")
+    page.get_by_role("button", name="Run").click()
+    page.locator('[data-testid="run-state"]', has_text="succeeded").wait_for()
+    _select(page, "python_code")
+    result = page.get_by_test_id("result-python_code-result")
+    result.wait_for()
+    assert json.loads(result.inner_text()) == {"sum": 10, "words": "live logs"}
+    _select(page, "file_write")
+    written = page.get_by_test_id("result-file_write-result")
+    written.wait_for()
+    assert json.loads(written.inner_text())["path"] == "out/result.json"
+    ui.shot("playground-python-code.png")
 
 
 def test_playground_save_reload_export_and_submit_from_the_sdk(ui: Page, client: LatticeClient) -> None:

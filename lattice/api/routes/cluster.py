@@ -15,7 +15,11 @@ router = APIRouter(prefix="/cluster", tags=["cluster"])
 
 @router.get("/nodes", response_model=NodeList)
 async def nodes(state: State) -> NodeList:
-    return NodeList(nodes=[NodePublic(**n.to_dict()) for n in state.resources.nodes.values()])
+    """Every node: capacity, what Lattice reserved, state, and ``usage``, its live utilization (CPU, memory,
+    GPUs) sampled on the node every 2 s (a request reads the latest sample; it never triggers one)."""
+    usage = state.node_usage() if state.node_usage is not None else {}
+    return NodeList(nodes=[NodePublic(**n.to_dict(), usage=usage.get(n.node_id))
+                           for n in state.resources.nodes.values()])
 
 
 @router.get("/resources", response_model=ClusterResources)

@@ -14,6 +14,7 @@ from lattice.core.errors import NotFound
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.states import RunState
 from lattice.core.store import Store
+from lattice.wire.catalog import redact_run_inputs
 from lattice.wire.encoding import to_wire
 from lattice.wire.http import (
     INT64_MAX,
@@ -67,7 +68,8 @@ def _public(row: dict[str, Any], tasks: list[TaskPublic] | None = None) -> RunPu
         for task in tasks:
             counts[task.state] = counts.get(task.state, 0) + 1
     return RunPublic(run_id=row["id"], workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
-                     state=row["state"], priority=row["priority"], tags=row["tags"], inputs=row.get("inputs") or {},
+                     state=row["state"], priority=row["priority"], tags=row["tags"],
+                     inputs=redact_run_inputs(row.get("inputs") or {}),
                      created_at=row["created_at"], started_at=row["started_at"],
                      finished_at=row["finished_at"], failed_task=row["failed_task"], error=row["error"],
                      tasks=tasks, task_counts=counts)

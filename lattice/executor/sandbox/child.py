@@ -153,6 +153,9 @@ def _task_main(header: dict[str, Any], blobs: list[bytes], result_fd: int, rules
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
+        with contextlib.suppress(Exception):  # a log is read live (``lattice.executor.livelog``): line by line
+            sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+            sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         frame = run_task(header, blobs, ruleset, names)
         with contextlib.suppress(Exception):
             sys.stdout.flush()

@@ -9,6 +9,7 @@ with the tail of the task's stderr in ``detail["stderr_tail"]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +81,15 @@ def mark_untrusted(result: InvocationResult, level: str) -> None:
 class TailBuffer:
     """Keeps the last ``limit`` bytes written to it and counts what it dropped (bounded memory)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, tee: Callable[[bytes], None] | None = None) -> None:
         self.limit = limit
         self._buf = bytearray()
         self.dropped = 0
+        self.tee = tee  # the attempt's live log (``lattice.executor.livelog``), if it streams
 
     def write(self, data: bytes) -> None:
+        if self.tee is not None:
+            self.tee(data)
         self._buf += data
         excess = len(self._buf) - self.limit
         if excess > 0:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from lattice.errors import ErrorKind
+from lattice.executor import livelog
 from lattice.executor.sandbox import cgroups
 from lattice.executor.sandbox.config import SandboxConfig
 from lattice.executor.sandbox.outcome import SandboxOutcome, TailBuffer, sandbox_error, with_stderr_tail
@@ -71,8 +72,9 @@ class _Run:
         self.launcher = launcher
         self.config = config
         self.cgroup = cgroup
-        self.stdout = TailBuffer(config.output_limit_bytes)
-        self.stderr = TailBuffer(config.output_limit_bytes)
+        live = livelog.current()  # this thread's attempt, when its output streams live
+        self.stdout = TailBuffer(config.output_limit_bytes, live.sink("stdout") if live else None)
+        self.stderr = TailBuffer(config.output_limit_bytes, live.sink("stderr") if live else None)
         self.result = bytearray()
         self.result_too_large = False
         self.timed_out = False

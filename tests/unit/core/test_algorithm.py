@@ -142,7 +142,8 @@ def test_events_and_stored_columns_of_one_task() -> None:
                                None, NOW, loop.fx)
     fx = loop.take()
     assert [e[1] for e in fx.events] == ["task_log", "task_succeeded", "run_finished"]
-    assert fx.events[0][3] == {"stream": "stdout", "text": "hi", "attempt_id": "r1:a:1"}
+    assert fx.events[0][3] == {"stream": "stdout", "text": "hi", "attempt_id": "r1:a:1",
+                                 "final": True}
     assert fx.events[1][3] == {"attempt": 1, "duration_s": 0.5, "node_id": "n9"}
     assert fx.outputs == [("r1", "a", {"out": ("json", b"2")})]
     assert fx.task_changes[-1][2] == {"state": TaskState.SUCCEEDED, "started_at": 1.0, "finished_at": 1.5,

@@ -1,5 +1,6 @@
-// The cluster: every node with capacity, what Lattice reserved there, GPUs; and the queues with why
-// each waiting run is not placed yet (GET /api/v1/cluster/nodes and /cluster/queues, refreshed live).
+// The cluster: every node with capacity, what Lattice reserved there, its live utilization (CPU, memory,
+// GPUs, sampled on the node every 2 s) and the queues with why each waiting run is not placed yet
+// (GET /api/v1/cluster/nodes and /cluster/queues, refreshed every 2 s).
 import { useState } from "react";
 import { type ClusterQueues, type NodePublic, api } from "../shared/api";
 import { usePolling } from "../shared/useAuth";
@@ -38,7 +39,7 @@ export function ClusterView() {
       {error && <p className="error" role="alert">{error}</p>}
       <table data-testid="nodes-table">
         <thead>
-          <tr><th>Node</th><th>State</th><th>CPU reserved</th><th>Memory reserved</th><th>GPUs</th><th>Running</th><th>Labels</th></tr>
+          <tr><th>Node</th><th>State</th><th>CPU reserved</th><th>Memory reserved</th><th>Live CPU</th><th>Live memory</th><th>GPUs</th><th>Running</th><th>Labels</th></tr>
         </thead>
         <tbody>
           {nodes.map((n) => (
@@ -47,10 +48,30 @@ export function ClusterView() {
               <td>{n.alive ? "alive" : "dead"}</td>
               <td><Usage used={n.used.cpu ?? 0} total={n.total.cpu ?? 0} unit="CPU" /></td>
               <td><Usage used={n.used.memory_mb ?? 0} total={n.total.memory_mb ?? 0} unit="MB" /></td>
+              <td data-testid={`node-cpu-${n.node_id}`}>
+                {n.usage ? <Usage used={n.usage.cpu_percent} total={100} unit="%" /> : <span className="muted">sampling…</span>}
+              </td>
+              <td data-testid={`node-mem-${n.node_id}`}>
+                {n.usage ? <Usage used={n.usage.memory_used_mb} total={n.usage.memory_total_mb} unit="MB" /> : "—"}
+              </td>
               <td>
                 {n.gpus.length === 0
                   ? "none"
-                  : n.gpus.map((g, i) => <div key={i}>{String(g.name ?? g.model ?? `GPU ${i}`)} {JSON.stringify(g)}</div>)}
+                  : n.gpus.map((g, i) => {
+                      const live = n.usage?.gpus?.find((u) => u.index === (g.index ?? i));
+                      return (
+                        <div key={i} data-testid={`node-gpu-${n.node_id}-${i}`}>
+                          {String(g.name ?? g.model ?? `GPU ${i}`)}{" "}
+                          {live ? (
+                            <>
+                              <Usage used={live.memory_used_mb} total={live.memory_total_mb} unit="MB" /> · {live.utilization_percent}% busy
+                            </>
+                          ) : (
+                            <span className="muted">{JSON.stringify(g)}</span>
+                          )}
+                        </div>
+                      );
+                    })}
               </td>
               <td>{n.running_tasks}</td>
               <td className="muted">{Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(", ")}</td>

@@ -23,6 +23,7 @@ export function RunPage({ runId }: { runId: string }) {
   const [workflow, setWorkflow] = useState<WorkflowPublic | null>(null);
   const [logs, setLogs] = useState<LogList | null>(null);
   const [events, setEvents] = useState<RunEvent[]>([]);
+  const [live, setLive] = useState<LiveLogs>({});
   const [selected, setSelected] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -41,6 +42,7 @@ export function RunPage({ runId }: { runId: string }) {
 
   useEffect(() => {
     setEvents([]);
+    setLive({});
     setSelected(null);
     void refresh();
     let pending: ReturnType<typeof setTimeout> | undefined;
@@ -48,6 +50,7 @@ export function RunPage({ runId }: { runId: string }) {
       runId,
       (event) => {
         setEvents((list) => [...list.slice(-499), event]);
+        if (event.type === "task_log" && event.data?.live) setLive((logs) => appendLiveLog(logs, event));
         if (!pending) pending = setTimeout(() => ((pending = undefined), void refresh()), 150);
       },
       () => void refresh(),
@@ -141,7 +144,7 @@ export function RunPage({ runId }: { runId: string }) {
         <div>
           <div className="card" data-testid="task-panel">
             {task ? (
-              <TaskDetail task={task} spec={spec} logs={logs} />
+              <TaskDetail task={task} spec={spec} logs={logs} live={live[task.name] ?? null} />
             ) : (
               <>
                 <h3 style={{ marginTop: 0 }}>Tasks</h3>
@@ -166,8 +169,31 @@ export function RunPage({ runId }: { runId: string }) {
   );
 }
 
-function TaskDetail({ task, spec, logs }: { task: TaskPublic; spec: TaskSpec | null; logs: LogList | null }) {
+/** Live output per task: the latest attempt's text as its ``task_log`` events with ``live`` arrive. */
+export type LiveLogs = Record<string, { attemptId: string; text: string; cut: boolean }>;
+/** The browser keeps at most this many characters of one task's live output (the head caps it at 1 MiB). */
+export const LIVE_KEEP_CHARS = 256 * 1024;
+
+export function appendLiveLog(logs: LiveLogs, event: RunEvent): LiveLogs {
+  const task = event.task;
+  const data = event.data ?? {};
+  if (!task || typeof data.text !== "string" || typeof data.attempt_id !== "string") return logs;
+  const previous = logs[task];
+  const same = previous && previous.attemptId === data.attempt_id;
+  let text = (same ? previous.text : "") + data.text;
+  let cut = same ? previous.cut : false;
+  if (text.length > LIVE_KEEP_CHARS) {
+    text = text.slice(text.length - LIVE_KEEP_CHARS);
+    cut = true;
+  }
+  return { ...logs, [task]: { attemptId: data.attempt_id, text, cut } };
+}
+
+function TaskDetail({ task, spec, logs, live }: {
+  task: TaskPublic; spec: TaskSpec | null; logs: LogList | null; live: LiveLogs[string] | null;
+}) {
   const attempts = logs?.attempts.filter((a) => a.task === task.name) ?? [];
+  const liveOpen = live !== null && !attempts.some((a) => a.attempt_id === live.attemptId);
   return (
     <div data-testid={`task-detail-${task.name}`}>
       <h3 style={{ marginTop: 0 }}>
@@ -206,6 +232,13 @@ function TaskDetail({ task, spec, logs }: { task: TaskPublic; spec: TaskSpec | n
           <h4 className="error">Error</h4>
           <p className="error">{task.error.type}: {task.error.message}</p>
           <pre className="traceback" data-testid="traceback">{task.error.traceback || "(no traceback)"}</pre>
+        </>
+      )}
+      {liveOpen && (
+        <>
+          <h4>Live output <span className="muted">attempt {live.attemptId.split(":").pop()}, as it runs</span></h4>
+          {live.cut && <p className="muted">only the last {LIVE_KEEP_CHARS / 1024} KiB are shown</p>}
+          <pre className="live-log" data-testid={`live-log-${task.name}`}>{live.text}</pre>
         </>
       )}
       <h4>Attempts and logs</h4>

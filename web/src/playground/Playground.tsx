@@ -310,6 +310,14 @@ function Designer({ onLogout }: { onLogout: () => void }) {
                       <span className="muted">← {from?.data.taskName}.{edge.sourceHandle}</span>
                     ) : port.name in selected.data.opaque ? (
                       <span className="muted">a pickled value from the SDK (kept as is)</span>
+                    ) : port.secret ? (
+                      <input
+                        id={`input-${port.name}`}
+                        type="password"
+                        autoComplete="off"
+                        value={selected.data.literals[port.name] ?? ""}
+                        onChange={(e) => updateSelected({ literals: { ...selected.data.literals, [port.name]: e.target.value } })}
+                      />
                     ) : (
                       <textarea
                         id={`input-${port.name}`}
@@ -338,6 +346,17 @@ function Designer({ onLogout }: { onLogout: () => void }) {
               <div className="field">
                 <label htmlFor="pol-timeout">Timeout (s)</label>
                 <input id="pol-timeout" type="number" min={0} value={selected.data.timeout ?? ""} onChange={(e) => updateSelected({ timeout: e.target.value === "" ? null : Number(e.target.value) })} />
+              </div>
+              <div className="field">
+                <label htmlFor="pol-network">
+                  <input
+                    id="pol-network"
+                    type="checkbox"
+                    checked={selected.data.network === true}
+                    onChange={(e) => updateSelected({ network: e.target.checked ? true : null })}
+                  />{" "}
+                  Network <span className="muted">(for HTTP and LLM calls where the sandbox turns it off)</span>
+                </label>
               </div>
               {selected.data.code?.source && (
                 <>

@@ -6,18 +6,18 @@ import * as H from "./history";
 const split: CatalogTask = {
   name: "text_split", title: "Text split", category: "text", description: "", kind: "builtin",
   inputs: [
-    { name: "text", type: "string", required: true, description: "" },
-    { name: "sep", type: "string", required: false, default: "\n", description: "" },
+    { name: "text", type: "string", required: true, description: "", secret: false },
+    { name: "sep", type: "string", required: false, default: "\n", description: "", secret: false },
   ],
-  outputs: [{ name: "result", type: "array", required: true, description: "" }],
+  outputs: [{ name: "result", type: "array", required: true, description: "", secret: false }],
 };
 const join: CatalogTask = {
   name: "text_join", title: "Text join", category: "text", description: "", kind: "builtin",
   inputs: [
-    { name: "items", type: "array", required: true, description: "" },
-    { name: "sep", type: "string", required: false, default: "\n", description: "" },
+    { name: "items", type: "array", required: true, description: "", secret: false },
+    { name: "sep", type: "string", required: false, default: "\n", description: "", secret: false },
   ],
-  outputs: [{ name: "result", type: "string", required: true, description: "" }],
+  outputs: [{ name: "result", type: "string", required: true, description: "", secret: false }],
 };
 const catalog = [split, join];
 
@@ -107,8 +107,8 @@ describe("registered tasks", () => {
   it("put their code and policy into the spec", () => {
     const shout: CatalogTask = {
       name: "shout", title: "shout", category: "registered", description: "", kind: "registered",
-      inputs: [{ name: "text", type: "any", required: true, description: "" }],
-      outputs: [{ name: "loud", type: "any", required: true, description: "" }],
+      inputs: [{ name: "text", type: "any", required: true, description: "", secret: false }],
+      outputs: [{ name: "loud", type: "any", required: true, description: "", secret: false }],
       template: {
         code: { pickle: "AAAA", name: "shout", source: null },
         resources: { cpu: 0.5, gpu: 0, memory: 64, gpu_memory: 0 }, retries: 2, priority: 0, timeout: null,

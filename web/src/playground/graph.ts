@@ -27,6 +27,8 @@ export interface TaskData {
   timeout: number | null;
   /** a registered task's sandbox level (null: the head's default) */
   sandbox?: string | null;
+  /** network access at sandbox levels that turn it off (null: the level's default) */
+  network?: boolean | null;
   /** the live state and result of the last run from the canvas */
   state?: string;
   invalid?: boolean;
@@ -86,6 +88,7 @@ export function newNode(task: CatalogTask, graph: Graph, position: { x: number; 
       retries: template?.retries ?? 0,
       timeout: template?.timeout ?? null,
       sandbox: template?.sandbox ?? null,
+      network: template?.network ?? null,
     },
   };
 }
@@ -207,6 +210,7 @@ export function toSpec(name: string, graph: Graph): WorkflowSpec {
     if (d.retries) task.retries = d.retries;
     if (d.timeout) task.timeout = d.timeout;
     if (d.sandbox) task.sandbox = d.sandbox;
+    if (d.network !== null && d.network !== undefined) task.network = d.network;
     return task;
   });
   return { format: WORKFLOW_FORMAT, name: name || "workflow", tasks };
@@ -233,9 +237,9 @@ export function fromSpec(doc: unknown, catalog: CatalogTask[]): { name: string; 
     if (task.builtin && !known) throw new Error(`task ${task.name}: this head has no builtin "${task.builtin}"`);
     const inputs: CatalogPort[] = [...(known?.inputs ?? [])];
     for (const key of Object.keys(task.inputs ?? {})) {
-      if (!inputs.some((p) => p.name === key)) inputs.push({ name: key, type: "any", required: true, description: "" });
+      if (!inputs.some((p) => p.name === key)) inputs.push({ name: key, type: "any", required: true, description: "", secret: false });
     }
-    const outputs: CatalogPort[] = known?.outputs ?? (task.outputs ?? []).map((name) => ({ name, type: "any" as const, required: true, description: "" }));
+    const outputs: CatalogPort[] = known?.outputs ?? (task.outputs ?? []).map((name) => ({ name, type: "any" as const, required: true, description: "", secret: false }));
     const literals: Record<string, string> = {};
     const opaque: Record<string, InputSpec> = {};
     for (const [key, input] of Object.entries(task.inputs ?? {})) {
@@ -265,6 +269,7 @@ export function fromSpec(doc: unknown, catalog: CatalogTask[]): { name: string; 
         retries: task.retries ?? 0,
         timeout: task.timeout ?? null,
         sandbox: task.sandbox ?? null,
+        network: task.network ?? null,
       },
     };
   });

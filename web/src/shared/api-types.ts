@@ -127,7 +127,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Nodes */
+        /**
+         * Nodes
+         * @description Every node: capacity, what Lattice reserved, state, and ``usage``, its live utilization (CPU, memory,
+         *     GPUs) sampled on the node every 2 s (a request reads the latest sample; it never triggers one).
+         */
         get: operations["nodes_api_v1_cluster_nodes_get"];
         put?: never;
         post?: never;
@@ -691,6 +695,12 @@ export interface components {
              */
             required: boolean;
             /**
+             * Secret
+             * @description a credential: the head shows it back only as a redaction mark
+             * @default false
+             */
+            secret: boolean;
+            /**
              * Type
              * @default any
              * @enum {string}
@@ -886,6 +896,20 @@ export interface components {
             last_seq: number;
             /** Run Id */
             run_id: string;
+        };
+        /**
+         * GPUUsage
+         * @description One GPU's live numbers (NVML, sampled on its node).
+         */
+        GPUUsage: {
+            /** Index */
+            index: number;
+            /** Memory Total Mb */
+            memory_total_mb: number;
+            /** Memory Used Mb */
+            memory_used_mb: number;
+            /** Utilization Percent */
+            utilization_percent: number;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1087,10 +1111,35 @@ export interface components {
             total: {
                 [key: string]: number;
             };
+            /** @description live utilization; null until the node's first sample */
+            usage?: components["schemas"]["NodeUsage"] | null;
             /** Used */
             used: {
                 [key: string]: number;
             };
+        };
+        /**
+         * NodeUsage
+         * @description A node's live utilization, sampled on the node every 2 s (psutil, NVML): the whole machine, not only
+         *     what Lattice runs there (``used`` is what Lattice reserved).
+         */
+        NodeUsage: {
+            /**
+             * Cpu Percent
+             * @description CPU use over the last sampling interval, 0-100 (all cores)
+             */
+            cpu_percent: number;
+            /** Gpus */
+            gpus?: components["schemas"]["GPUUsage"][];
+            /** Memory Total Mb */
+            memory_total_mb: number;
+            /** Memory Used Mb */
+            memory_used_mb: number;
+            /**
+             * Ts
+             * @description when the sample was taken (Unix time)
+             */
+            ts: number;
         };
         /**
          * PoolSpec
