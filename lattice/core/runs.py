@@ -20,6 +20,7 @@ from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
 from lattice.wire.encoding import encode_value
+from lattice.wire.llm import sandbox_base_url
 from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import TaskSpec
 
@@ -71,6 +72,11 @@ def load_unfinished_run(store: Store, registry: WorkflowRegistry, put: Callable[
     return run, reset
 
 
+#: the levels whose tasks have no network unless they opt in (the executor's ``LevelProfile.network_off``;
+#: a unit test keeps the two equal, since the core does not import the executor)
+NETWORK_OFF_LEVELS = frozenset({str(SandboxLevel.SECCOMP), str(SandboxLevel.DOCKER)})
+
+
 def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: SandboxLevel,
                     settings: OrchestratorSettings) -> AttemptPayload:
     """What an attempt carries to the executor: plain data only (names, encoded literals, limits).
@@ -82,8 +88,14 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
     index = {u: i for i, u in enumerate(upstream_names)}
     literals, env = run.literals[name], {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name,
                                          "LATTICE_ATTEMPT_ID": attempt_id}
+    sandbox = sandbox_config(spec, level, settings.sandbox_defaults)
+    pools: dict[str, dict[str, str]] = {}
     if spec.llm and settings.llm_access is not None:  # fresh pool keys per attempt, scoped to this run
         access = settings.llm_access(run.run_id, tuple(spec.llm))
+        if sandbox is not None and sandbox["level"] in NETWORK_OFF_LEVELS and not sandbox.get("network"):
+            # no route to the head: the worker's gateway takes the requests; the task sees it on loopback
+            pools = {alias: {"url": a["base_url"], "key": a["api_key"]} for alias, a in access.items()}
+            access = {alias: {**a, "base_url": sandbox_base_url(alias)} for alias, a in access.items()}
         encoding, data = encode_value(access)
         literals = {**literals, "llm": (str(encoding), data)}
         first = access[spec.llm[0]]
@@ -93,10 +105,11 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
         fn_key=run.workflow.code_keys.get(name), builtin=spec.builtin,
         outputs=tuple(spec.outputs), literals=literals,
         refs={k: (index[v.task], v.output) for k, v in spec.inputs.items() if v.is_reference},  # type: ignore[misc]
-        sandbox=sandbox_config(spec, level, settings.sandbox_defaults),
+        sandbox=sandbox,
         env=env,
         max_output_bytes=settings.max_output_bytes,
         log_limit=settings.log_limit_bytes,
+        pools=pools,
     )
 
 
