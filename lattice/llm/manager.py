@@ -252,6 +252,14 @@ class PoolManager:
                                    model=pool.served_model if pool else alias).model_dump()
         return out
 
+    def warm(self, aliases: frozenset[str]) -> None:
+        """A run was submitted whose tasks call these pools: start a replica of each one at zero now, so
+        the engine loads while the run's earlier tasks run (the orchestrator calls this at submit)."""
+        for alias in sorted(aliases):
+            pool = self.pools.get(alias)
+            if pool is not None:
+                self.demand(pool)
+
     def demand(self, pool: Pool) -> None:
         """A request arrived: note it, and start a replica now when none is up (scale from zero)."""
         pool.last_used = time.time()

@@ -293,6 +293,46 @@ def test_idle_timeout_stops_the_engine_and_the_next_request_starts_it(llm_head: 
     client.llm.stop("idle")
 
 
+def test_a_submitted_run_starts_its_pool_before_its_llm_task_is_ready(llm_head: HeadProcess, tiny_model: Path,
+                                                                        client: LatticeClient) -> None:
+    """The engine starts loading at submit, while the run's first task still runs, not at dispatch."""
+    client.llm.deploy("early", engine="transformers", model=str(tiny_model), cpu=0.5, max_concurrency=2,
+                      idle_timeout_s=3600)
+    assert next(p for p in client.llm.list() if p.alias == "early").replicas == []  # at zero
+
+    @task(cpu=0, outputs=["go"])
+    def first(params: dict[str, Any]) -> dict[str, Any]:
+        import time
+
+        time.sleep(20)
+        return {"go": "hi"}
+
+    @task(cpu=0, llm="early", inputs=["go"], outputs=["answer"])
+    def ask(params: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        access = params["llm"]["early"]
+        answer = httpx.post(f"{access['base_url']}/chat/completions", timeout=240,
+                            headers={"authorization": f"Bearer {access['api_key']}"},
+                            json={"model": access["model"], "max_tokens": 4,
+                                  "messages": [{"role": "user", "content": params["go"]}]})
+        return {"answer": answer.json()["choices"][0]["message"]["content"]}
+
+    wf = client.create_workflow("llm-early")
+    go = wf.add_task(first)
+    wf.add_task(ask, inputs={"go": go.outputs["go"]})
+    run_id = wf.run()
+    submitted = time.monotonic()
+    while not next(p for p in client.llm.list() if p.alias == "early").replicas:
+        assert time.monotonic() - submitted < 10, "no replica started within 10 s of the submit"
+        time.sleep(0.2)
+    states = {t["name"]: t["state"] for t in client.get_run(run_id)["tasks"]}
+    assert states["ask"] == "pending" and states["first"] in ("ready", "scheduled", "running"), states
+    results = wf.get_results(run_id, timeout=300)
+    assert isinstance(results.get("ask", results)["answer"], str)
+    client.llm.stop("early")
+
+
 # --- the head stops: no engine remains ----------------------------------------------------------------
 
 def test_head_stop_leaves_no_engine(tmp_path: Path, tiny_model: Path) -> None:
