@@ -1,7 +1,9 @@
 """Model pools end to end: a real head, real Ray, a real engine (``transformers serve``), real requests.
 
 What is in flight is counted AT THE ENGINE, from its own log: ``transformers serve`` logs
-``[Request received]`` when its handler takes a request (it accepts every connection at once and then
+``[Request received]`` (before 5.2x; since then ``Request <id>: model ...``, only with
+``--enable-log-requests``, which :func:`request_log_args` adds where the engine has it) when its handler
+takes a request (it accepts every connection at once and then
 generates one after another) and uvicorn logs the ``POST`` when the answer is sent, so
 received-minus-answered is the engine's own count of requests it holds.
 """
@@ -9,8 +11,10 @@ received-minus-answered is the engine's own count of requests it holds.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -32,11 +36,21 @@ def engine_log(head: HeadProcess, replica_id: str) -> Path:
     return head.data_dir / "llm" / f"{replica_id}.log"
 
 
+_RECEIVED = re.compile(r"\[Request received\]|\bRequest \S+: model ")
+
+
+def request_log_args() -> list[str]:
+    """The engine flag that makes ``transformers serve`` log each request it takes, where it has one."""
+    from transformers.cli import serve
+
+    return ["--enable-log-requests"] if "enable_log_requests" in inspect.getsource(serve) else []
+
+
 def peak_at_engine(log: Path) -> tuple[int, int]:
     """(most requests the engine held at once, requests it answered), from the engine's own log."""
     held = peak = answered = 0
     for line in log.read_text(errors="replace").splitlines():
-        if "[Request received]" in line:
+        if _RECEIVED.search(line):
             held += 1
             peak = max(peak, held)
         elif '"POST /v1/chat/completions' in line or '"POST /v1/completions' in line:
@@ -99,7 +113,7 @@ async def post_all(url: str, token: str, bodies: list[tuple[str, dict[str, Any]]
 def capped(llm_head: HeadProcess, tiny_model: Path) -> str:
     with LatticeClient(llm_head.url, token=llm_head.token, progress=False) as client:
         client.llm.deploy("capped", engine="transformers", model=str(tiny_model), cpu=0.5, max_concurrency=2,
-                          max_queue=100, min_replicas=1, idle_timeout_s=3600)
+                          max_queue=100, min_replicas=1, idle_timeout_s=3600, engine_args=request_log_args())
         wait_ready(client, "capped")
     return "capped"
 
