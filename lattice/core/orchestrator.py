@@ -83,6 +83,9 @@ class OrchestratorSettings:
     scheduling: str = SchedulingPolicy.FAIR
     #: ``(run_id, aliases) -> params["llm"]`` for tasks that declare ``llm=`` (the pool manager's ``access``)
     llm_access: Callable[[str, tuple[str, ...]], dict[str, dict[str, str]]] | None = None
+    #: told the pools a submitted run's tasks declare, so an engine at zero starts loading while the run's
+    #: first tasks run, not when its first ``llm=`` task is dispatched (the pool manager's ``warm``)
+    llm_warm: Callable[[frozenset[str]], None] | None = None
 
 
 class Orchestrator:
@@ -253,6 +256,10 @@ class Orchestrator:
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
+        if self.settings.llm_warm is not None:
+            pools = frozenset(a for t in run.tasks.values() if not t.state.terminal for a in t.spec.llm)
+            if pools:
+                self.settings.llm_warm(pools)
         self._apply()
         self._kick()
         return run_id

@@ -20,6 +20,7 @@ from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
 from lattice.wire.attempt import AttemptPayload, Encoded, Envelope
 from lattice.wire.encoding import encode_value
+from lattice.wire.llm import sandbox_base_url
 from lattice.wire.sandbox import SandboxLevel
 from lattice.wire.spec import TaskSpec
 
@@ -104,6 +105,11 @@ def payload_parts(entry: WorkflowEntry, name: str, upstream_names: list[str], le
     return parts
 
 
+#: the levels whose tasks have no network unless they opt in (the executor's ``LevelProfile.network_off``;
+#: a unit test keeps the two equal, since the core does not import the executor)
+NETWORK_OFF_LEVELS = frozenset({str(SandboxLevel.SECCOMP), str(SandboxLevel.DOCKER)})
+
+
 def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: list[str], level: SandboxLevel,
                     settings: OrchestratorSettings) -> AttemptPayload:
     """What an attempt carries to the executor: plain data only (names, encoded literals, limits).
@@ -122,8 +128,13 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
                if spec.builtin in WORKSPACE_BUILTINS else parts.sandbox)
     literals, env = run.literals[name], {"LATTICE_RUN_ID": run.run_id, "LATTICE_TASK": name,
                                          "LATTICE_ATTEMPT_ID": attempt_id, "LATTICE_WORKSPACE": workspace}
+    pools: dict[str, dict[str, str]] = {}
     if spec.llm and settings.llm_access is not None:  # fresh pool keys per attempt, scoped to this run
         access = settings.llm_access(run.run_id, tuple(spec.llm))
+        if sandbox is not None and sandbox["level"] in NETWORK_OFF_LEVELS and not sandbox.get("network"):
+            # no route to the head: the worker's gateway takes the requests; the task sees it on loopback
+            pools = {alias: {"url": a["base_url"], "key": a["api_key"]} for alias, a in access.items()}
+            access = {alias: {**a, "base_url": sandbox_base_url(alias)} for alias, a in access.items()}
         encoding, data = encode_value(access)
         literals = {**literals, "llm": (str(encoding), data)}
         first = access[spec.llm[0]]
@@ -132,6 +143,7 @@ def attempt_payload(run: RunExec, name: str, attempt_id: str, upstream_names: li
         run_id=run.run_id, task=name, attempt_id=attempt_id, fn_key=parts.fn_key, builtin=parts.builtin,
         outputs=parts.outputs, literals=literals, refs=parts.refs, sandbox=sandbox, env=env,
         max_output_bytes=parts.max_output_bytes, log_limit=parts.log_limit,
+        pools=pools,
     )
 
 

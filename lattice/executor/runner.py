@@ -11,6 +11,7 @@ timings. The envelope is what the head stores and what downstream tasks receive 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -152,7 +153,14 @@ def _run_sandboxed(fn_blob: bytes | None, inputs: dict[str, Encoded], payload: A
     if gpu_ids is not None:
         env.setdefault("CUDA_VISIBLE_DEVICES", gpu_ids)
     env.update(sandbox_trace_env(payload.trace))
-    outcome = execute_encoded(fn_blob, inputs, list(payload.outputs), config, env=env)
+    with contextlib.ExitStack() as stack:
+        if payload.pools and not config.network:  # a network-off task's only way out: its declared pools
+            from lattice.executor.pool_gateway import PoolGateway, PoolRoute
+
+            gateway = stack.enter_context(PoolGateway({alias: PoolRoute(url=r["url"], key=r["key"])
+                                                       for alias, r in payload.pools.items()}))
+            config = config.merged(pool_socket=gateway.path)
+        outcome = execute_encoded(fn_blob, inputs, list(payload.outputs), config, env=env)
     export_sandbox_spans(outcome.result.spans, payload.trace)
     return outcome.result, outcome.stdout, outcome.stderr
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import httpx
 
 from lattice.core.cluster import ResourceManager
+from lattice.llm.engine_http import EngineHTTP
 from lattice.llm.engines import command
 from lattice.llm.gate import Gate, RateLimit
 from lattice.llm.keys import PoolKeys
@@ -175,6 +176,8 @@ class PoolManager:
         self.pools: dict[str, Pool] = {}
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=5.0),
                                       limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+        #: the proxy's client to the engines (aiohttp: ``engine_http.py``); ``http`` serves the rest
+        self.engine_http = EngineHTTP()
         self._loop_task: asyncio.Task[None] | None = None
 
     # --- lifecycle of the manager -------------------------------------------------------------------
@@ -191,6 +194,7 @@ class PoolManager:
         await asyncio.gather(*(self._stop_pool(pool, "the head is stopping") for pool in list(self.pools.values())),
                              return_exceptions=True)
         await self.http.aclose()
+        await self.engine_http.close()
 
     # --- the API's side -----------------------------------------------------------------------------
 
@@ -251,6 +255,14 @@ class PoolManager:
                                    api_key=self.keys.mint(alias, run_id),
                                    model=pool.served_model if pool else alias).model_dump()
         return out
+
+    def warm(self, aliases: frozenset[str]) -> None:
+        """A run was submitted whose tasks call these pools: start a replica of each one at zero now, so
+        the engine loads while the run's earlier tasks run (the orchestrator calls this at submit)."""
+        for alias in sorted(aliases):
+            pool = self.pools.get(alias)
+            if pool is not None:
+                self.demand(pool)
 
     def demand(self, pool: Pool) -> None:
         """A request arrived: note it, and start a replica now when none is up (scale from zero)."""

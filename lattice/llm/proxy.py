@@ -1,7 +1,9 @@
 """One request through a pool: admit (gate), route, forward to the engine, count, release.
 
 The body is forwarded as the caller sent it, with ``model`` set to the name the engine serves (so a task
-may say ``model="anything"``). Streams pass through chunk by chunk (SSE bytes as the engine wrote them);
+may say ``model="anything"``): the caller's bytes unchanged when they already name it, else re-encoded
+once. The hop to the engine is ``aiohttp`` over kept-alive connections (``engine_http.py`` says why).
+Streams pass through chunk by chunk (SSE bytes as the engine wrote them);
 tokens are read from the engine's ``usage`` (OpenAI shape; for streams, the final chunk's, else one per
 content chunk). A replica that fails before its answer began is taken out and the request is admitted
 again and goes to another replica, or to this one once restarted (up to ``MAX_REROUTES`` times); once the
@@ -16,8 +18,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
+from lattice.llm.engine_http import ENGINE_DOWN
 from lattice.llm.gate import Grant
 from lattice.llm.manager import Pool, PoolError, PoolManager
 
@@ -34,10 +37,12 @@ class Forwarded:
     stream: AsyncIterator[bytes] | None = None
 
 
-def estimate_tokens(body: dict[str, Any]) -> float:
-    """What a request is charged when admitted: prompt size (4 bytes a token) plus its max_tokens."""
-    prompt = body.get("messages") or body.get("prompt") or ""
-    size = len(json.dumps(prompt)) / 4
+def estimate_tokens(body: dict[str, Any], size_bytes: int | None = None) -> float:
+    """What a request is charged when admitted: prompt size (4 bytes a token; the whole body's size when
+    given, which spares encoding the prompt again) plus its max_tokens."""
+    if size_bytes is None:
+        size_bytes = len(json.dumps(body.get("messages") or body.get("prompt") or ""))
+    size = size_bytes / 4
     wanted = body.get("max_tokens") or body.get("max_completion_tokens") or 16
     try:
         return size + float(wanted)
@@ -52,12 +57,18 @@ def _usage(data: Any) -> tuple[float, float] | None:
     return float(usage.get("prompt_tokens") or 0), float(usage.get("completion_tokens") or 0)
 
 
-async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: dict[str, Any]) -> Forwarded:
-    """Raises ``GateError`` (429/503) or :class:`PoolError`; else the engine's answer, status included."""
+async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: dict[str, Any],
+                  raw: bytes | None = None) -> Forwarded:
+    """Raises ``GateError`` (429/503) or :class:`PoolError`; else the engine's answer, status included.
+
+    ``raw``: the caller's body as it came (``body`` parsed), sent unchanged when it names the pool's model.
+    """
     manager.demand(pool)
-    body = {**body, "model": pool.served_model}  # the pool's model, whatever name the caller used
     stream = bool(body.get("stream"))
-    estimate = estimate_tokens(body)
+    estimate = estimate_tokens(body, len(raw) if raw is not None else None)
+    if raw is None or body.get("model") != pool.served_model:  # the pool's model, whatever the caller said
+        raw = json.dumps({**body, "model": pool.served_model}, separators=(",", ":")).encode()
+    session = manager.engine_http.session()
     exclude: frozenset[int] = frozenset()
     last_error = ""
     for _ in range(MAX_REROUTES + 1):
@@ -68,10 +79,10 @@ async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: d
             raise
         base, headers = manager.target(pool, grant.slot)
         started = time.monotonic()
-        request = manager.http.build_request("POST", f"{base}/{path}", json=body, headers=headers)
         try:
-            response = await manager.http.send(request, stream=True)
-        except httpx.TransportError as exc:
+            response = await session.post(f"{base}/{path}", data=raw,
+                                          headers={**headers, "content-type": "application/json"})
+        except ENGINE_DOWN as exc:
             # no answer began: the replica is down (refused, reset, died mid-generation). Take it out, admit
             # the request again and send it elsewhere (or to the restarted replica). A completion has no side
             # effects, so one the dead engine had begun is generated again rather than lost.
@@ -84,16 +95,18 @@ async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: d
             pool.gate.release(grant, tokens=0.0)
             raise
         out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS}
-        if stream and response.status_code < 400:
-            return Forwarded(response.status_code, out_headers,
-                             stream=_relay(manager, pool, grant, response, started, run))
+        if stream and response.status < 400:
+            return Forwarded(response.status, out_headers, stream=_relay(manager, pool, grant, response, started, run))
         try:
-            content = await response.aread()
+            content = await response.read()
+        except BaseException:
+            pool.gate.release(grant, tokens=0.0)
+            raise
         finally:
-            await response.aclose()
+            response.release()
         seconds = time.monotonic() - started
         tokens_in, tokens_out = 0.0, 0.0
-        if response.status_code < 400:
+        if response.status < 400:
             try:
                 counted = _usage(json.loads(content))
             except ValueError:
@@ -103,22 +116,22 @@ async def forward(manager: PoolManager, pool: Pool, run: str, path: str, body: d
             pool.stats.observe_ttft(seconds)
         else:
             pool.stats.failed += 1
-        _finish(manager, pool, grant, run, tokens_in, tokens_out, seconds, response.status_code)
-        return Forwarded(response.status_code, out_headers, content=content)
+        _finish(manager, pool, grant, run, tokens_in, tokens_out, seconds, response.status)
+        return Forwarded(response.status, out_headers, content=content)
     raise PoolError(503, "unavailable", f"no replica of {pool.alias!r} could be reached ({last_error})",
                     "alias", "the pool's replicas are restarting; retry shortly (see lattice llm list)")
 
 
-async def _relay(manager: PoolManager, pool: Pool, grant: Grant, response: httpx.Response, started: float,
-                 run: str) -> AsyncIterator[bytes]:
+async def _relay(manager: PoolManager, pool: Pool, grant: Grant, response: aiohttp.ClientResponse,
+                 started: float, run: str) -> AsyncIterator[bytes]:
     tokens_in = tokens_out = 0.0
     chunks = 0
     counted: tuple[float, float] | None = None
     first = True
     pending = b""
-    status = response.status_code
+    status = response.status
     try:
-        async for raw in response.aiter_raw():
+        async for raw in response.content.iter_any():
             if first:
                 pool.stats.observe_ttft(time.monotonic() - started)
                 first = False
@@ -144,7 +157,7 @@ async def _relay(manager: PoolManager, pool: Pool, grant: Grant, response: httpx
         status = 499  # the caller went away (or the engine broke off): still released and counted
         raise
     finally:
-        await response.aclose()
+        response.release()  # back to the pool when read to the end, else the connection is closed
         if counted is not None:
             tokens_in, tokens_out = counted
         else:

@@ -64,6 +64,9 @@ class AttemptPayload:
     log_limit: int = DEFAULT_LOG_LIMIT
     #: the attempt span's W3C trace context (``traceparent``, ``tracestate``); empty when tracing is off
     trace: dict[str, str] = field(default_factory=dict)
+    #: model pools a network-off sandboxed task reaches through the worker's gateway: alias -> ``{"url":
+    #: the head's base URL for the pool, "key": the attempt's pool key}`` (``lattice.executor.pool_gateway``)
+    pools: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AttemptPayload, _payload_values(self))

@@ -116,3 +116,15 @@ class LLMAccess(BaseModel):
     base_url: str
     api_key: str
     model: str
+
+
+#: the loopback port a network-off sandboxed task (levels seccomp and docker without ``network=True``)
+#: reaches its declared pools on: inside the task's own network namespace, where nothing else listens,
+#: a forwarder outside the task's control carries each connection to the worker's pool gateway
+#: (``lattice.executor.pool_gateway``), which passes on only that task's pools' three routes
+SANDBOX_POOL_PORT = 18080
+
+
+def sandbox_base_url(alias: str) -> str:
+    """The base URL a network-off sandboxed task gets for ``alias`` (same path as the head's endpoint)."""
+    return f"http://127.0.0.1:{SANDBOX_POOL_PORT}/api/v1/llm/{alias}/v1"

@@ -1,7 +1,9 @@
 """Model pools end to end: a real head, real Ray, a real engine (``transformers serve``), real requests.
 
 What is in flight is counted AT THE ENGINE, from its own log: ``transformers serve`` logs
-``[Request received]`` when its handler takes a request (it accepts every connection at once and then
+``[Request received]`` (before 5.2x; since then ``Request <id>: model ...``, only with
+``--enable-log-requests``, which :func:`request_log_args` adds where the engine has it) when its handler
+takes a request (it accepts every connection at once and then
 generates one after another) and uvicorn logs the ``POST`` when the answer is sent, so
 received-minus-answered is the engine's own count of requests it holds.
 """
@@ -9,8 +11,10 @@ received-minus-answered is the engine's own count of requests it holds.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -32,11 +36,21 @@ def engine_log(head: HeadProcess, replica_id: str) -> Path:
     return head.data_dir / "llm" / f"{replica_id}.log"
 
 
+_RECEIVED = re.compile(r"\[Request received\]|\bRequest \S+: model ")
+
+
+def request_log_args() -> list[str]:
+    """The engine flag that makes ``transformers serve`` log each request it takes, where it has one."""
+    from transformers.cli import serve
+
+    return ["--enable-log-requests"] if "enable_log_requests" in inspect.getsource(serve) else []
+
+
 def peak_at_engine(log: Path) -> tuple[int, int]:
     """(most requests the engine held at once, requests it answered), from the engine's own log."""
     held = peak = answered = 0
     for line in log.read_text(errors="replace").splitlines():
-        if "[Request received]" in line:
+        if _RECEIVED.search(line):
             held += 1
             peak = max(peak, held)
         elif '"POST /v1/chat/completions' in line or '"POST /v1/completions' in line:
@@ -99,7 +113,7 @@ async def post_all(url: str, token: str, bodies: list[tuple[str, dict[str, Any]]
 def capped(llm_head: HeadProcess, tiny_model: Path) -> str:
     with LatticeClient(llm_head.url, token=llm_head.token, progress=False) as client:
         client.llm.deploy("capped", engine="transformers", model=str(tiny_model), cpu=0.5, max_concurrency=2,
-                          max_queue=100, min_replicas=1, idle_timeout_s=3600)
+                          max_queue=100, min_replicas=1, idle_timeout_s=3600, engine_args=request_log_args())
         wait_ready(client, "capped")
     return "capped"
 
@@ -286,11 +300,55 @@ def test_idle_timeout_stops_the_engine_and_the_next_request_starts_it(llm_head: 
     assert first.status_code == 200, first.text  # held while the engine started from zero
     pid = next(p for p in client.llm.list() if p.alias == "idle").replicas[0].pid
     assert pid is not None
-    wait_gone(pid, 5 + 10)
-    assert next(p for p in client.llm.list() if p.alias == "idle").replicas == []
+    gone = wait_gone(pid, 5 + 10)
+    # the process goes first; the manager drops the replica once its stop (actor, lease) has finished
+    deadline = time.monotonic() + max(1.0, 5 + 10 - gone)
+    while next(p for p in client.llm.list() if p.alias == "idle").replicas:
+        assert time.monotonic() < deadline, "the idle replica is still listed after its engine stopped"
+        time.sleep(0.2)
     again = httpx.post(url, json=chat(), headers={"authorization": f"Bearer {llm_head.token}"}, timeout=240)
     assert again.status_code == 200
     client.llm.stop("idle")
+
+
+def test_a_submitted_run_starts_its_pool_before_its_llm_task_is_ready(llm_head: HeadProcess, tiny_model: Path,
+                                                                        client: LatticeClient) -> None:
+    """The engine starts loading at submit, while the run's first task still runs, not at dispatch."""
+    client.llm.deploy("early", engine="transformers", model=str(tiny_model), cpu=0.5, max_concurrency=2,
+                      idle_timeout_s=3600)
+    assert next(p for p in client.llm.list() if p.alias == "early").replicas == []  # at zero
+
+    @task(cpu=0, outputs=["go"])
+    def first(params: dict[str, Any]) -> dict[str, Any]:
+        import time
+
+        time.sleep(20)
+        return {"go": "hi"}
+
+    @task(cpu=0, llm="early", inputs=["go"], outputs=["answer"])
+    def ask(params: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        access = params["llm"]["early"]
+        answer = httpx.post(f"{access['base_url']}/chat/completions", timeout=240,
+                            headers={"authorization": f"Bearer {access['api_key']}"},
+                            json={"model": access["model"], "max_tokens": 4,
+                                  "messages": [{"role": "user", "content": params["go"]}]})
+        return {"answer": answer.json()["choices"][0]["message"]["content"]}
+
+    wf = client.create_workflow("llm-early")
+    go = wf.add_task(first)
+    wf.add_task(ask, inputs={"go": go.outputs["go"]})
+    run_id = wf.run()
+    submitted = time.monotonic()
+    while not next(p for p in client.llm.list() if p.alias == "early").replicas:
+        assert time.monotonic() - submitted < 10, "no replica started within 10 s of the submit"
+        time.sleep(0.2)
+    states = {t["name"]: t["state"] for t in client.get_run(run_id)["tasks"]}
+    assert states["ask"] == "pending" and states["first"] in ("ready", "scheduled", "running"), states
+    results = wf.get_results(run_id, timeout=300)
+    assert isinstance(results.get("ask", results)["answer"], str)
+    client.llm.stop("early")
 
 
 # --- the head stops: no engine remains ----------------------------------------------------------------

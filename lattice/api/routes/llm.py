@@ -112,8 +112,9 @@ async def completions(alias: str, request: Request) -> Response:
 async def _proxy(alias: str, request: Request, path: str) -> Response:
     state: HeadState = request.app.state.head
     manager, pool, run = _who(state, request, alias)
+    raw = await request.body()
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         raise HTTPError(422, "validation_error", "the body is not JSON", "body",
                         "send an OpenAI request body (model, messages, ...)") from None
@@ -121,7 +122,7 @@ async def _proxy(alias: str, request: Request, path: str) -> Response:
         raise HTTPError(422, "validation_error", "the body must be a JSON object", "body",
                         "send an OpenAI request body (model, messages, ...)")
     try:
-        out = await forward(manager, pool, run, path, body)
+        out = await forward(manager, pool, run, path, body, raw)
     except QueueFull as exc:
         return error_response(429, "rate_limited", f"pool {alias!r} is full: {exc}", "alias",
                               f"retry after {exc.retry_after:g} s", headers={"retry-after": f"{exc.retry_after:g}"})

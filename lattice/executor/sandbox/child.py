@@ -25,7 +25,7 @@ import contextlib
 import ctypes
 import os
 import resource
-import select
+import selectors
 import signal
 import sys
 from typing import Any
@@ -33,10 +33,11 @@ from typing import Any
 import cloudpickle
 
 from lattice.executor.invoke import InvocationResult, invoke
-from lattice.executor.sandbox import landlock, levels, namespaces, privileges, seccomp_filter
+from lattice.executor.sandbox import landlock, levels, loopback, namespaces, privileges, seccomp_filter
 from lattice.executor.sandbox.protocol import decode_inputs, pack_result, read_frame
 from lattice.executor.sandbox.spans import recording
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
+from lattice.wire.llm import SANDBOX_POOL_PORT
 
 PR_SET_PDEATHSIG = 1
 _status_fd = -1  # the launcher's report pipe; closed in the task so that it cannot forge a report
@@ -80,6 +81,8 @@ def run_task(
     level = header["level"]
     parts = levels.profile(level)
     network = bool(header.get("network"))
+    # set by the launcher (or the docker one-shot) only once the task's namespace holds the pool forwarder
+    pool_loopback = bool(header.get("pool_loopback")) and not network
     workdir = header["workdir"]
     recorder: CallRecorder | None = None
     try:
@@ -94,10 +97,15 @@ def run_task(
         if parts.landlock and ruleset is not None:
             ruleset.allow([workdir, "/dev/shm", *header.get("extra_write", [])], landlock.READ | landlock.WRITE)
             ruleset.allow(["/proc", *header.get("extra_read", [])], landlock.READ)
+            if pool_loopback:  # TCP connect to the pool port only (the namespace has nothing else)
+                ruleset.allow_connect(SANDBOX_POOL_PORT)
             ruleset.restrict_self()
         privileges.drop_all()
         if parts.seccomp_filter:  # docker: the same filter again, inside the container
-            seccomp_filter.install(network)  # compiled once in the zygote: here one prctl
+            # with the pool forwarder, the task needs a TCP socket to reach it: the network-on filter (no
+            # AF_UNIX socket at all, no raw socket), inside a network namespace whose only listener is
+            # the forwarder; compiled once in the zygote: here one prctl
+            seccomp_filter.install(network or pool_loopback)
         recorder = CallRecorder(syscall_names)
         recorder.install()
     except BaseException as exc:  # noqa: BLE001 - report, never run the task half-sandboxed
@@ -201,39 +209,62 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
     parts = levels.profile(header["level"])
     if parts.landlock:
         ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
+    forwarder = None
     if parts.network_namespace and not header.get("network"):
-        namespaces.isolate_network()
+        if namespaces.isolate_network() and header.get("pool_socket"):
+            forwarder = _pool_listener()
+    header["pool_loopback"] = forwarder is not None
     header["private_mounts"] = own_mounts is True
     if isinstance(own_mounts, OSError):
         header["setup_error"] = f"cannot make the task's mount namespace: {own_mounts}"
     pid = os.fork()
     if pid == 0:
+        if forwarder is not None:
+            forwarder.close()  # the task never holds the listener
         _task_main(header, blobs, result_fd, ruleset, names)
     os.close(result_fd)
-    return _supervise(pid)
+    # the forwarder runs here, in the launcher's own loop: outside the task's PID namespace and filters
+    return _supervise(pid, loopback.Forwarder(forwarder, header["pool_socket"]) if forwarder else None)
 
 
-def _supervise(pid: int) -> int:
+def _pool_listener() -> Any:
+    """The pool forwarder's listener in the task's network namespace, or None (the task then finds the
+    network off, as without pools: a failure here must never widen what the task may do)."""
+    try:
+        return loopback.listen()
+    except OSError as exc:
+        print(f"lattice: model pools unreachable from this task: {exc}", file=sys.stderr)
+        return None
+
+
+def _supervise(pid: int, forwarder: loopback.Forwarder | None = None) -> int:
     pidfd = os.pidfd_open(pid)
     stdin = sys.stdin.buffer.fileno()
-    watch = [pidfd, stdin]
+    watch = forwarder.selector if forwarder is not None else selectors.DefaultSelector()
+    watch.register(pidfd, selectors.EVENT_READ, "task")
+    watch.register(stdin, selectors.EVENT_READ, "worker")
     while True:
-        ready, _, _ = select.select(watch, [], [])
-        if stdin in ready and not os.read(stdin, 4096):
-            watch.remove(stdin)  # worker gone: kill the task (its PID namespace goes with it)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if pidfd in ready:
-            _, status = os.waitpid(pid, 0)
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.WEXITSTATUS(status)
+        for key, mask in watch.select():
+            if forwarder is not None and forwarder.dispatch(key, mask):
+                continue
+            if key.data == "worker" and not os.read(stdin, 4096):
+                watch.unregister(stdin)  # worker gone: kill the task (its PID namespace goes with it)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            elif key.data == "task":
+                _, status = os.waitpid(pid, 0)
+                if os.WIFSIGNALED(status):
+                    return 128 + os.WTERMSIG(status)
+                return os.WEXITSTATUS(status)
 
 
 def _oneshot(task_path: str, result_path: str) -> int:
     """Docker: one task from a file, result to a file (the container is the sandbox around it)."""
     with open(task_path, "rb") as fh:
         header, blobs = read_frame(fh, MAX_TASK_FRAME)
+    header["pool_loopback"] = False
+    if header.get("pool_socket") and not header.get("network"):
+        header["pool_loopback"] = _fork_forwarder(header["pool_socket"])
     frame = run_task(header, blobs, None, seccomp_filter.syscall_numbers())
     with contextlib.suppress(Exception):
         sys.stdout.flush()
@@ -241,6 +272,26 @@ def _oneshot(task_path: str, result_path: str) -> int:
     with open(result_path, "wb") as fh:
         fh.write(frame)
     return 0
+
+
+def _fork_forwarder(gateway_path: str) -> bool:
+    """Docker: the pool forwarder as a process of its own, forked before the task's filter and code (the
+    container's ``--network none`` namespace is the wall; the forwarder only carries bytes to the gateway,
+    which decides). It dies with the container's PID 1, which is this process."""
+    server = _pool_listener()
+    if server is None:
+        return False
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            loopback.Forwarder(server, gateway_path).run()
+        except BaseException:  # noqa: BLE001
+            code = 70
+        os._exit(code)
+    server.close()
+    return True
 
 
 def main(argv: list[str]) -> int:

@@ -58,6 +58,9 @@ class SandboxConfig:
     extra_read_paths: tuple[str, ...] = field(default_factory=tuple)
     #: extra paths a seccomp-level task may write
     extra_write_paths: tuple[str, ...] = field(default_factory=tuple)
+    #: the worker's pool gateway (a Unix socket) for a network-off task that declared model pools: the
+    #: task reaches it, and nothing else, on ``127.0.0.1:SANDBOX_POOL_PORT`` (``sandbox/loopback.py``)
+    pool_socket: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "level", SandboxLevel.parse(self.level))

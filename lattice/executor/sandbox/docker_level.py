@@ -31,6 +31,8 @@ from lattice.executor.sandbox.protocol import ProtocolError, pack_task, parse_re
 from lattice.executor.sandbox.subprocess_level import RESULT_HEADER_ALLOWANCE, task_header
 
 IO_DIR = "/lattice/io"
+#: where the worker's pool gateway socket appears in the container (``SandboxConfig.pool_socket``)
+POOL_DIR = "/lattice/pools"
 WORKDIR = "/work"
 MIB = 1024 * 1024
 _NEVER_BOUND = frozenset({"/", "/etc", "/root", "/home", "/tmp", "/work", "/lattice", "/proc", "/sys", "/dev"})
@@ -56,6 +58,8 @@ def container_kwargs(config: SandboxConfig, io_dir: str, env: dict[str, str]) ->
 
     python = sys.executable if config.docker_mount_host_python else "python3"
     volumes = {io_dir: {"bind": IO_DIR, "mode": "rw"}}
+    if config.pool_socket and not config.network:  # connect(2) to a socket needs it writable
+        volumes[os.path.dirname(config.pool_socket)] = {"bind": POOL_DIR, "mode": "rw"}
     if config.docker_mount_host_python:
         volumes.update(host_python_mounts())
     ulimits = [Ulimit(name="core", soft=0, hard=0)]
@@ -134,6 +138,8 @@ def execute_in_container(
     header = task_header(config, WORKDIR, outputs, env)
     header["env"]["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
     header["env"]["PYTHONPATH"] = child_python_path()
+    if header.get("pool_socket"):
+        header["pool_socket"] = f"{POOL_DIR}/{os.path.basename(header['pool_socket'])}"
     with open(os.path.join(io_dir, "task.bin"), "wb") as fh:
         fh.write(pack_task(header, fn_blob, inputs))
     os.chmod(os.path.join(io_dir, "task.bin"), 0o644)

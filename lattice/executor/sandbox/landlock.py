@@ -61,6 +61,11 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
+class _NetPort(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
@@ -130,6 +135,16 @@ class Ruleset:
                     log.debug("landlock_add_rule %s: errno %d", path, ctypes.get_errno())
             finally:
                 os.close(fd)
+
+    def allow_connect(self, port: int) -> bool:
+        """Allow TCP connect to ``port`` (ABI 4+, network handled); False where the kernel has no such rule."""
+        if self.abi < 4:
+            return False
+        rule = _NetPort(NET_CONNECT_TCP, port)
+        if _libc.syscall(SYS_ADD_RULE, self.fd, RULE_NET_PORT, ctypes.byref(rule), 0) < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"landlock_add_rule(port {port}): {os.strerror(err)}")
+        return True
 
     def restrict_self(self) -> None:
         """Enforce the ruleset on this process and its future children (needs no_new_privs)."""

@@ -62,6 +62,7 @@ def task_header(config: SandboxConfig, workdir: str, outputs: list[str], env: di
         },
         "extra_read": list(config.extra_read_paths),
         "extra_write": list(config.extra_write_paths),
+        "pool_socket": config.pool_socket if not config.network else None,
     }
 
 
