@@ -112,6 +112,9 @@ class Orchestrator:
         self._refresh_now = asyncio.Event()
         self._writer: StoreWriter | None = None
         self._batch = Batch()
+        #: the writer's answer for the last batch handed over: batches commit in order, so once it is
+        #: answered, so is everything handed over before it (what a flush with nothing new waits for)
+        self._last_commit: asyncio.Future[None] | None = None
         self._announce: list[tuple[str, dict[str, Any]]] = []
         self._finished: list[RunExec] = []
         self.stats = {"tasks_dispatched": 0, "tasks_succeeded": 0, "tasks_failed": 0, "steps": 0}
@@ -577,6 +580,9 @@ class Orchestrator:
 
         if batch or announce or finished:
             self._writer.submit(batch, committed)
+            self._last_commit = done
+        elif self._last_commit is not None and not self._last_commit.done():
+            return self._last_commit  # nothing new, but an earlier step's batch is not committed yet
         else:
             done.set_result(None)
         return done

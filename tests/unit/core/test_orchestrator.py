@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -347,3 +348,25 @@ async def test_a_step_past_its_budget_leaves_the_rest_placed_for_the_next_step(
     finally:
         await h.orchestrator.stop()
         h.store.close()
+
+
+async def test_flush_waits_for_changes_an_earlier_step_handed_to_the_writer(head: Head) -> None:
+    """flush() says "committed" only once everything made before it is: a run created just before the loop's
+    own step flushed it must not get its id handed out while that batch still waits in the writer."""
+    gate = threading.Event()
+    commit = head.store.commit
+
+    def slow_commit(batch: Any) -> None:
+        gate.wait(5)
+        commit(batch)
+
+    head.store.commit = slow_commit  # type: ignore[method-assign]
+    run_id = head.run(t("a"))
+    head.orchestrator._flush()  # the loop's step hands the creation over first
+    flushed = asyncio.ensure_future(head.orchestrator.flush())
+    await asyncio.sleep(0.05)
+    assert not flushed.done(), "flush() returned while the run's creation was not committed"
+    assert head.store.get_run(run_id) is None
+    gate.set()
+    await asyncio.wait_for(flushed, 5)
+    assert head.store.get_run(run_id) is not None
