@@ -20,7 +20,7 @@ import pytest
 from headproc import HeadProcess
 
 from lattice import LatticeClient, task
-from tests.integration.sandbox_fixtures import private_dockerd
+from tests.integration.sandbox_fixtures import docker_engine  # noqa: F401
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -106,21 +106,9 @@ def _probe_task(level: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def docker_url() -> Iterator[str | None]:
-    """A private dockerd with the task image, or None (the docker half skips with the reason)."""
-    from lattice.executor.sandbox.docker_image import build_image
-
-    try:
-        with private_dockerd() as url:
-            build_image(host=url)
-            yield url
-    except RuntimeError as exc:
-        pytest.skip(f"no Docker engine can be started here: {exc}")
-
-
-@pytest.fixture(scope="module")
-def llm_head(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, docker_url: str) -> Iterator[HeadProcess]:
-    env = {"LATTICE_SANDBOX_CONFIG": json.dumps({"docker_host": docker_url})}
+def llm_head(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path,
+             docker_engine: str) -> Iterator[HeadProcess]:  # noqa: F811
+    env = {"LATTICE_SANDBOX_CONFIG": json.dumps({"docker_host": docker_engine})}
     proc = HeadProcess(tmp_path_factory.mktemp("llm-reach-head"), extra_args=["--num-cpus", "4"], env=env).start()
     yield proc
     proc.stop()
