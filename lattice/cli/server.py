@@ -33,7 +33,7 @@ from lattice.core.tracing import RunTracing
 from lattice.executor.dispatch import RayBackend
 from lattice.executor.livelog_relay import LiveLogReader
 from lattice.executor.node_usage import NodeUsageMonitor
-from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version
+from lattice.executor.ray_process import RayProcess, apply_ray_env, ray_version, user_ray_token
 from lattice.llm.manager import PoolManager
 from lattice.utils import otel
 from lattice.utils.procs import ProcessIdentity
@@ -76,8 +76,8 @@ def serve(settings: HeadSettings, announce: Any = print, access_log: bool = Fals
     ray_proc: RayProcess | None = None
     ray_token: str | None
     if settings.ray_address:
-        # The user's cluster: its own auth. Ray's token (RAY_AUTH_TOKEN) when it uses one, else none.
-        ray_token = os.environ.get("RAY_AUTH_TOKEN") or None
+        # The user's cluster: its own auth, its token found where Ray's CLI keeps it (else none).
+        ray_token = user_ray_token()
         if ray_token:
             apply_ray_env(ray_token)
     else:

@@ -47,6 +47,26 @@ def apply_ray_env(token: str) -> None:
             pass
 
 
+def user_ray_token() -> str | None:
+    """The token of a Ray cluster the user started (``--ray-address``), found where Ray's own CLI looks.
+
+    Ray 2.60's ``ray start --head`` turns token auth on and writes ``~/.ray/auth_token``, but a driver
+    that connects to an explicit address never looks for it, so the head would be refused. The order is
+    Ray's: ``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, ``~/.ray/auth_token``. A token sent
+    to a cluster without auth is ignored there; ``RAY_AUTH_MODE=disabled`` set by the user means none.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return None
+    if token := os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return token
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), str(Path.home() / ".ray" / "auth_token")):
+        if path and Path(path).is_file():
+            token = Path(path).read_text().strip()
+            if token:
+                return token
+    return None
+
+
 def ray_temp_dir(data_dir: Path) -> Path:
     """A short, private temp dir per data dir (Ray's socket paths must stay under ~107 bytes)."""
     digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from lattice import LatticeClient, task
 from lattice.utils.net import free_port, wait_for_port
 from lattice.utils.procs import group_exists
@@ -25,11 +27,21 @@ def where(params):
     return {"node": ray.get_runtime_context().get_node_id()}
 
 
-def test_the_head_uses_an_existing_ray_and_never_stops_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("auth", ["token", "none"])
+def test_the_head_uses_an_existing_ray_and_never_stops_it(tmp_path: Path, auth: str) -> None:
     port = free_port()
     temp = Path("/tmp") / f"lattice-own-ray-{os.getpid()}"
+    # The user's Ray as `ray start --head` makes it, in a HOME of the test's own (not the machine's): with
+    # token auth when ~/.ray/auth_token exists (`ray get-auth-token --generate`), where the head must find
+    # it by itself; without auth when it does not.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    if auth == "token":
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "get-auth-token", "--generate"], env=env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        assert (tmp_path / "home" / ".ray" / "auth_token").is_file()
     ray = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
                             f"--port={port}", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}", "--num-cpus=1",
                             "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=100000000"],
