@@ -257,9 +257,14 @@ def test_queue_bound_then_429_then_kill_then_stop(llm_head: HeadProcess, tiny_mo
     pid = view["replicas"][0]["pid"]
 
     async def killed() -> list[tuple[httpx.Response, float]]:
-        requests = asyncio.create_task(post_all(url, llm_head.token, [(f"k{i}", chat(max_tokens=40))
+        requests = asyncio.create_task(post_all(url, llm_head.token, [(f"k{i}", chat(max_tokens=200))
                                                                       for i in range(6)], timeout=200))
-        await asyncio.sleep(0.5)
+        # kill while the engine holds some of them and the rest wait (the head says so), not after they ended
+        deadline = time.monotonic() + 30
+        while (held := next(p for p in client.llm.list() if p.alias == "small")).in_flight < 2:
+            assert time.monotonic() < deadline and not requests.done(), "the requests never reached the engine"
+            await asyncio.sleep(0.05)
+        assert held.queued >= 1, held
         os.kill(pid, signal.SIGKILL)
         return await requests
 
