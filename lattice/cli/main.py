@@ -137,6 +137,9 @@ def _check_ip(_ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--resources", "custom_resources", default=None,
               help='Worker: custom resources as JSON, e.g. \'{"my_res": 2}\' (tasks ask resources={"my_res": 1}).')
 @click.option("--labels", default=None, help="Worker: node labels k=v,... (tasks ask node_labels={...}).")
+@click.option("--join-timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+              envvar="LATTICE_JOIN_TIMEOUT",
+              help="Worker: seconds to wait until the head lists this node as alive, else stop its Ray and fail.")
 @click.option("--block", is_flag=True, help="Stay in the foreground until stopped (Ctrl-C stops).")
 @click.option("--otel", metavar="URL", expose_value=False, callback=lambda _c, _p, v: _otel_endpoint(v),
               help="Export traces over OTLP/HTTP to URL (sets OTEL_EXPORTER_OTLP_ENDPOINT; needs the otel extra).")
@@ -146,7 +149,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
           max_output_mb: int, log_level: str, log_format: str, access_log: bool, scheduling: str, playground: bool,
           addr: str | None, token: str | None, node_ip: str | None, memory_mb: int | None,
           custom_resources: str | None, labels: str | None, ssl_certfile: Path | None, ssl_keyfile: Path | None,
-          block: bool) -> None:
+          join_timeout: float, block: bool) -> None:
     """Start a head (--head) or a worker node (--worker)."""
     data_dir = resolve_data_dir(data_dir)
     if role == "head":
@@ -173,7 +176,7 @@ def start(role: str | None, port: int, host: str, data_dir: Path | None, store_u
 
         start_worker(addr, token, data_dir, num_cpus, num_gpus, object_store_mb, node_ip, block, memory_mb,
                      parse_resources(custom_resources), parse_labels(labels),
-                     echo=lambda line: console.print(line, highlight=False))
+                     echo=lambda line: console.print(line, highlight=False), join_timeout_s=join_timeout)
     else:
         raise click.UsageError("say what to start: --head or --worker")
 

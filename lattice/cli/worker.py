@@ -28,7 +28,9 @@ WORKER_INFO_FILE = "worker.json"
 #: the head's token a worker was started with, so that stopping it can drain its node first
 HEAD_TOKEN_FILE = "head_token"
 #: how long ``lattice start --worker`` waits for the head to list the new node as alive
-SCHEDULABLE_TIMEOUT_S = 60.0
+#: default of ``--join-timeout``: Ray's raylet start plus the head's next node refresh take 5-35 s on a loaded
+#: 2-core machine; 60 s was once missed there at load average 36
+SCHEDULABLE_TIMEOUT_S = 120.0
 
 
 def parse_labels(value: str | None) -> dict[str, str]:
@@ -116,7 +118,7 @@ def wait_schedulable(url: str, token: str | None, data_dir: Path, ip: str, timeo
 def start_worker(url: str, token: str | None, data_dir: Path, num_cpus: float | None, num_gpus: float | None,
                  object_store_mb: int, node_ip: str | None, block: bool, memory_mb: int | None = None,
                  resources: dict[str, float] | None = None, labels: dict[str, str] | None = None,
-                 echo: Any = click.echo) -> None:
+                 echo: Any = click.echo, join_timeout_s: float = SCHEDULABLE_TIMEOUT_S) -> None:
     from lattice.executor.ray_process import RayProcess
     from lattice.executor.ray_process import node_ip as detect_ip
 
@@ -138,12 +140,12 @@ def start_worker(url: str, token: str | None, data_dir: Path, num_cpus: float | 
     info = {"pid": proc.pgid, "create_time": ProcessIdentity.of(proc.pgid).create_time, "head": url,
             "ray_address": join["ray_address"], "node_ip": ip, "started_at": time.time()}
     (data_dir / WORKER_INFO_FILE).write_text(json.dumps(info, indent=2))
-    node = wait_schedulable(url, token, data_dir, ip, SCHEDULABLE_TIMEOUT_S)
+    node = wait_schedulable(url, token, data_dir, ip, join_timeout_s)
     if node is None:
         proc.stop()
         (data_dir / WORKER_INFO_FILE).unlink(missing_ok=True)
-        raise click.ClickException(f"the head did not list a live node at {ip} within {SCHEDULABLE_TIMEOUT_S:.0f} s; "
-                                   f"see {proc.log_path}")
+        raise click.ClickException(f"the head did not list a live node at {ip} within {join_timeout_s:g} s "
+                                   f"(--join-timeout); see {proc.log_path}")
     info["node_id"] = node["node_id"]
     (data_dir / WORKER_INFO_FILE).write_text(json.dumps(info, indent=2))  # what the watch reads: write it first
     if not block:  # nothing of ours stays in the foreground: a detached watch leaves when the head drains us
