@@ -72,6 +72,8 @@ class TaskResult:
     attempt: int = 0
     attempt_id: str | None = None
     node_id: str | None = None
+    #: attempts lost to nodes (or a head) that died under this task: not retries, at most 3
+    node_losses: int = 0
     queued_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -84,7 +86,7 @@ class TaskResult:
         return cls(
             name=item["name"], state=item["state"], outputs=decode_outputs(item.get("outputs"), trust, item["name"]),
             attempt=item.get("attempt", 0), attempt_id=item.get("attempt_id"), node_id=item.get("node_id"),
-            queued_at=item.get("queued_at"), started_at=item.get("started_at"),
+            node_losses=item.get("node_losses", 0), queued_at=item.get("queued_at"), started_at=item.get("started_at"),
             finished_at=item.get("finished_at"), duration_s=item.get("duration_s"),
             error=ErrorInfo.from_dict(item["error"]) if item.get("error") else None,
         )

@@ -63,6 +63,8 @@ class TaskPublic(BaseModel):
     name: str
     state: str
     attempt: int
+    node_losses: int = Field(0, description="attempts this task lost to nodes (or a head) that died under it; "
+                                            "not counted as retries, at most 3 before the task fails")
     attempt_id: str | None = None
     node_id: str | None = None
     queued_at: float | None = None

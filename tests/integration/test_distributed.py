@@ -279,10 +279,14 @@ def test_a_killed_nodes_tasks_run_elsewhere_without_using_retries(cluster: Clust
         assert cluster.node_at("127.0.0.3")["state"] == "dead"
         assert dead_after < 30, f"the node was marked dead only after {dead_after:.1f} s"
         wf.get_results(run_id, timeout=300)  # retries=0: only a node loss that is not charged lets it succeed
+        shown = {t["name"]: t for t in client.get_run(run_id)["tasks"]}
     events = cluster.events(run_id)
     lost = [e for e in events if e["type"] == "node_lost"]
     assert lost and lost[0]["data"]["node_id"] == a_id and lost[0]["data"]["address"] == "127.0.0.3"
     assert lost[0]["data"]["tasks"]
+    # the API shows what each task lost, apart from its retries
+    assert all(shown[t]["node_losses"] >= 1 for t in lost[0]["data"]["tasks"]), shown
+    assert sum(t["node_losses"] for t in shown.values()) >= len(lost[0]["data"]["tasks"])
     succeeded = [e["task"] for e in events if e["type"] == "task_succeeded"]
     assert sorted(succeeded) == sorted(set(succeeded)) and len(succeeded) == 20  # none ran twice to success
     started_again = [e["task"] for e in events if e["type"] == "task_started"]

@@ -73,6 +73,10 @@ def test_a_killed_head_is_restarted_and_the_run_continues_without_leaking_ray(tm
             time.sleep(0.5)
             row = _get(restarted, f"/runs/{run_id}")
         assert row["state"] == "succeeded", row
+        # what was in flight when the head died counts as a node loss (not a retry: retries=0), shown per task
+        losses = {t["name"]: t["node_losses"] for t in _get(restarted, f"/runs/{run_id}")["tasks"]}
+        assert all(losses[f"leaf{n.removeprefix('leaf-')}"] == 0 for n in done_before), losses
+        assert sum(losses.values()) >= 1, losses
         for name in done_before:  # finished before the kill: their outputs came from the store
             assert (marks / name).read_text() == "x", name
         assert (marks / "fan_in").read_text() == "x"  # the fan-in ran exactly once

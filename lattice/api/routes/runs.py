@@ -54,7 +54,8 @@ def _tasks(store: Store, run_id: str, include_outputs: bool) -> list[TaskPublic]
         if include_outputs:
             outputs = {k: to_wire(*v) for k, v in blobs.get(row["name"], {}).items()}
         out.append(TaskPublic(
-            name=row["name"], state=row["state"], attempt=row["attempt"], attempt_id=row["attempt_id"],
+            name=row["name"], state=row["state"], attempt=row["attempt"], node_losses=row.get("node_losses") or 0,
+            attempt_id=row["attempt_id"],
             node_id=row["node_id"], queued_at=row["queued_at"], started_at=started, finished_at=finished,
             duration_s=round(finished - started, 6) if started and finished else None,
             error=row["error"], outputs=outputs))

@@ -1663,6 +1663,12 @@ export interface components {
             /** Node Id */
             node_id?: string | null;
             /**
+             * Node Losses
+             * @description attempts this task lost to nodes (or a head) that died under it; not counted as retries, at most 3 before the task fails
+             * @default 0
+             */
+            node_losses: number;
+            /**
              * Outputs
              * @description with include_outputs=true: {output: {encoding, value|data}}
              */
