@@ -106,11 +106,11 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
         app.state.metrics = build_registry(state.orchestrator, state.resources, state.ray_version)
         if state.llm is not None:  # the pools' own collector, in the same registry (lattice.llm.metrics)
             app.state.metrics.register(LLMCollector(state.llm))
+        if state.llm is not None:  # first: the runs the orchestrator resumes may call the pools it deploys again
+            await state.llm.start()
         await state.orchestrator.start()
         app.state.metrics_ring = MetricsRing(state)
         app.state.metrics_ring.start()
-        if state.llm is not None:
-            await state.llm.start()
         try:
             yield
         finally:

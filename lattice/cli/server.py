@@ -253,7 +253,7 @@ def _pool_manager(settings: HeadSettings, resources: ResourceManager, orchestrat
                 orchestrator.emit_custom_event(run_id, None, {"llm": alias, **data})
 
     manager = PoolManager(resources, RayLauncher(str(settings.data_dir / "llm")), settings.url,
-                          on_request=on_request)
+                          on_request=on_request, specs=orchestrator.store)
     orchestrator.settings.llm_access = manager.access
     orchestrator.settings.llm_warm = manager.warm
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per proxied request

@@ -259,10 +259,7 @@ class Orchestrator:
         self._event(run, "run_started", None, {"workflow_id": workflow_id, "tasks": len(tasks),
                                                 "tags": options.tags})
         self._guarded(run, self._start_run, run)
-        if self.settings.llm_warm is not None:
-            pools = frozenset(a for t in run.tasks.values() if not t.state.terminal for a in t.spec.llm)
-            if pools:
-                self.settings.llm_warm(pools)
+        self._warm_pools(run)
         self._apply()
         self._kick()
         return run_id
@@ -286,6 +283,13 @@ class Orchestrator:
                                 exc.hint) from None
         ids = run_ids or [None] * len(options)
         return [self.create_run(workflow_id, item, tenant, run_id) for item, run_id in zip(options, ids, strict=True)]
+
+    def _warm_pools(self, run: RunExec) -> None:
+        """Start the model pools the run's unfinished tasks call, while its earlier tasks run."""
+        if self.settings.llm_warm is not None:
+            pools = frozenset(a for t in run.tasks.values() if not t.state.terminal for a in t.spec.llm)
+            if pools:
+                self.settings.llm_warm(pools)
 
     def _start_run(self, run: RunExec) -> None:
         fits = self.resources.fits_anywhere
@@ -621,6 +625,7 @@ class Orchestrator:
             self.scheduler.add_run(run_id, row.get("tenant") or ADMIN_TENANT, row.get("weight") or 1.0, run.priority)
             self.tracing.run_started(run_id, run.workflow.spec.name, len(run.tasks), resumed=True)
             algorithm.resume_run(run, reset, time.time(), self._fx)
+            self._warm_pools(run)
             self._apply()
             log.info("resumed run %s with %d unfinished task(s)", run_id, run.active)
 

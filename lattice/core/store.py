@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -117,6 +118,13 @@ api_keys = Table(
     Column("max_running_runs", Integer),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+)
+
+llm_pools = Table(  # the model pools deployed on this head, so that a restarted head brings them back
+    "llm_pools", metadata,
+    Column("alias", String(64), primary_key=True),
+    Column("spec", Text, nullable=False),  # PoolSpec as JSON (lattice.wire.llm)
+    Column("created_at", Float, nullable=False),
 )
 
 blobs = Table(
@@ -390,6 +398,24 @@ class Store:
             result = conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
                                   .values(revoked_at=when))
         return bool(result.rowcount)
+
+    # --- model pools ----------------------------------------------------------------------------------
+
+    def save_pool(self, alias: str, spec_json: str, when: float) -> None:
+        """Keep a deployed pool's spec (replacing what was kept under that alias)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(llm_pools).where(llm_pools.c.alias == alias))
+            conn.execute(insert(llm_pools).values(alias=alias, spec=spec_json, created_at=when))
+
+    def delete_pool(self, alias: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(llm_pools).where(llm_pools.c.alias == alias)).rowcount)
+
+    def list_pools(self) -> list[tuple[str, str]]:
+        """(alias, spec JSON) of every kept pool, in the order they were deployed."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(llm_pools.c.alias, llm_pools.c.spec).order_by(llm_pools.c.created_at)).all()
+        return [(row[0], row[1]) for row in rows]
 
     def unfinished_run_ids(self) -> list[str]:
         with self.engine.connect() as conn:

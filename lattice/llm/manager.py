@@ -160,12 +160,25 @@ class _ExternalSlot:
         return True
 
 
+class PoolSpecs(Protocol):
+    """Where deployed pools are kept across head restarts (the head's store: ``Store.save_pool`` ...)."""
+
+    def save_pool(self, alias: str, spec_json: str, when: float) -> None: ...
+
+    def delete_pool(self, alias: str) -> bool: ...
+
+    def list_pools(self) -> list[tuple[str, str]]: ...
+
+
 class PoolManager:
     def __init__(self, resources: ResourceManager, launcher: Launcher | None, public_url: str,
                  keys: PoolKeys | None = None, tick_s: float = 0.5,
                  provider_keys: dict[str, str] | None = None,
-                 on_request: Callable[[str, str, dict[str, Any]], None] | None = None) -> None:
+                 on_request: Callable[[str, str, dict[str, Any]], None] | None = None,
+                 specs: PoolSpecs | None = None) -> None:
         self.resources = resources
+        #: deployed pools kept durably; ``start`` deploys them again (None: pools live as long as the head)
+        self.specs = specs
         self.launcher = launcher
         self.public_url = public_url.rstrip("/")
         self.keys = keys or PoolKeys()
@@ -183,7 +196,20 @@ class PoolManager:
     # --- lifecycle of the manager -------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Deploy again what a previous head of this store had deployed, then supervise."""
+        await self._restore()
         self._loop_task = asyncio.create_task(self._supervise(), name="llm-pools")
+
+    async def _restore(self) -> None:
+        if self.specs is None:
+            return
+        for alias, spec_json in self.specs.list_pools():
+            try:
+                await self.deploy(PoolSpec.model_validate_json(spec_json), keep=False)
+                log.info("pool %s deployed again from the store", alias)
+            except (PoolError, ValueError) as exc:
+                # kept: it comes back once what it needs is there (an env var, a node); `llm stop` removes it
+                log.error("pool %s was deployed before this head started but cannot be now: %s", alias, exc)
 
     async def close(self) -> None:
         """The head stops: every replica's process group is stopped and its lease given back."""
@@ -198,7 +224,8 @@ class PoolManager:
 
     # --- the API's side -----------------------------------------------------------------------------
 
-    async def deploy(self, spec: PoolSpec) -> PoolView:
+    async def deploy(self, spec: PoolSpec, keep: bool = True) -> PoolView:
+        """Start a pool (``keep``: and record it, so that a restarted head deploys it again)."""
         existing = self.pools.get(spec.alias)
         if existing is not None:
             if existing.spec == spec:
@@ -221,6 +248,8 @@ class PoolManager:
             if not self.resources.fits_anywhere(need):
                 raise PoolError(422, "invalid", f"no node can hold a replica of {need.model_dump()}", "gpu_memory_mb",
                                 f"the largest node has {self.resources.largest_node()}; ask for less or add a node")
+        if keep and self.specs is not None:  # before it starts: a pool the client was told of is never forgotten
+            await asyncio.to_thread(self.specs.save_pool, spec.alias, spec.model_dump_json(), time.time())
         pool = self._new_pool(spec, api_key)
         self.pools[spec.alias] = pool
         for _ in range(spec.min_replicas):
@@ -229,9 +258,11 @@ class PoolManager:
         return pool.view()
 
     async def stop(self, alias: str) -> bool:
+        """Stop a pool and forget it (also one kept in the store that could not be deployed again)."""
+        forgotten = bool(self.specs is not None and await asyncio.to_thread(self.specs.delete_pool, alias))
         pool = self.pools.pop(alias, None)
         if pool is None:
-            return False
+            return forgotten
         await self._stop_pool(pool, f"the pool {alias!r} was stopped")
         return True
 
