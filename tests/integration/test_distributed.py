@@ -312,3 +312,40 @@ def test_a_worker_stopped_on_its_own_machine_drains_and_leaves(cluster: Cluster,
     while watcher.alive() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not watcher.alive(), "stopping the worker stops its watch too"
+
+
+def test_a_blocking_worker_drained_from_the_head_stops_its_ray_and_exits(cluster: Cluster, tmp_path: Path) -> None:
+    """``lattice start --worker --block`` watches its node in the foreground: drained, it stops its Ray
+    node and returns (exit 0), leaving nothing behind."""
+    data_dir = tmp_path / "we"
+    args = [*LATTICE, "start", "--worker", "--block", "--addr", cluster.head.url.removeprefix("http://"),
+            "--token", cluster.head.token, "--data-dir", str(data_dir), "--node-ip", "127.0.0.7",
+            "--object-store-mb", "128", "--num-cpus", "1"]
+    log = tmp_path / "worker-block.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, env=cluster.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    ray_group = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            node = next((n for n in cluster.nodes() if n["address"] == "127.0.0.7" and n["state"] == "alive"),
+                        None)
+            if node is not None and (data_dir / "worker.json").exists():
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, log.read_text()
+        record = json.loads((data_dir / "worker.json").read_text())
+        ray_group = int(record["pid"])
+        assert "watcher_pid" not in record, "with --block the foreground process watches, no detached watch"
+        drained = subprocess.run([*LATTICE, "drain", "127.0.0.7", "--url", cluster.head.url, "--token",
+                                  cluster.head.token], env=cluster.env, capture_output=True, text=True, timeout=60)
+        assert drained.returncode == 0, drained.stderr
+        assert proc.wait(90) == 0, log.read_text()
+        assert "was drained and is idle" in log.read_text()
+        assert cluster.node_at("127.0.0.7")["state"] in ("left", "dead")
+        assert not group_exists(ray_group) and not (data_dir / "worker.json").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if ray_group is not None and group_exists(ray_group):
+            os.killpg(ray_group, signal.SIGKILL)
