@@ -103,9 +103,10 @@ class RayBackend:
             ray.init(address=self.address, namespace=self.namespace, logging_level=logging.WARNING,
                      log_to_driver=False, configure_logging=False)
         except ConnectionError as exc:
-            raise ConnectionError(
-                f"cannot connect to the Ray cluster at {self.address} ({exc.__cause__ or exc}); if it uses token "
-                "auth, give the head its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)") from exc
+            cause = str(exc.__cause__ or exc)
+            hint = ("; the cluster uses token auth: give the head its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+                    "or ~/.ray/auth_token)") if "AuthToken" in cause or "Authentication" in cause else ""
+            raise ConnectionError(f"cannot connect to the Ray cluster at {self.address} ({cause}){hint}") from exc
         finally:
             os.chdir(previous)
         self._remote_run = ray.remote(max_retries=0)(run_task)
