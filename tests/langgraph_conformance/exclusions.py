@@ -102,19 +102,19 @@ EXCLUDED: dict[str, str] = {
         what="a list of sent emails"),
     "test_pregel_async::test_stream_subgraphs_during_execution": (
         "by design: asserts when stream events arrive (rounded to 0.2 s); each remote node call adds its dispatch "
-        "latency, which on a loaded machine moves an event to the next bucket"),
+        "latency, which on a loaded machine moves an event to the next bucket (re-checked at load average 8-14: "
+        "failed 2 of 2, the second event at 0.5 s and 1.7 s instead of 0.2 s: more than one dispatch's "
+        "latency, not examined further)"),
     "test_pregel::test_stream_buffering_single_node": (
         "by design: asserts when custom chunks arrive (rounded to 0.1 s); each chunk crosses the head, which on "
-        "a loaded machine moves one to a later bucket (passes when the machine is quiet)"),
+        "a loaded machine moves one to a later bucket (re-checked at load average 8-14: the [memory] case "
+        "failed in 1 of 3 runs, passed in 2)"),
     "test_pregel_async::test_stream_buffering_single_node": (
         "by design: asserts when custom chunks arrive (rounded to 0.1 s); each chunk crosses the head, which on "
         "a loaded machine moves one to a later bucket (passes when the machine is quiet)"),
     "test_retry::test_idle_timeout_resets_on_message_stream_callbacks": (
         "by design: a 0.15 s idle timeout must be met by callbacks relayed through the head; they are (it passes "
         "on a quiet machine), but a loaded machine's dispatch latency can exceed 0.15 s before the first token"),
-    "test_pregel::test_parent_command_goto[memory-False-inner]": (
-        "seen once under load, not investigated: the graph's step_timeout expired (TimeoutError) in this one "
-        "parametrization; the other seven pass"),
     # --- by design: what cannot travel ----------------------------------------------------------------
     "test_runtime::test_cancel_ainvoke_with_sync_node": CAPTURES.format(what="a threading.Event"),
     "test_runtime::test_external_drain_concurrent_async": CAPTURES.format(what="a threading.Event"),
@@ -132,9 +132,11 @@ EXCLUDED: dict[str, str] = {
         what="a list of calls the subgraph's nodes append to (its checkpoints and resumes match LangGraph's)"),
     # --- gaps -------------------------------------------------------------------------------------------
     "test_pregel_async::test_pregel_loop_refcount": (
-        "gap: with gc disabled, the AsyncPregelLoop of a graph whose async node ran remotely stays alive after "
-        "ainvoke when other tests ran before in the process (alone, it passes): it is reached from a "
-        "contextvars Context holding the node's config, in a cycle only the garbage collector breaks; which "
-        "object keeps that Context is not found yet (not the client's copy_context: handing the config over "
-        "instead did not change it)"),
+        "gap, intermittent: the test counts every AsyncPregelLoop alive in the process with gc disabled. Alone "
+        "it passes; after the memory `stream` tests of test_pregel_async it failed in 3 of 5 runs. Inspected "
+        "(gc.DEBUG_SAVEALL + gc.collect at the failing assert): the loop left is not in a garbage cycle, it is "
+        "still reachable from a live root, and no thread of the client's pool was in Lattice code then; so it "
+        "is most likely a loop of an earlier test (a cancelled astream) not yet torn down, not a cycle of the "
+        "refcount test's own graph. Which root holds it is not found yet. Seen beside it: each HTTP request "
+        "of the client leaves a tenacity Retrying/httpx Response cycle for the collector"),
 }

@@ -243,10 +243,15 @@ class RemoteNode:
         tags = {"graph": str(config.get("run_name") or self.client.graph), "node": node,
                 "thread": str(conf.get("thread_id", "")), "call": call_id}
         lattice, trust = self.client.lattice, self.client.trust
-        run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}})
+        # one request when nothing needs the run's id before it ends: the head holds the answer until the
+        # run is done and brings its results back (half of a trivial node's round trip). A stream to relay,
+        # or an ``ainvoke`` that may cancel the run, needs the id at once: a submit, then a long poll.
+        relayed = streaming or relay is not None
+        run_id = self._workflow().run(tags=tags, inputs={self.definition.name: {"call": call}},
+                                      wait=started is None and not relayed)
         if started is not None:
             started(run_id)
-        if streaming or relay is not None:
+        if relayed:
             for event in lattice.stream(run_id):
                 if event.get("type") != "custom":
                     continue
