@@ -122,6 +122,9 @@ def main() -> None:
         "median_s": med,
         "separate_over_map": round(med["separate"] / med["map"], 2),
         "map_over_one_workflow": round(med["map"] / med["one_workflow"], 2),
+        # the most (a) / (b) can be while (b) does the same tasks as (c): the tasks' own floor
+        "separate_over_one_workflow": round(med["separate"] / med["one_workflow"], 2),
+        "one_workflow_tasks_per_s": round(3 * n / med["one_workflow"], 1),
         "load_avg_at_end": [round(x, 1) for x in os.getloadavg()],
     }
     write_report(result, args.out)
@@ -166,6 +169,21 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
         + f". Load average when the run ended: {result.get('load_avg_at_end', '?')} on {result['machine']}.",
         "",
     ]
+    ceiling = result.get("separate_over_one_workflow")
+    if ceiling is not None:
+        lines += [
+            "## Why (a) / (b) >= 5x is bounded here",
+            "",
+            f"(c) runs the same {3 * n} tasks as one workflow: one request, one run, no per-run rows, events "
+            f"or results; it took {med['one_workflow']:.2f} s ({result['one_workflow_tasks_per_s']} tasks/s, "
+            "about what raw Ray's default `num_cpus=1` fan-out reaches on this machine, core.md). `map` cannot "
+            "be faster than doing its tasks, so (a) / (b) is at most (a) / (c) = "
+            f"**{ceiling:.2f}x** in this run: the 5x target needs the tasks themselves to go faster (more "
+            "cores, or `cpu=0` tasks in the threaded executor), not a cheaper batch path. With (b) / (c) at "
+            f"{one:.2f}x the batch path's own cost (one request, one commit, per-run rows and events, one "
+            "results request per 1,000 runs) is what is left above that floor.",
+            "",
+        ]
     (out_dir / "many.md").write_text("\n".join(lines))
 
 
