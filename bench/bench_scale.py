@@ -280,7 +280,9 @@ def bench_code_table(tasks_n: int, tmp: Path) -> dict[str, Any]:
     for i in range(tasks_n):
         builder.add_task(code_noop, inputs={"i": i}, name=f"t{i}")
     shared, inline = builder.to_spec(), builder.to_spec(shared_code=False)
-    result: dict[str, Any] = {"tasks": tasks_n, "request_mb": round(len(json.dumps(shared)) / MB, 2),
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                              "load_avg_at_start": [round(x, 1) for x in os.getloadavg()],
+                              "tasks": tasks_n, "request_mb": round(len(json.dumps(shared)) / MB, 2),
                               "inline_request_mb": round(len(json.dumps(inline)) / MB, 2),
                               "distinct_functions": len(shared.get("code", {}))}
     del inline
@@ -312,7 +314,16 @@ def main() -> None:
     parser.add_argument("--code-tasks", type=int, default=100_000,
                         help="(d): tasks of the @task workflow registered with the code table (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument("--only-code-table", action="store_true",
+                        help="run (d) only and put it into the existing scale.json/scale.md (the others kept)")
     args = parser.parse_args()
+    if args.only_code_table:
+        kept = json.loads((args.out / "scale.json").read_text())
+        with tempfile.TemporaryDirectory(prefix="lattice-bench-scale-") as tmp:
+            kept["code_table"] = bench_code_table(args.code_tasks, Path(tmp))
+        print(json.dumps(kept["code_table"], indent=2), flush=True)
+        write_report(kept, args.out)
+        return
     load = os.getloadavg()
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -387,8 +398,10 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
     code = result.get("code_table")
     if code:
         lines += [f"## (d) a {code['tasks']:,}-task `@task` workflow, registered through the SDK", "",
-                  f"One `@task` function, {code['tasks']:,} tasks with a literal input each, `client.submit_workflow` "
-                  "of the spec the SDK builds (`WorkflowBuilder.to_spec()`: each distinct function's code once, in "
+                  f"Measured {code.get('date', result['date'])} (load average "
+                  f"{code.get('load_avg_at_start', '?')}). One `@task` function, {code['tasks']:,} tasks with "
+                  "a literal input each, the body `client.submit_workflow` sends for "
+                  "the spec the SDK builds (`WorkflowBuilder.to_spec()`: each distinct function's code once, in "
                   "the spec's `code` table; tasks name it by `code_ref`).", "",
                   "| measure | value |", "| --- | ---: |",
                   f"| request body with the code table | {code['request_mb']} MB |",
