@@ -136,4 +136,5 @@ async def test_a_head_gone_between_slices_resumes_the_run_whole(tmp_path: Path, 
 def test_the_slice_budget_is_the_steps() -> None:
     from lattice.core.orchestrator import STEP_BUDGET_S
 
-    assert startup.SLICE_BUDGET_S == STEP_BUDGET_S  # a slice holds the loop no longer than a dispatching step
+    # a slice and the scheduler pushes after it hold the loop no longer than a dispatching step
+    assert startup.SLICE_BUDGET_S <= STEP_BUDGET_S / 2
