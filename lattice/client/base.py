@@ -329,10 +329,23 @@ class BaseClient:
                         raise WaitTimeout(run_id, timeout or 0.0) from exc
                     raise
                 if body["done"]:
-                    return body
+                    return (yield from self._rest_of_results(run_id, body, deadline))
         finally:
             if bar is not None:
                 bar.close()
+
+    def _rest_of_results(self, run_id: str, body: dict[str, Any], deadline: float | None
+                         ) -> Plan[dict[str, Any]]:
+        """A paged results body made whole: the following pages' outputs merged into the first's (the
+        user sees one body, as from a head that does not page)."""
+        outputs = body.get("outputs")
+        after = body.get("next_after")
+        while after is not None and outputs is not None:
+            page = yield endpoints.results(run_id, 0.0, give_up_at=deadline, after=after)
+            outputs.update(page.get("outputs") or {})
+            after = page.get("next_after")
+        body["next_after"] = None
+        return body
 
     def _wait_many_plan(self, run_ids: list[str], timeout: float | None) -> Plan[ManyWaited]:
         """Long-poll many runs' results, :data:`~lattice.wire.http.MAX_BATCH_RESULTS` ids per request, until

@@ -161,12 +161,21 @@ def list_runs(state: str | None = None, limit: int = 50) -> Call[list[dict[str, 
     return Call("GET", f"{API}/runs", params=params, parse=itemgetter("runs"))
 
 
-def results(run_id: str, wait: float, give_up_at: float | None = None) -> Call[dict[str, Any]]:
-    """The run's results body; the head holds the request up to ``wait`` seconds for the run to end (long poll).
+#: sinks' outputs the client asks for per results page: a big run's answer comes in pages (each a short
+#: hold of the head's loop), which :meth:`~lattice.client.base.ClientBase._wait_plan` puts back together
+RESULTS_PAGE = 1_000
+
+
+def results(run_id: str, wait: float, give_up_at: float | None = None, after: int = 0,
+            limit: int = RESULTS_PAGE) -> Call[dict[str, Any]]:
+    """The run's results body (one page of ``limit`` sinks' outputs from ``after``; the body's
+    ``next_after`` says where the next starts); the head holds the request up to ``wait`` seconds for the
+    run to end (long poll). A head that does not page ignores ``limit`` and answers every output at once.
 
     ``give_up_at`` is the waiting caller's deadline: a head outage is not ridden out past it.
     """
-    return Call("GET", f"{API}/runs/{run_id}/results", params={"wait": wait}, give_up_at=give_up_at)
+    return Call("GET", f"{API}/runs/{run_id}/results", params={"wait": wait, "limit": limit, "after": after},
+                give_up_at=give_up_at)
 
 
 def task_results(run_id: str, trust: PickleTrust) -> Call[dict[str, TaskResult]]:

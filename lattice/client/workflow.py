@@ -116,9 +116,18 @@ class WorkflowBuilder:
             index += 1
         return f"{base}_{index}"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self, shared_code: bool = True) -> dict[str, Any]:
+        """The spec the head is sent. With ``shared_code``, a function that more than one task runs goes
+        once into the spec's ``code`` table and its tasks name it (``code_ref``): a 100,000-task fan-out of
+        one function is then its bytes once, not 100,000 times (over the head's body limit). A workflow
+        whose functions each run once keeps its code inline, which heads older than the table also take."""
         if not self.tasks:
             raise WorkflowError("the workflow has no tasks; add one with workflow.add_task(...)")
+        uses: dict[int, int] = {}
+        for handle in self.tasks.values():
+            uses[id(handle.definition)] = uses.get(id(handle.definition), 0) + 1
+        table: dict[str, dict[str, Any]] = {}
+        keys: dict[int, str] = {}
         tasks = []
         for handle in self.tasks.values():
             definition = handle.definition
@@ -128,14 +137,26 @@ class WorkflowBuilder:
                     inputs[key] = {"task": value.task, "output": value.output}
                 else:
                     inputs[key] = value_to_wire(value)
-            tasks.append({"name": handle.name, "code": definition.code_spec(), "inputs": inputs,
-                          "outputs": list(definition.outputs), **definition.policy()})
-        return {"format": WORKFLOW_FORMAT, "name": self.name, "tasks": tasks}
+            if shared_code and uses[id(definition)] > 1:
+                ref = keys.get(id(definition))
+                if ref is None:
+                    ref = keys[id(definition)] = f"f{len(table)}"
+                    table[ref] = definition.code_spec()
+                code: dict[str, Any] = {"code_ref": ref}
+            else:
+                code = {"code": definition.code_spec()}
+            tasks.append({"name": handle.name, **code, "inputs": inputs, "outputs": list(definition.outputs),
+                          **definition.policy()})
+        spec: dict[str, Any] = {"format": WORKFLOW_FORMAT, "name": self.name, "tasks": tasks}
+        if table:
+            spec["code"] = table
+        return spec
 
     def export(self) -> dict[str, Any]:
         """The workflow as a ``lattice.workflow/v1`` document (JSON-ready): open it in the Playground, keep it in
-        a file, or submit it later with ``client.submit_workflow(spec)``."""
-        return self.to_spec()
+        a file, or submit it later with ``client.submit_workflow(spec)``. Its code is inline in each task
+        (no ``code`` table), the form every reader of the format takes."""
+        return self.to_spec(shared_code=False)
 
     def _spec_and_digest(self) -> tuple[dict[str, Any], str]:
         spec = self.to_spec()

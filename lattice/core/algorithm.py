@@ -27,7 +27,7 @@ private transition helpers that should not become API. What is not a decision li
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +122,10 @@ class Effects:
 
 
 def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Collection[str] = (),
-              largest_node: Mapping[str, float] | None = None) -> None:
+              largest_node: Mapping[str, float] | None = None, ready: Iterable[str] | None = None) -> None:
     """A run was created with every task ``pending``: fail at once the tasks no node could ever hold
     (``unplaceable``, named by the resource manager; ``largest_node`` is quoted to the user) and make ready
-    those without upstreams."""
+    those without upstreams (of ``ready`` only, when given: the first slice of a big run's start)."""
     if unplaceable:
         largest = dict(largest_node or {})
         for name in run.graph.order:
@@ -138,7 +138,21 @@ def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Collection
                     "cluster can ever run it",
                     detail={"requested": task.spec.resources.model_dump(), "largest_node": largest})
                 _fail_task(run, name, task, error.to_dict(), now, fx)
-    for name, task in run.tasks.items():
+    if ready is None:
+        for name, task in run.tasks.items():
+            if task.state is TaskState.PENDING and task.waiting_on == 0:
+                _make_ready(run, name, task, now, fx)
+        _maybe_finish(run, now, fx)
+    else:
+        start_slice(run, ready, now, fx)
+
+
+def start_slice(run: RunProgress, names: Iterable[str], now: float, fx: Effects) -> None:
+    """Make ready those of ``names`` still pending without upstreams: one slice of a big run's start
+    (``lattice.core.startup``); the run's other tasks stay pending, counted as active, until their slice."""
+    tasks = run.tasks
+    for name in names:
+        task = tasks[name]
         if task.state is TaskState.PENDING and task.waiting_on == 0:
             _make_ready(run, name, task, now, fx)
     _maybe_finish(run, now, fx)

@@ -43,6 +43,7 @@ from lattice.core.events import EventBus
 from lattice.core.metrics import HeadMetrics
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
 from lattice.core.scheduler import Placement, QueuedTask, Scheduler, SchedulingPolicy
+from lattice.core.startup import RunStarter, first_slice
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Batch, Store
 from lattice.core.tracing import NO_TRACING, RunTracing
@@ -103,6 +104,7 @@ class Orchestrator:
         self._dispatcher = Dispatcher(backend, resources, self.settings, self._fx, self._on_done, self._on_timeout,
                                       released=self.scheduler.release, observe=self.scheduler.observe)
         self._completions: list[Completion] = []
+        self._starter = RunStarter()  # big runs whose root tasks are made ready a slice per loop turn
         self._placed: deque[Placement] = deque()  # placed (capacity reserved), not dispatched yet
         self._arrived: deque[Completion] = deque()  # appended on the backend's threads
         self._wake_pending = False
@@ -250,8 +252,7 @@ class Orchestrator:
             "created_at": now, "started_at": now,
             "tenant": None if tenant == ADMIN_TENANT else tenant, "weight": options.weight,
         })
-        self._batch.task_inserts.extend(
-            {"run_id": run_id, "name": name, "state": TaskState.PENDING, "attempt": 0} for name in tasks)
+        self._batch.new_tasks.append((run_id, tuple(tasks)))
         self.runs[run_id] = run
         self.scheduler.add_run(run_id, tenant, options.weight, options.priority)
         self.metrics.run_created()
@@ -292,10 +293,43 @@ class Orchestrator:
                 self.settings.llm_warm(pools)
 
     def _start_run(self, run: RunExec) -> None:
-        fits = self.resources.fits_anywhere
-        unplaceable = {name for name, task in run.tasks.items() if not fits(task.spec.resources)}
+        """Fail what no node can hold, make ready what fits in one slice; a big run's other roots are made
+        ready in later slices (``lattice.core.startup``), after its id is committed and answered."""
+        fits: dict[Any, bool] = {}  # per distinct resources: a fan-out's tasks mostly ask alike
+        fits_anywhere = self.resources.fits_anywhere
+        unplaceable = set()
+        for name, task in run.tasks.items():
+            resources = task.spec.resources
+            # a plain tuple key: hashing the pydantic model costs ~10x more (its dict fields sorted per call)
+            key = ((resources.cpu, resources.gpu, resources.memory, resources.gpu_memory)
+                   if not resources.custom and not resources.node_labels else id(resources))
+            ok = fits.get(key)
+            if ok is None:
+                ok = fits[key] = fits_anywhere(resources)
+            if not ok:
+                unplaceable.add(name)
         largest = self.resources.largest_node() if unplaceable else None
-        algorithm.start_run(run, time.time(), self._fx, unplaceable, largest)
+        now, fx = time.time(), self._fx
+        algorithm.start_run(run, now, fx, unplaceable, largest, ready=())
+        if run.state.terminal:
+            return
+        roots = (name for name, task in run.tasks.items() if task.waiting_on == 0)
+        more = first_slice(roots, self._starter.budget_s, lambda names: algorithm.start_slice(run, names, now, fx))
+        if more and not run.state.terminal:
+            self._starter.add(run, roots)
+            if len(self._starter) == 1 and self._loop is not None:
+                self._loop.call_soon(self._continue_starting)
+
+    def _continue_starting(self) -> None:
+        """One slice of the big runs' starts on the loop, then the loop serves what queued up meanwhile."""
+        more = self._starter.advance(self._start_slice)
+        self._apply()
+        self._kick()
+        if more and self._loop is not None:
+            self._loop.call_soon(self._continue_starting)
+
+    def _start_slice(self, run: RunExec, names: list[str], last: bool) -> None:
+        self._guarded(run, algorithm.start_slice, run, names, time.time(), self._fx)
 
     def cancel_run(self, run_id: str) -> str:
         run = self.runs.get(run_id)

@@ -91,12 +91,26 @@ class WorkflowRegistry:
                     raise SpecError(f"input {name!r} is not valid: {exc}",
                                     f"tasks[{index}].inputs.{name}") from exc
                 literals[task.name][name] = (str(encoding), data)
+        for key, code in spec.code.items():
+            try:
+                base64.b64decode(code.pickle, validate=True)
+            except ValueError as exc:
+                raise SpecError("code.pickle is not valid base64", f"code.{key}.pickle") from exc
+        # a task naming its function in the code table runs as if its code were inline: the same CodeSpec
+        # object for every task of that function (no copy of its bytes per task)
+        tasks = {t.name: t if t.code_ref is None else t.model_copy(update={"code": spec.code[t.code_ref]})
+                 for t in spec.tasks}
         # keyed by workflow too: two workflows whose functions pickle alike (identical closures of separate
         # graphs) must not share one unpickled function, and with it its state, on a worker
-        code_keys = {t.name: hashlib.sha1(f"{workflow_id}:{t.code.pickle}".encode()).hexdigest()
-                     for t in spec.tasks if t.code}
-        return WorkflowEntry(workflow_id, spec, graph, {t.name: t for t in spec.tasks}, literals, code_keys,
-                             levels=levels)
+        digests: dict[int, str] = {}  # per distinct CodeSpec object: a fan-out hashes its function once
+        code_keys = {}
+        for t in tasks.values():
+            if t.code is not None:
+                digest = digests.get(id(t.code))
+                if digest is None:
+                    digest = digests[id(t.code)] = hashlib.sha1(f"{workflow_id}:{t.code.pickle}".encode()).hexdigest()
+                code_keys[t.name] = digest
+        return WorkflowEntry(workflow_id, spec, graph, tasks, literals, code_keys, levels=levels)
 
     def get(self, workflow_id: str) -> WorkflowEntry:
         """A workflow from the cache, else from the store (after a restart)."""

@@ -107,7 +107,14 @@ class RunResults(BaseModel):
         None, description="merged outputs of the sink tasks, {output: {encoding, value|data, task}}")
     failed_task: str | None = None
     error: TaskError | None = None
+    next_after: int | None = Field(
+        None, description="asked with `limit`: more sinks' outputs follow; ask again with `after` set to this "
+                          "(null: this page is the last)")
+    sinks: int | None = Field(None, description="asked with `limit`: how many sink tasks the run has in all")
 
+
+#: sink tasks whose outputs one page of ``GET /runs/{id}/results?limit=`` may carry
+MAX_RESULTS_PAGE = 10_000
 
 #: run ids one ``POST /runs/results:batch`` may ask for
 MAX_BATCH_RESULTS = 1_000

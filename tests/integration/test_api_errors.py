@@ -57,7 +57,7 @@ def test_malformed_spec_is_422_naming_the_field(http):
     body = error_of(http.post("/api/v1/workflows", json={"tasks": []}), 422)
     assert body["field"] == "tasks"
     body = error_of(http.post("/api/v1/workflows", json=spec({"name": "a"})), 422)
-    assert "exactly one of 'code' or 'builtin'" in body["message"]
+    assert "exactly one of 'code', 'code_ref' or 'builtin'" in body["message"]
     error_of(http.post("/api/v1/workflows", content=b"{not json", headers={"content-type": "application/json"}),
              422)
 

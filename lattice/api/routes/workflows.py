@@ -15,7 +15,7 @@ from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
 from lattice.wire.catalog import redact_spec
 from lattice.wire.http import ErrorResponse, RunCreated, RunsCreated, WorkflowCreated, WorkflowPublic
-from lattice.wire.spec import MAX_BATCH_TASKS, RunBatchCreate, RunCreate, WorkflowSpec
+from lattice.wire.spec import MAX_BATCH_TASKS, RunBatchCreate, RunCreate, WorkflowSpec, inline_code
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
@@ -39,7 +39,8 @@ async def get_workflow(workflow_id: str, orchestrator: OrchestratorDep, store: S
         raise NotFound("workflow", workflow_id)
     entry = orchestrator.get_workflow(workflow_id)
     return WorkflowPublic(workflow_id=workflow_id, name=row["name"], tasks=list(entry.graph.order),
-                          sinks=list(entry.graph.sinks), created_at=row["created_at"], spec=redact_spec(row["spec"]))
+                          sinks=list(entry.graph.sinks), created_at=row["created_at"],
+                          spec=redact_spec(inline_code(row["spec"])))
 
 
 #: the namespace of run ids derived from idempotency keys (uuid5), fixed so that a restarted head derives the same

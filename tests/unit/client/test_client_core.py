@@ -109,8 +109,36 @@ async def test_wait_long_polls_until_done_and_get_results_decodes(kind: str) -> 
         assert await both.call("get_results", "r1") == {"y": 2}
     finally:
         await both.close()
-    assert [s.params for s in head.seen] == [{"wait": "30.0"}] * 3
+    assert [s.params for s in head.seen] == [{"wait": "30.0", "limit": "1000", "after": "0"}] * 3
     assert head.paths() == ["GET /api/v1/runs/r1/results"] * 3  # no get_run without a bar
+
+
+async def test_a_paged_result_is_fetched_page_by_page_and_merged_into_one(kind: str) -> None:
+    def page(after: int, outputs: dict[str, Any], next_after: int | None) -> dict[str, Any]:
+        return {"run_id": "r1", "state": "succeeded", "done": True, "outputs": outputs, "next_after": next_after,
+                "sinks": 3}
+
+    pages = {"0": page(0, {"a": {"encoding": "json", "value": 1, "task": "a"}}, 1),
+             "1": page(1, {"b": {"encoding": "json", "value": 2, "task": "b"}}, 2),
+             "2": page(2, {"c": {"encoding": "json", "value": 3, "task": "c"}}, None)}
+    head = FakeHead({"GET /api/v1/runs/r1/results": lambda seen: pages[seen.params["after"]]})
+    both = Both(kind, head, progress=False)
+    try:
+        assert await both.call("get_results", "r1") == {"a": 1, "b": 2, "c": 3}
+    finally:
+        await both.close()
+    assert [s.params["after"] for s in head.seen] == ["0", "1", "2"]
+    assert [s.params["wait"] for s in head.seen][1:] == ["0.0", "0.0"]  # the later pages do not wait
+
+
+async def test_a_head_that_does_not_page_answers_everything_at_once(kind: str) -> None:
+    head = FakeHead({"GET /api/v1/runs/r1/results": lambda seen: results(True)})  # no next_after at all
+    both = Both(kind, head, progress=False)
+    try:
+        assert await both.call("get_results", "r1") == {"y": 2}
+    finally:
+        await both.close()
+    assert len(head.seen) == 1
 
 
 async def test_wait_gives_up_after_its_timeout(kind: str) -> None:
@@ -160,7 +188,7 @@ async def test_a_progress_bar_polls_each_second_and_is_fed_the_run(kind: str, ba
     finally:
         await both.close()
     assert head.paths() == ["GET /api/v1/runs/r1/results", "GET /api/v1/runs/r1"] * 2
-    assert head.seen[0].params == {"wait": "1.0"}
+    assert head.seen[0].params == {"wait": "1.0", "limit": "1000", "after": "0"}
 
 
 async def test_the_bar_is_closed_when_the_head_fails_mid_wait(kind: str, bars: list[FakeBar]) -> None:

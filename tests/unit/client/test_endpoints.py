@@ -23,7 +23,8 @@ def request(call: endpoints.Call[Any]) -> tuple[str, str, Any, Any]:
 def test_run_endpoints() -> None:
     assert request(endpoints.get_run("r1")) == ("GET", "/api/v1/runs/r1", None, None)
     assert request(endpoints.cancel("r1")) == ("POST", "/api/v1/runs/r1/cancel", None, None)
-    assert request(endpoints.results("r1", 30.0)) == ("GET", "/api/v1/runs/r1/results", {"wait": 30.0}, None)
+    assert request(endpoints.results("r1", 30.0)) == ("GET", "/api/v1/runs/r1/results",
+                                                      {"wait": 30.0, "limit": 1000, "after": 0}, None)
     assert request(endpoints.list_runs()) == ("GET", "/api/v1/runs", {"limit": 50}, None)
     assert endpoints.list_runs("running", 5).params == {"limit": 5, "state": "running"}
     assert endpoints.get_logs("r1").params == {}

@@ -64,7 +64,7 @@ def test_duplicate_names_and_unknown_builtin():
 def test_input_forms_are_validated():
     with pytest.raises(ValueError, match="reference needs both"):
         spec({"name": "a", "builtin": "echo", "inputs": {"x": {"task": "b"}}})
-    with pytest.raises(ValueError, match="exactly one of 'code' or 'builtin'"):
+    with pytest.raises(ValueError, match="exactly one of 'code', 'code_ref' or 'builtin'"):
         spec({"name": "a"})
     ok = spec({"name": "a", "builtin": "echo", "inputs": {"x": {"value": None}, "y": {"encoding": "json", "value": 1}}})
     assert ok.tasks[0].inputs["x"].value is None

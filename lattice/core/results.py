@@ -1,0 +1,33 @@
+"""Which sinks one page of a run's results carries, and how their outputs are named on every page.
+
+A run's results are its sink tasks' outputs merged into one dict, a name two sinks share kept as
+``task.output``. Paged (``GET /runs/{id}/results?limit=``), a page holds ``limit`` sinks in the graph's
+sink order; which names are shared is worked out from every sink's *declared* outputs, not from the
+page's blobs, so a name is spelled the same whichever page carries it (a succeeded task stored each of
+its declared outputs, so the two agree for a succeeded run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsPage:
+    sinks: tuple[str, ...]
+    #: output names more than one of the run's sinks declare (named ``task.output`` in the answer)
+    shared: frozenset[str]
+    #: where the next page starts, or None after the last one
+    next_after: int | None
+
+
+def results_page(sinks: tuple[str, ...], outputs: Mapping[str, tuple[str, ...]], after: int,
+                 limit: int) -> ResultsPage:
+    seen: dict[str, int] = {}
+    for sink in sinks:
+        for name in outputs.get(sink, ()):
+            seen[name] = seen.get(name, 0) + 1
+    end = after + limit
+    return ResultsPage(sinks=sinks[after:end], shared=frozenset(n for n, c in seen.items() if c > 1),
+                       next_after=end if end < len(sinks) else None)
