@@ -4,7 +4,9 @@ Starts a head, measures raw Ray's round trip and Lattice's (``run(wait=True)``) 
 ``--pyspy DIR``, records ``py-spy record --gil --format raw`` of the head process during a loop of round
 trips and during a chain, and summarizes the head's GIL samples by where they fall (the rows of
 docs/benchmarks/core.md's "where the time goes"). Timing only: no pass/fail.
-Usage: python bench/profile_roundtrip.py [--runs 300] [--chain 200] [--pyspy /tmp/prof]
+With ``--against TREE`` (another checkout, e.g. main's) it also starts a head from that tree and
+alternates the two heads' round trips and chains in the same run: a before/after under the same load.
+Usage: python bench/profile_roundtrip.py [--runs 300] [--chain 200] [--pyspy /tmp/prof] [--against /work/main]
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -77,7 +82,11 @@ def main() -> None:
     parser.add_argument("--chain", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pyspy", type=Path, default=None, help="a folder for the head's profiles")
+    parser.add_argument("--against", type=Path, default=None, help="another checkout whose head is measured too")
     args = parser.parse_args()
+    if args.against is not None:
+        against(args)
+        return
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="lattice-rt-") as tmp:
         head = HeadProcess(Path(tmp) / "head").start()
@@ -121,6 +130,50 @@ def main() -> None:
         finally:
             head.stop()
     print(json.dumps(out, indent=2))
+
+
+def against(args: argparse.Namespace) -> None:
+    """This tree's head and ``args.against``'s, round trips and chains alternating, raw Ray beside them."""
+    results: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="lattice-rt-") as tmp:
+        heads = {"this": HeadProcess(Path(tmp) / "this"),
+                 "against": HeadProcess(Path(tmp) / "against", env={"PYTHONPATH": str(args.against)})}
+        try:
+            for head in heads.values():
+                head.start()
+            info = json.loads((heads["this"].data_dir / "head.json").read_text())
+            apply_ray_env((heads["this"].data_dir / "ray_token").read_text().strip())
+            ray_side = RaySide(info["ray_address"])
+            clients = {name: LatticeClient(h.url, token=h.token, progress=False) for name, h in heads.items()}
+            sides = {name: LatticeSide(c, [], args.chain) for name, c in clients.items()}
+            procs = {name: psutil.Process(h.proc.pid) for name, h in heads.items() if h.proc is not None}
+            for name in ("ray", *sides):
+                results[name] = {"noop": [], "chain": [], "cpu_ms": []}
+            for _ in range(args.repeats):
+                results["ray"]["noop"] += ray_side.round_trips(args.runs // args.repeats)
+                results["ray"]["chain"].append(ray_side.chain(args.chain))
+                for name, side in sides.items():
+                    before = procs[name].cpu_times()
+                    results[name]["noop"] += side.round_trips(args.runs // args.repeats)
+                    after = procs[name].cpu_times()
+                    cpu = (after.user - before.user) + (after.system - before.system)
+                    results[name]["cpu_ms"].append(cpu * 1000 / (args.runs // args.repeats))
+                    results[name]["chain"].append(side.chain())
+            for client in clients.values():
+                client.close()
+            ray_side.close()
+        finally:
+            for head in heads.values():
+                if head.proc is not None:
+                    head.stop()
+    out = {name: {"noop_median_ms": round(statistics.median(r["noop"]) * 1000, 3),
+                  "chain_ms_per_hop": round(statistics.median(r["chain"]) / args.chain * 1000, 3)}
+           for name, r in results.items()}
+    for name in ("this", "against"):
+        out[name]["head_cpu_ms_per_round_trip"] = round(statistics.median(results[name]["cpu_ms"]), 3)
+        out[name]["noop_x_ray"] = round(out[name]["noop_median_ms"] / out["ray"]["noop_median_ms"], 2)
+        out[name]["chain_x_ray"] = round(out[name]["chain_ms_per_hop"] / out["ray"]["chain_ms_per_hop"], 2)
+    print(json.dumps({"against": str(args.against), "load": os.getloadavg(), **out}))
 
 
 if __name__ == "__main__":
