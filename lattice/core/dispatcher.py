@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 #: (Ray's health checks, as Lattice configures them, declare a killed node dead within about 5 s)
 SUSPECT_GRACE_S = 12.0
 
+#: a task's function pickle up to this size travels by value in each attempt (inside Ray's own inline limit,
+#: 100 KiB); a bigger one is put in the object store once and passed by ref
+INLINE_FN_BYTES = 64 * 1024
+
 #: errors that may mean the attempt's node died, which the cluster view confirms (then a ``node_lost`` event)
 _MAYBE_NODE_LOSS = (ErrorKind.WORKER_DIED, ErrorKind.NODE_LOST)
 
@@ -223,13 +227,20 @@ class Dispatcher:
                 algorithm.attempt_started(inflight.run, inflight.name, attempt_id, now, self.fx)
 
     def _fn_ref(self, entry: WorkflowEntry, spec: TaskSpec) -> Any:
-        """The function's bytes in the backend, put once per distinct function of a workflow."""
+        """The function's bytes for the backend, worked out once per distinct function of a workflow.
+
+        A small function (:data:`INLINE_FN_BYTES`, nearly all of them) goes by value: Ray inlines a small
+        argument in the task's spec, where a ref to an object put in the store makes every attempt wait
+        for that object to be located and read from shared memory before the worker starts it (the worker
+        keeps the unpickled function by ``fn_key`` anyway, so the bytes are only read on its first attempt).
+        A big one is put in the backend once and passed by ref."""
         if spec.code is None:
             return None
         key = entry.code_keys[spec.name]
         ref = entry.fn_refs.get(key)
         if ref is None:
-            ref = self.backend.put(base64.b64decode(spec.code.pickle))
+            code = base64.b64decode(spec.code.pickle)
+            ref = code if len(code) <= INLINE_FN_BYTES else self.backend.put(code)
             entry.fn_refs[key] = ref
         return ref
 

@@ -40,6 +40,7 @@ from lattice.core.dag import SpecError
 from lattice.core.dispatcher import Dispatcher
 from lattice.core.errors import Conflict, NotFound, StoreUnavailable
 from lattice.core.events import EventBus
+from lattice.core.finished import Blobs, FinishedRuns, SinkOutputs
 from lattice.core.metrics import HeadMetrics
 from lattice.core.runs import RunExec, load_unfinished_run, new_run
 from lattice.core.scheduler import Placement, QueuedTask, Scheduler, SchedulingPolicy
@@ -119,6 +120,8 @@ class Orchestrator:
         self._last_commit: asyncio.Future[None] | None = None
         self._announce: list[tuple[str, dict[str, Any]]] = []
         self._finished: list[RunExec] = []
+        #: succeeded runs' answers, kept once committed, so a waiting client is answered without a store read
+        self.finished = FinishedRuns()
         self.stats = {"tasks_dispatched": 0, "tasks_succeeded": 0, "tasks_failed": 0, "steps": 0}
         #: what /metrics reports, counted as things happen (no store scan per scrape)
         self.metrics = HeadMetrics()
@@ -244,7 +247,8 @@ class Orchestrator:
         overrides = {task: {name: item.model_dump(exclude_unset=True) for name, item in values.items()}
                      for task, values in options.inputs.items()}
         literals = self.registry.run_literals(entry, overrides)
-        run = new_run(run_id, entry, options.priority, tasks, literals, active=len(tasks))
+        run = new_run(run_id, entry, options.priority, tasks, literals, active=len(tasks),
+                      sink_outputs=SinkOutputs(entry.graph.sinks))
         self._batch.run_inserts.append({
             "id": run_id, "workflow_id": workflow_id, "workflow_name": entry.spec.name,
             "state": RunState.RUNNING, "priority": options.priority,
@@ -372,12 +376,28 @@ class Orchestrator:
         self._kick()
 
     async def wait_run(self, run_id: str, timeout: float) -> dict[str, Any]:
+        await self._wait_done(run_id, timeout)
+        return self._stored_run(run_id)
+
+    async def wait_result(self, run_id: str, timeout: float) -> tuple[dict[str, Any], Blobs | None]:
+        """:meth:`wait_run` for the results answer: a run that just succeeded comes from the finished table
+        (committed when kept: the row's id, workflow_id, state, failed_task and error, and its sinks'
+        outputs), without a store read; any other, its stored row and ``None``."""
+        await self._wait_done(run_id, timeout)
+        kept = self.finished.get(run_id)
+        if kept is not None:
+            return kept.row, kept.blobs
+        return self._stored_run(run_id), None
+
+    async def _wait_done(self, run_id: str, timeout: float) -> None:
         run = self.runs.get(run_id)
         if run is not None and timeout > 0:
             try:
                 await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout)
             except TimeoutError:
                 pass
+
+    def _stored_run(self, run_id: str) -> dict[str, Any]:
         row = self.store.get_run(run_id)
         if row is None:
             raise NotFound("run", run_id)
@@ -421,7 +441,8 @@ class Orchestrator:
         arrived = self._arrived
         while arrived:
             self._completions.append(arrived.popleft())
-        self._kick()
+        if not self._step_pending:  # this is a loop callback already: step now, not one loop turn later
+            self._step()
 
     def _step(self) -> None:
         self._step_pending = False
@@ -530,7 +551,11 @@ class Orchestrator:
                     batch.add_attempt(**row)
             if fx.outputs:
                 outputs, fx.outputs = fx.outputs, []
+                runs = self.runs
                 for run_id, name, encoded in outputs:
+                    kept = runs[run_id].sink_outputs if run_id in runs else None
+                    if kept is not None:
+                        kept.add(name, encoded)
                     for output, (encoding, data) in encoded.items():
                         batch.put_blob(run_id, name, output, encoding, data)
             if fx.events:
@@ -607,6 +632,8 @@ class Orchestrator:
                 for run_id, event in announce:
                     self.bus.publish(run_id, event)
             for run in finished:
+                if error is None and run.state is RunState.SUCCEEDED:
+                    self.finished.add(run.run_id, run.workflow.workflow_id, run.state, run.sink_outputs)
                 run.done.set()
                 self.runs.pop(run.run_id, None)
             if not done.done():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lattice.core.algorithm import RunProgress, TaskRun, restore_tasks
+from lattice.core.finished import SinkOutputs
 from lattice.core.states import RunState, TaskState
 from lattice.core.store import Store
 from lattice.core.workflows import WorkflowEntry, WorkflowRegistry
@@ -41,6 +42,9 @@ class RunExec(RunProgress):
     #: task -> the backend's handle of its last attempt; a succeeded task's handle is what its downstream
     #: attempts receive (after a restart: its stored outputs, put back into the backend)
     refs: dict[str, Any] = field(default_factory=dict)
+    #: its sinks' outputs as they succeed, for the results answer (``lattice.core.finished``); None for a
+    #: run resumed after a restart, whose earlier outputs are only in the store
+    sink_outputs: SinkOutputs | None = None
 
 
 def new_run(run_id: str, entry: WorkflowEntry, priority: int, tasks: dict[str, TaskRun],

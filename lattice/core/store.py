@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -275,8 +276,8 @@ class Store:
         return {**row, "spec": json.loads(row["spec"])}
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        with self.engine.connect() as conn:  # one statement built once: every submit asks (its idempotency key)
+            row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).mappings().first()
         return None if row is None else _run_dict(row)
 
     def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -504,6 +505,11 @@ class _BulkWriter:
 def event_dict(row: Any) -> dict[str, Any]:
     return {"seq": row["seq"], "ts": row["ts"], "type": row["type"], "task": row["task"],
             "data": _loads(row["data"]) or {}}
+
+
+#: the lookup of a run by id, built once: each submit makes it (its idempotency key's run may exist), and
+#: building the statement cost about as much as SQLAlchemy's execution of it
+_RUN_BY_ID = select(runs).where(runs.c.id == bindparam("run_id"))
 
 
 def _run_dict(row: Any) -> dict[str, Any]:

@@ -40,6 +40,8 @@ class WorkflowEntry:
     #: per task, what every attempt's payload shares (``lattice.core.runs.attempt_payload`` fills it on the
     #: first attempt): the same for every run and attempt, so it is worked out once, not per attempt
     payload_parts: dict[str, Any] = field(default_factory=dict)
+    #: the tenant that owns it (None: the admin), so a run's submit checks ownership without a store read
+    tenant: str | None = None
 
 
 class WorkflowRegistry:
@@ -55,6 +57,7 @@ class WorkflowRegistry:
         """Keep a validated spec under a new id, owned by ``tenant`` (None: the admin)."""
         entry = self.build(uuid.uuid4().hex, spec)
         self.store.create_workflow(entry.workflow_id, spec.name, stored_spec(spec), tenant)
+        entry.tenant = tenant
         self.workflows[entry.workflow_id] = entry
         return entry.workflow_id
 
@@ -121,8 +124,18 @@ class WorkflowRegistry:
         if row is None:
             raise NotFound("workflow", workflow_id)
         entry = self.build(workflow_id, WorkflowSpec.model_validate(row["spec"]))
+        entry.tenant = row.get("tenant")
         self.workflows[workflow_id] = entry
         return entry
+
+    def owner(self, workflow_id: str) -> tuple[bool, str | None]:
+        """Whether the workflow exists, and its tenant: from the cache (workflows are never deleted or
+        re-owned, so a cached entry is the store's answer), else one read of its row."""
+        entry = self.workflows.get(workflow_id)
+        if entry is not None:
+            return True, entry.tenant
+        row = self.store.get_workflow(workflow_id)
+        return (False, None) if row is None else (True, row.get("tenant"))
 
     @staticmethod
     def run_literals(entry: WorkflowEntry,

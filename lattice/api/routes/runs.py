@@ -175,14 +175,14 @@ async def wait_for_results(request: Request, orchestrator: Orchestrator, store: 
                            wait: float) -> RunResults:
     """The run's results once it ended, or after ``wait`` s (``done`` false); shared by the results long poll
     and a run started with ``wait`` (its submit and result in one request)."""
-    row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
+    row, kept = await unless_draining(request, orchestrator.wait_result(run_id, wait))
     state = RunState(row["state"])
     if state is not RunState.SUCCEEDED:
         return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
                           error=row["error"])
     sinks = orchestrator.sinks(row["workflow_id"])
-    return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(sinks,
-                                                                                     store.get_blobs(run_id, sinks)))
+    blobs = kept if kept is not None else store.get_blobs(run_id, sinks)  # kept: a run that just succeeded
+    return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(sinks, blobs))
 
 
 def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[str, bytes]]],

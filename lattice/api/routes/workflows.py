@@ -80,8 +80,8 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
     many seconds) and adds its ``results``: a short run costs one request instead of a submit and a poll.
     The run is committed before the wait begins, as without it.
     """
-    row = store.get_workflow(workflow_id)
-    if row is None or not owns(caller, row.get("tenant")):
+    found, owner = orchestrator.registry.owner(workflow_id)
+    if not found or not owns(caller, owner):
         raise NotFound("workflow", workflow_id)
     require_submit(caller)
     options = options or RunCreate()
