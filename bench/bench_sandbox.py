@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import cloudpickle  # noqa: E402
 
 from lattice.executor.sandbox import SandboxConfig, SandboxLevel, capabilities, execute  # noqa: E402
-from lattice.executor.sandbox.pool import default_size  # noqa: E402
+from lattice.executor.sandbox.pool import default_size, shutdown_pool  # noqa: E402
 
 
 def noop(params: dict) -> dict:
@@ -56,13 +57,30 @@ def latency(config: SandboxConfig, runs: int, blob: bytes) -> dict:
     }
 
 
+def _cpu_s() -> float:
+    """CPU of this process and of every reaped descendant (zygote, and through it launchers and tasks)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def throughput(config: SandboxConfig, tasks: int, threads: int, blob: bytes) -> dict:
+    """Fan-out rate, and CPU per task: a figure that other load on shared cores moves far less than a rate.
+
+    The pool (and its zygote) is shut down before and after, so every process the fan-out used has been
+    reaped and counted; the CPU includes one zygote start and pool warm-up (~0.1-0.2 ms per task over 500),
+    not the kernel's deferred network-namespace teardown (kworkers; level seccomp).
+    """
+    shutdown_pool()
+    cpu0 = _cpu_s()
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         outcomes = list(pool.map(lambda _: execute(blob, {}, ["ok"], config), range(tasks)))
     elapsed = time.perf_counter() - started
+    shutdown_pool()
+    cpu_ms = (_cpu_s() - cpu0) * 1000 / tasks
     failed = sum(not o.ok for o in outcomes)
-    return {"tasks": tasks, "threads": threads, "seconds": elapsed, "tasks_per_s": tasks / elapsed, "failed": failed}
+    return {"tasks": tasks, "threads": threads, "seconds": elapsed, "tasks_per_s": tasks / elapsed, "failed": failed,
+            "cpu_ms_per_task": cpu_ms}
 
 
 @contextlib.contextmanager
@@ -138,15 +156,17 @@ def render(meta: dict, results: dict) -> str:
         "A no-op task through `lattice.executor.sandbox.execute` directly (no head, no Ray): latency one task",
         "after another; throughput as a fan-out from a thread pool (the worker's I/O executor does the same).",
         "",
-        "| level | runs | median ms | p99 ms | added median ms | ratio vs none | fan-out tasks | tasks/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| level | runs | median ms | p99 ms | added median ms | ratio vs none | fan-out tasks | tasks/s "
+        "| CPU ms/task |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for level, data in results.items():
         lat, thr = data["latency"], data["throughput"]
         ratio = f"{lat['ratio_vs_none']:.0f}x" if lat["ratio_vs_none"] else "-"
         lines.append(
             f"| {level} | {lat['runs']} | {lat['median_ms']:.2f} | {lat['p99_ms']:.2f} | {lat['added_median_ms']:.2f} "
-            f"| {ratio} | {thr['tasks']} ({thr['threads']} threads) | {thr['tasks_per_s']:.0f} |"
+            f"| {ratio} | {thr['tasks']} ({thr['threads']} threads) | {thr['tasks_per_s']:.0f} "
+            f"| {thr.get('cpu_ms_per_task', 0):.1f} |"
         )
     lines += [
         "",
@@ -159,6 +179,10 @@ def render(meta: dict, results: dict) -> str:
         "exec'd a new interpreter per launcher measured 32 ms median and 15-21 tasks/s back to back: the",
         "~60 ms of interpreter start-up per task was the bottleneck on 2 cores. Docker starts a container",
         "per task (`runc`), hence its cost; it runs fewer tasks here to keep the benchmark short.",
+        "",
+        "`CPU ms/task` is user+system time of this process and every process it reaped (zygote, launchers,",
+        "tasks) over the fan-out: on shared cores it moves far less than tasks/s. Bisect, profile (where the",
+        "time goes), before/after and what 150 tasks/s would need: [sandbox-profile.md](sandbox-profile.md).",
         "",
     ]
     return "\n".join(lines)

@@ -553,6 +553,29 @@ def forge_result_frame(params: dict) -> dict:
     os._exit(0)
 
 
+def inherited_fds(params: dict) -> dict:
+    """Look for file descriptors the task was handed beyond stdio and its result pipe.
+
+    The zygote holds pre-opened ``O_PATH`` fds of every read-only Landlock path (and the launcher a
+    ruleset fd, a pool listener): a task holding any of them could ``openat`` relative to it or add
+    rules of its own. Anything that is not a pipe, /dev/null or the listing's own fd counts.
+    """
+    import os
+
+    held = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2:
+            continue
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own fd, closed by now
+        if not target.startswith("pipe:") and target != "/dev/null":
+            held.append(f"{fd}->{target}")
+    return {"escaped": held or False}
+
+
 def result_symlink(params: dict) -> dict:
     """docker: replace the result file by a symlink to a host file (the worker must not follow it)."""
     import os
@@ -658,6 +681,7 @@ PROBES: list[Probe] = [
     Probe("shared memory works", shared_memory_works, _e("ok", "ok", "ok"), ("escaped", "result")),
     Probe("forged result frame", forge_result_frame, _e(V, V, V)),
     Probe("result file replaced by a symlink", result_symlink, _e("ok", "ok", V)),
+    Probe("file descriptors of the zygote or launcher", inherited_fds, _e("ok", "ok", "ok")),
     Probe("fill the working directory", fill_workdir, _e(V, V, V), config={"max_workdir_mb": 64, "timeout": 20}),
     Probe("pidfd_open + pidfd_send_signal on the decoy", pidfd_signal_decoy, _e("ok", "ok", "ok"),
           requires=("pid_namespace",)),

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lattice.wire.ports import SANDBOX_POOL_PORT
+
 #: an alias is a path segment of the endpoint and a key's scope: short, URL-safe, not a route of ours
 ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 RESERVED_ALIASES = frozenset({"pools"})
@@ -118,11 +120,8 @@ class LLMAccess(BaseModel):
     model: str
 
 
-#: the loopback port a network-off sandboxed task (levels seccomp and docker without ``network=True``)
-#: reaches its declared pools on: inside the task's own network namespace, where nothing else listens,
-#: a forwarder outside the task's control carries each connection to the worker's pool gateway
-#: (``lattice.executor.pool_gateway``), which passes on only that task's pools' three routes
-SANDBOX_POOL_PORT = 18080
+#: SANDBOX_POOL_PORT (imported above from ``lattice.wire.ports``, which the sandbox child imports
+#: without pydantic) is the loopback port a network-off sandboxed task reaches its declared pools on
 
 
 def sandbox_base_url(alias: str) -> str:

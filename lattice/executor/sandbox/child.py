@@ -37,7 +37,7 @@ from lattice.executor.sandbox import landlock, levels, loopback, namespaces, pri
 from lattice.executor.sandbox.protocol import decode_inputs, pack_result, read_frame
 from lattice.executor.sandbox.spans import recording
 from lattice.executor.sandbox.violations import CallRecorder, classify, internal_error
-from lattice.wire.llm import SANDBOX_POOL_PORT
+from lattice.wire.ports import SANDBOX_POOL_PORT
 
 PR_SET_PDEATHSIG = 1
 _status_fd = -1  # the launcher's report pipe; closed in the task so that it cannot forge a report
@@ -209,6 +209,8 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
     parts = levels.profile(header["level"])
     if parts.landlock:
         ruleset = warm_ruleset if not header.get("network") else landlock.prepare(True)
+    if warm_ruleset is not None and ruleset is not warm_ruleset:
+        warm_ruleset.close()  # unused (level subprocess, or the network-on one instead): not the task's
     forwarder = None
     if parts.network_namespace and not header.get("network"):
         if namespaces.isolate_network() and header.get("pool_socket"):
@@ -217,6 +219,7 @@ def _launcher(result_fd: int, names: dict[int, str]) -> int:
     header["private_mounts"] = own_mounts is True
     if isinstance(own_mounts, OSError):
         header["setup_error"] = f"cannot make the task's mount namespace: {own_mounts}"
+    landlock.release()  # the zygote's resolved base rules (O_PATH fds): the task holds none of them
     pid = os.fork()
     if pid == 0:
         if forwarder is not None:

@@ -24,7 +24,7 @@ import selectors
 import socket
 import struct
 
-from lattice.wire.llm import SANDBOX_POOL_PORT
+from lattice.wire.ports import SANDBOX_POOL_PORT
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 CHUNK = 65536

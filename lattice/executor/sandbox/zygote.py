@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -40,6 +41,12 @@ def serve(sock_fd: int) -> int:
             child.seccomp_filter.compiled(network)
     with contextlib.suppress(Exception):
         child.privileges.last_cap()
+    with contextlib.suppress(OSError):  # ~4 ms of listing, opening and stat'ing per launcher otherwise
+        child.landlock.warm()
+    # what the zygote holds now is what every fork starts with: the collector of a launcher or a task
+    # must not walk (and so copy-on-write) it, nor the zygote's own collector touch it between forks
+    gc.collect()
+    gc.freeze()
     while True:
         try:
             msg, fds = _recv_fds(sock)
