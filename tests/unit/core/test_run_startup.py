@@ -50,6 +50,20 @@ def test_first_slice_does_a_small_run_whole_and_stops_a_big_one_at_its_budget() 
     assert len(done) == CHECK_EVERY and next(names) == f"n{CHECK_EVERY}"  # the rest is left for later slices
 
 
+async def succeed_all(fake: Any, n: int) -> set[str]:
+    """End every attempt the fake backend holds as it comes, until ``n`` have ended; their ids."""
+    finished: set[str] = set()
+
+    def finish_live() -> bool:
+        for attempt_id in fake.live():
+            fake.succeed(attempt_id)
+            finished.add(attempt_id)
+        return len(finished) == n
+
+    await until(finish_live)
+    return finished
+
+
 async def test_a_big_run_is_committed_first_and_made_ready_over_several_loop_turns(tmp_path: Path) -> None:
     h = make_head(tmp_path)
     await h.orchestrator.start()
@@ -64,16 +78,7 @@ async def test_a_big_run_is_committed_first_and_made_ready_over_several_loop_tur
         assert len(rows) == n and h.store.get_run(run_id)["state"] == "running"  # every task row committed
         await until(lambda: not h.orchestrator._starter.starting(run_id))  # done (an empty last slice included)
         assert _not_pending(h, run_id) == n
-        fake = h.backend
-        finished: set[str] = set()
-
-        def finish_live() -> bool:
-            for attempt_id in fake.live():
-                fake.succeed(attempt_id)
-                finished.add(attempt_id)
-            return len(finished) == n
-
-        await until(finish_live)
+        await succeed_all(h.backend, n)
         assert (await h.finished(run_id))["state"] == "succeeded"
         assert sorted(r["attempt"] for r in h.store.get_tasks(run_id)) == [1] * n  # each task once
     finally:
@@ -113,16 +118,7 @@ async def test_a_head_gone_between_slices_resumes_the_run_whole(tmp_path: Path, 
     second = make_head(tmp_path)
     await second.orchestrator.start()
     try:
-        fake = second.backend
-        finished: set[str] = set()
-
-        def finish_live() -> bool:
-            for attempt_id in fake.live():
-                fake.succeed(attempt_id)
-                finished.add(attempt_id)
-            return len(finished) == n
-
-        await until(finish_live)
+        finished = await succeed_all(second.backend, n)
         row = await second.finished(run_id)
         assert row["state"] == "succeeded"
         assert sorted({a.split(":")[1] for a in finished}) == sorted(f"n{i}" for i in range(n))  # each task ran
