@@ -121,11 +121,12 @@ class Effects:
 # --- events ------------------------------------------------------------------------------------------
 
 
-def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Collection[str] = (),
+def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Mapping[str, str] | None = None,
               largest_node: Mapping[str, float] | None = None, ready: Iterable[str] | None = None) -> None:
     """A run was created with every task ``pending``: fail at once the tasks no node could ever hold
-    (``unplaceable``, named by the resource manager; ``largest_node`` is quoted to the user) and make ready
-    those without upstreams (of ``ready`` only, when given: the first slice of a big run's start)."""
+    (``unplaceable``: task name -> why, in the resource manager's words; ``largest_node`` goes into the
+    error's detail) and make ready those without upstreams (of ``ready`` only, when given: the first slice
+    of a big run's start)."""
     if unplaceable:
         largest = dict(largest_node or {})
         for name in run.graph.order:
@@ -134,8 +135,8 @@ def start_run(run: RunProgress, now: float, fx: Effects, unplaceable: Collection
                 requested = task.spec.resources.model_dump()
                 error = ErrorInfo(
                     ErrorKind.RESOURCE_UNAVAILABLE, "ResourceUnavailable",
-                    f"task {name!r} asks for {requested} but the largest node has {largest}; no node of this "
-                    "cluster can ever run it",
+                    f"task {name!r} asks for {requested} but {unplaceable[name]}; no node of this cluster can "
+                    "ever run it",
                     detail={"requested": task.spec.resources.model_dump(), "largest_node": largest})
                 _fail_task(run, name, task, error.to_dict(), now, fx)
     if ready is None:

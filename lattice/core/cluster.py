@@ -224,6 +224,19 @@ class ResourceManager:
         drain does not; none at all: it fails at once."""
         return any(node.fits_total(r) for node in self.nodes.values() if node.state != "left")
 
+    def why_never_fits(self, r: Resources) -> str:
+        """What a user must read when :meth:`fits_anywhere` is False: the labels or custom resources no node
+        has (with what the nodes do have), else the largest node's capacity."""
+        nodes = [n for n in self.nodes.values() if n.state != "left"]
+        if (r.node_labels or r.custom) and not any(n.has_labels_and_kinds(r) for n in nodes):
+            wanted = ", ".join([f"label {k}={v}" for k, v in sorted(r.node_labels.items())]
+                               + [f"{amount:g} of {name!r}" for name, amount in sorted(r.custom.items())])
+            seen_labels = sorted({f"{k}={v}" for n in nodes for k, v in n.labels.items()})
+            seen_kinds = sorted({f"{name!r} (up to {n.custom[name]:g})" for n in nodes for name in n.custom})
+            return (f"no node has {wanted} (labels in the cluster: {', '.join(seen_labels) or 'none'}; custom "
+                    f"resources: {', '.join(seen_kinds) or 'none'})")
+        return f"the largest node has {self.largest_node()}"
+
     def largest_node(self) -> dict[str, float]:
         alive = [n for n in self.nodes.values() if n.alive]
         return {

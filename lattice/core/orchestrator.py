@@ -301,7 +301,7 @@ class Orchestrator:
         ready in later slices (``lattice.core.startup``), after its id is committed and answered."""
         fits: dict[Any, bool] = {}  # per distinct resources: a fan-out's tasks mostly ask alike
         fits_anywhere = self.resources.fits_anywhere
-        unplaceable = set()
+        unplaceable: dict[str, str] = {}
         for name, task in run.tasks.items():
             resources = task.spec.resources
             # a plain tuple key: hashing the pydantic model costs ~10x more (its dict fields sorted per call)
@@ -311,7 +311,7 @@ class Orchestrator:
             if ok is None:
                 ok = fits[key] = fits_anywhere(resources)
             if not ok:
-                unplaceable.add(name)
+                unplaceable[name] = self.resources.why_never_fits(resources)
         largest = self.resources.largest_node() if unplaceable else None
         now, fx = time.time(), self._fx
         algorithm.start_run(run, now, fx, unplaceable, largest, ready=())

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lattice import LatticeClient, task
+from lattice import LatticeClient, ResourceUnavailable, task
 from lattice.utils.procs import ProcessIdentity, group_exists, group_is_ours
 from tests.headproc import HeadProcess
 
@@ -143,6 +143,11 @@ def nap(params):
     return {"x": 1}
 
 
+@task(outputs=["x"], cpu=0, retries=0, node_labels={"zone": "c"})
+def in_zone_c(params):
+    return {"x": 1}
+
+
 def test_workers_join_with_their_labels_and_resources(cluster: Cluster) -> None:
     for worker in cluster.workers.values():
         assert "schedulable after" in worker.joined, worker.joined
@@ -154,6 +159,12 @@ def test_workers_join_with_their_labels_and_resources(cluster: Cluster) -> None:
                             env=cluster.env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
     assert "127.0.0.3" in status.stdout and '"state": "alive"' in status.stdout
+    with cluster.client() as client:  # a label no node has: fails at once, naming it and the labels there are
+        workflow = client.create_workflow("zone-c")
+        workflow.add_task(in_zone_c)
+        with pytest.raises(ResourceUnavailable, match=r"no node has label zone=c \(labels in the cluster: zone=a, "
+                                                      r"zone=b"):
+            workflow.get_results(workflow.run(), timeout=60)
 
 
 def test_one_tasks_os_exit_in_the_shared_executor_fails_no_other_run(cluster: Cluster) -> None:

@@ -327,18 +327,19 @@ def test_an_internal_failure_fails_every_unfinished_task_and_keeps_the_first_cau
 
 def test_impossible_resources_fail_at_once_without_holding_up_the_rest() -> None:
     loop = Loop(new_run(t("big", cpu=64), t("after", "big"), t("small")))
-    placed = loop.start(unplaceable={"big"}, largest_node={"cpu": 2, "gpu": 0, "memory_mb": 1000, "gpu_memory_mb": 0})
+    largest = {"cpu": 2, "gpu": 0, "memory_mb": 1000, "gpu_memory_mb": 0}
+    placed = loop.start(unplaceable={"big": f"the largest node has {largest}"}, largest_node=largest)
     assert placed == ["small"]
     assert loop.state("big") is TaskState.FAILED and loop.state("after") is TaskState.SKIPPED
     error = loop.run.error
     assert error is not None and error["kind"] == "resource_unavailable"
     assert "but the largest node has {'cpu': 2" in error["message"]
-    assert error["detail"]["requested"]["cpu"] == 64
+    assert error["detail"]["requested"]["cpu"] == 64 and error["detail"]["largest_node"] == largest
     loop.finish("small")
     assert loop.run.state is RunState.FAILED and loop.run.failed_task == "big"
 
     nothing = Loop(new_run(t("big", cpu=64)))
-    nothing.start(unplaceable={"big"}, largest_node={})
+    nothing.start(unplaceable={"big": "there is no node"}, largest_node={})
     assert nothing.run.state is RunState.FAILED  # nothing waits forever
 
 

@@ -79,3 +79,16 @@ def test_capacity_views_for_the_loop() -> None:
     assert rm.alive_node_ids() == {"n1"}
     rm.update_nodes([])
     assert rm.alive_node_ids() == set()
+
+
+def test_why_a_task_never_fits_names_the_missing_label_or_resource_and_what_nodes_have() -> None:
+    rm = ResourceManager()
+    rm.update_nodes([Node("n1", "x", cpu=2, gpu=0, memory_mb=1000, labels={"zone": "b"}, custom={"tpu": 2.0})])
+    labelled = Resources(cpu=1, node_labels={"zone": "a"})
+    assert not rm.fits_anywhere(labelled)
+    assert rm.why_never_fits(labelled) == ("no node has label zone=a (labels in the cluster: zone=b; custom "
+                                           "resources: 'tpu' (up to 2))")
+    assert "no node has 4 of 'tpu'" in rm.why_never_fits(Resources(cpu=1, custom={"tpu": 4}))
+    too_big = Resources(cpu=8, node_labels={"zone": "b"})  # the label exists: the size is what does not fit
+    assert not rm.fits_anywhere(too_big)
+    assert rm.why_never_fits(too_big).startswith("the largest node has {'cpu': 2")
