@@ -16,7 +16,6 @@ import httpx
 
 from lattice.utils.net import free_port
 
-
 _PR_SET_PDEATHSIG = 1
 
 

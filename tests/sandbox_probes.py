@@ -717,7 +717,7 @@ PROBES: list[Probe] = [
         huge_return,
         _e("output_too_large", "output_too_large", "output_too_large"),
         ("result",),
-        config={"max_result_bytes": 8 * 1024 * 1024, "max_memory_mb": 1024},
+        config={"max_result_bytes": 8 * 1024 * 1024, "max_memory_mb": 1024, "timeout": 30},  # a 64 MB value
     ),
     Probe("ptrace", ptrace_probe, _e("escaped", V, V)),
     Probe("mount", mount_probe, _e(V, V, V)),

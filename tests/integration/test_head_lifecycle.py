@@ -69,7 +69,9 @@ def test_sigterm_stops_the_head_quickly_while_a_client_waits(head_factory, tmp_p
     time.sleep(1)
     took = head.stop()
     waiter.join(60)
-    assert took < 15, f"the head took {took:.1f} s to stop"
+    assert took < 60, f"the head took {took:.1f} s to stop"  # a hang guard; what "quickly" means is below
+    # the waiting long-poll was answered 503 at once: uvicorn did not have to cancel it at its deadline
+    assert "graceful shutdown exceeded" not in head.log_path.read_text()
     assert outcome and outcome[0] is not None  # the waiting client got an error, not a hang
     time.sleep(1)
     assert not [p for p in ray_pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
