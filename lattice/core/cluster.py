@@ -231,7 +231,9 @@ class ResourceManager:
         if (r.node_labels or r.custom) and not any(n.has_labels_and_kinds(r) for n in nodes):
             wanted = ", ".join([f"label {k}={v}" for k, v in sorted(r.node_labels.items())]
                                + [f"{amount:g} of {name!r}" for name, amount in sorted(r.custom.items())])
-            seen_labels = sorted({f"{k}={v}" for n in nodes for k, v in n.labels.items()})
+            # Ray's own labels (ray.io/node-id=<56 hex digits>, one per node) say nothing a user can ask for
+            seen_labels = sorted({f"{k}={v}" for n in nodes for k, v in n.labels.items()
+                                  if not k.startswith("ray.io/")})
             seen_kinds = sorted({f"{name!r} (up to {n.custom[name]:g})" for n in nodes for name in n.custom})
             return (f"no node has {wanted} (labels in the cluster: {', '.join(seen_labels) or 'none'}; custom "
                     f"resources: {', '.join(seen_kinds) or 'none'})")

@@ -83,7 +83,8 @@ def test_capacity_views_for_the_loop() -> None:
 
 def test_why_a_task_never_fits_names_the_missing_label_or_resource_and_what_nodes_have() -> None:
     rm = ResourceManager()
-    rm.update_nodes([Node("n1", "x", cpu=2, gpu=0, memory_mb=1000, labels={"zone": "b"}, custom={"tpu": 2.0})])
+    rm.update_nodes([Node("n1", "x", cpu=2, gpu=0, memory_mb=1000, labels={"zone": "b", "ray.io/node-id": "ab12"},
+                         custom={"tpu": 2.0})])
     labelled = Resources(cpu=1, node_labels={"zone": "a"})
     assert not rm.fits_anywhere(labelled)
     assert rm.why_never_fits(labelled) == ("no node has label zone=a (labels in the cluster: zone=b; custom "
