@@ -131,12 +131,4 @@ EXCLUDED: dict[str, str] = {
     "test_pregel_async::test_interrupt_subgraph_reenter_checkpointer_true": MUTATES.format(
         what="a list of calls the subgraph's nodes append to (its checkpoints and resumes match LangGraph's)"),
     # --- gaps -------------------------------------------------------------------------------------------
-    "test_pregel_async::test_pregel_loop_refcount": (
-        "gap, intermittent: the test counts every AsyncPregelLoop alive in the process with gc disabled. Alone "
-        "it passes; after the memory `stream` tests of test_pregel_async it failed in 3 of 5 runs. Inspected "
-        "(gc.DEBUG_SAVEALL + gc.collect at the failing assert): the loop left is not in a garbage cycle, it is "
-        "still reachable from a live root, and no thread of the client's pool was in Lattice code then; so it "
-        "is most likely a loop of an earlier test (a cancelled astream) not yet torn down, not a cycle of the "
-        "refcount test's own graph. Which root holds it is not found yet. Seen beside it: each HTTP request "
-        "of the client leaves a tenacity Retrying/httpx Response cycle for the collector"),
 }
