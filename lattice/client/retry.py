@@ -88,11 +88,30 @@ class RetryPolicy:
 
     def call(self, call: Call[Any], send: Callable[[], T], url: str) -> T:
         """``send()`` (one try of ``call``), retried while :func:`transient` says so and time is left."""
-        return Retrying(**_Outage(self, call, url).strategy())(send)
+        retrying = Retrying(**_Outage(self, call, url).strategy())
+        try:
+            return retrying(send)
+        finally:
+            _release(retrying)
 
     async def acall(self, call: Call[Any], send: Callable[[], Awaitable[T]], url: str) -> T:
         """The async twin of :meth:`call`: the same strategy, awaited with ``asyncio.sleep``."""
-        return await AsyncRetrying(**_Outage(self, call, url).strategy())(send)
+        retrying = AsyncRetrying(**_Outage(self, call, url).strategy())
+        try:
+            return await retrying(send)
+        finally:
+            _release(retrying)
+
+
+def _release(retrying: Retrying | AsyncRetrying) -> None:
+    """Empty the pending actions tenacity keeps between tries, so the finished ``Retrying`` is freed at once.
+
+    tenacity keeps them in a thread-local ``IterState``; they are bound methods of the ``Retrying`` itself,
+    a reference cycle that, one per request, only the cyclic collector would free (with the strategies,
+    this call's ``_Outage`` and the ``Call`` it holds). ``reset`` is what tenacity itself does before
+    each try.
+    """
+    retrying.iter_state.reset()
 
 
 class _Outage:

@@ -310,7 +310,7 @@ class RemoteNode:
                 self._cancel(run_id)
 
         try:
-            return await loop.run_in_executor(self.client.pool, context.run, self.call, args, kwargs, started)
+            return await loop.run_in_executor(self.client.pool, _LetGo(context.run, self.call, args, kwargs, started))
         except asyncio.CancelledError:
             # the thread waiting on the run cannot be interrupted, but the run can: cancelling it ends that
             # wait too (the run ends cancelled), so neither the node nor the thread outlives the caller's task
@@ -344,6 +344,32 @@ class LocalNode:
     async def acall(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = self.fn(*args, **kwargs)
         return await value if inspect.isawaitable(value) else value
+
+
+class _LetGo:
+    """A call for the client's pool that drops its arguments as soon as it has run.
+
+    ``ThreadPoolExecutor`` keeps its work item, and so the function and arguments it was given, until
+    its thread comes back from delivering the result, and by then the awaiting coroutine may already
+    have resumed. Here the arguments are the task's copied context, which holds LangGraph's task config
+    and through it the graph's ``AsyncPregelLoop`` and ``PregelRunner``: the run that ``ainvoke``
+    just finished would stay alive a moment longer, in another thread, after ``ainvoke`` returned
+    (LangGraph's ``test_pregel_loop_refcount`` counts them then). Emptied before it returns, the work
+    item keeps only this empty shell.
+    """
+
+    __slots__ = ("_job",)
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self._job: tuple[Any, tuple[Any, ...]] | None = (fn, args)
+
+    def __call__(self) -> Any:
+        job, self._job = self._job, None
+        if job is None:
+            raise RuntimeError("a pool call runs once")
+        fn, args = job
+        del job
+        return fn(*args)
 
 
 def _closure_values(fn: Any) -> tuple[Any, ...]:

@@ -88,3 +88,24 @@ def test_custom_stream_detection_follows_the_stream_mode() -> None:
     assert list(graph.stream({"live": None}, stream_mode="custom")) == []
     assert [c for m, c in graph.stream({"live": None}, stream_mode=["custom", "values"]) if m == "values"][-1] == {
         "live": True}
+
+
+def test_a_pool_call_lets_go_of_its_arguments_once_it_has_run() -> None:
+    """The executor's work item outlives the awaited result: what it holds must not keep the task's
+    context (and through it LangGraph's loop) alive after ``ainvoke`` returned."""
+    import weakref
+
+    from lattice.client.langgraph.node import _LetGo
+
+    class Context:
+        pass
+
+    context = Context()
+    alive = weakref.ref(context)
+    call = _LetGo(lambda ctx, x: (type(ctx).__name__, x + 1), context, 1)
+    del context
+    assert alive() is not None
+    assert call() == ("Context", 2)
+    assert alive() is None  # freed by reference counting, while the work item (here: ``call``) still exists
+    with pytest.raises(RuntimeError, match="runs once"):
+        call()

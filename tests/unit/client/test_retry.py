@@ -157,6 +157,39 @@ async def test_a_wait_timeout_during_an_outage_is_a_wait_timeout(kind: str) -> N
     assert isinstance(info.value.__cause__, APIError) and info.value.__cause__.status == 503
 
 
+def test_a_finished_call_leaves_no_reference_cycle() -> None:
+    """One request, one ``Retrying``: freed by reference counting, not left for the cyclic collector
+    (LangGraph's ``test_pregel_loop_refcount`` runs with the collector off)."""
+    import asyncio
+    import gc
+
+    call: endpoints.Call[Any] = endpoints.health()
+
+    async def asend() -> str:
+        return "ok"
+
+    def cyclic_garbage_of_ours(send: Callable[[], Any]) -> list[str]:
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            assert send() == "ok"
+            gc.collect()
+            return [type(obj).__qualname__ for obj in gc.garbage
+                    if type(obj).__module__.startswith(("tenacity", "lattice"))]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert cyclic_garbage_of_ours(lambda: FAST.call(call, lambda: "ok", "http://head")) == []
+        assert cyclic_garbage_of_ours(lambda: loop.run_until_complete(FAST.acall(call, asend, "http://head"))) == []
+    finally:
+        loop.close()
+
+
 def test_which_failures_are_transient() -> None:
     get, post, keyed = endpoints.get_run("r1"), endpoints.post_event("r1", {}), endpoints.start_run("w1")
     sent, unsent = HeadUnavailableError("lost"), HeadUnavailableError("refused", request_sent=False)
