@@ -87,6 +87,38 @@ class RssSampler:
         return self.peak
 
 
+class HealthProbe:
+    """``GET /health`` every 20 ms on a thread while a phase runs: how long the head's event loop stalled
+    (a request waits for whatever holds the loop). Use as ``with HealthProbe(url) as probe: ...``."""
+
+    def __init__(self, url: str, every_s: float = 0.02) -> None:
+        self.url, self.every_s = url, every_s
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=600) as http:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                http.get("/health")
+                self.latencies_ms.append(1000 * (time.perf_counter() - start))
+                self._stop.wait(self.every_s)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.latencies_ms) or [0.0]
+        return {"max_ms": round(ordered[-1], 1), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+                "p50_ms": round(statistics.median(ordered), 1), "probes": len(self.latencies_ms)}
+
+
 def store_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in data_dir.glob("lattice.db*"))
 
@@ -135,10 +167,9 @@ def memory_breakdown(leaves: int, fan: int) -> list[tuple[str, float, int]]:
 
     tracemalloc.start()
     try:
-        parsed = measured("the request body parsed (JSON dict; transient)", lambda: json.loads(body))
-        spec = measured("the validated spec (`WorkflowSpec`, pydantic)",
-                        lambda p=parsed: WorkflowSpec.model_validate(p))
-        del parsed
+        # as the head does it: the body's JSON validated in one pass (no parsed dict in between)
+        spec = measured("the validated spec (`WorkflowSpec.model_validate_json` of the body)",
+                        lambda: WorkflowSpec.model_validate_json(body))
         graph = measured("the graph (`build_graph`: up/downstream sets, order, critical path)",
                          lambda: build_graph(spec))
         by_name = {t.name: t for t in spec.tasks}
@@ -166,11 +197,15 @@ def bench_big(leaves: int, fan: int, profile: bool, tmp: Path) -> dict[str, Any]
                                     "--output", str(tmp / "big.raw"), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with LatticeClient(head.url, token=head.token, progress=False, timeout=300) as client:
-            t0 = time.perf_counter()
-            workflow_id = client.submit_workflow(spec)
-            t1 = time.perf_counter()
-            run_id = client.start_run(workflow_id)
-            t2 = time.perf_counter()
+            with HealthProbe(head.url) as register_probe:
+                t0 = time.perf_counter()
+                workflow_id = client.submit_workflow(spec)
+                t1 = time.perf_counter()
+            with HealthProbe(head.url) as start_probe:
+                run_id = client.start_run(workflow_id)
+                t2 = time.perf_counter()
+            result["health_while_registering"] = register_probe.summary()
+            result["health_while_starting"] = start_probe.summary()
             outputs = client.get_results(run_id, timeout=3600)
             t3 = time.perf_counter()
             run = client.get_run(run_id)
@@ -292,11 +327,20 @@ def bench_code_table(tasks_n: int, tmp: Path) -> dict[str, Any]:
         with httpx.Client(base_url=f"{head.url}/api/v1", headers={"authorization": f"Bearer {head.token}",
                                                                    "content-type": "application/json"},
                           timeout=600) as http:
-            t0 = time.perf_counter()
-            answer = http.post("/workflows", content=body)  # what client.submit_workflow sends, answer kept
-            result["register_s"] = round(time.perf_counter() - t0, 2)
+            with HealthProbe(head.url) as probe:
+                t0 = time.perf_counter()
+                answer = http.post("/workflows", content=body)  # what client.submit_workflow sends, answer kept
+                result["register_s"] = round(time.perf_counter() - t0, 2)
+            result["health_while_registering"] = probe.summary()
             assert answer.status_code == 201, answer.text[:500]
             result["registered_tasks"] = len(answer.json()["tasks"])
+            workflow_id = answer.json()["workflow_id"]
+            t0 = time.perf_counter()
+            page = http.get(f"/workflows/{workflow_id}")  # the first page of its spec (what the Board reads first)
+            result["get_page_s"] = round(time.perf_counter() - t0, 3)
+            assert page.status_code == 200, page.text[:500]
+            result["get_page_mb"] = round(len(page.content) / MB, 3)
+            result["get_page_tasks"] = len(page.json()["spec"]["tasks"])
         assert result["registered_tasks"] == tasks_n, result
     finally:
         head.stop()
@@ -316,13 +360,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument("--only-code-table", action="store_true",
                         help="run (d) only and put it into the existing scale.json/scale.md (the others kept)")
+    parser.add_argument("--notes", type=Path, default=ROOT / "bench" / "scale_notes.md",
+                        help="hand-written notes (before/after, where the time goes) appended to the report")
     args = parser.parse_args()
+    notes = args.notes.read_text() if args.notes.exists() else ""
     if args.only_code_table:
         kept = json.loads((args.out / "scale.json").read_text())
         with tempfile.TemporaryDirectory(prefix="lattice-bench-scale-") as tmp:
             kept["code_table"] = bench_code_table(args.code_tasks, Path(tmp))
         print(json.dumps(kept["code_table"], indent=2), flush=True)
-        write_report(kept, args.out)
+        write_report(kept, args.out, notes)
         return
     load = os.getloadavg()
     result: dict[str, Any] = {
@@ -344,10 +391,14 @@ def main() -> None:
             print(f"a {args.code_tasks}-task @task workflow with the code table ...", flush=True)
             result["code_table"] = bench_code_table(args.code_tasks, Path(tmp))
             print(json.dumps(result["code_table"], indent=2), flush=True)
-    write_report(result, args.out)
+    write_report(result, args.out, notes)
 
 
-def write_report(result: dict[str, Any], out_dir: Path) -> None:
+def _probe(summary: dict[str, float]) -> str:
+    return f"{summary['max_ms']:,} / {summary['p99_ms']:,} / {summary['p50_ms']:,} ms ({summary['probes']} probes)"
+
+
+def write_report(result: dict[str, Any], out_dir: Path, notes: str = "") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
     store = result["store"]
@@ -367,6 +418,10 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
             f"| register the workflow (`POST /workflows`) | {big['submit_workflow_s']} s | | |",
             f"| start the run | {big['start_run_s']} s | | |",
             f"| run, start to result | {big['run_s']} s ({big['tasks_per_s']:,} tasks/s) | | |",
+            *([f"| `/health` while registering (every 20 ms): max / p99 / p50 | "
+               f"{_probe(big['health_while_registering'])} | | |",
+               f"| `/health` while starting the run: max / p99 / p50 | {_probe(big['health_while_starting'])} | | |"]
+              if "health_while_registering" in big else []),
             f"| head RSS, peak (start: {big['head_rss_start_mb']} MB) | {big['head_rss_peak_mb']} MB | < 1,536 MB | "
             f"{'yes' if rss_ok else '**no**'} |",
             f"| store after the run (SQLite + WAL) | {big['store_mb']} MB, {big['store_bytes_per_task']:,} bytes/task "
@@ -409,7 +464,14 @@ def write_report(result: dict[str, Any], out_dir: Path) -> None:
                   f"| {code['inline_request_mb']} MB |",
                   f"| distinct functions in the table | {code['distinct_functions']} |",
                   f"| register (`POST /workflows`, 201) | {code['register_s']} s |",
-                  f"| tasks the head registered (its 201 answer) | {code['registered_tasks']:,} |", ""]
+                  *([f"| `/health` meanwhile (every 20 ms): max / p99 / p50 | "
+                     f"{_probe(code['health_while_registering'])} |"] if "health_while_registering" in code else []),
+                  f"| tasks the head registered (its 201 answer) | {code['registered_tasks']:,} |",
+                  *([f"| `GET /workflows/{{id}}`, first page ({code['get_page_tasks']:,} tasks, code by reference) "
+                     f"| {code['get_page_mb']} MB, {code['get_page_s']} s |"] if "get_page_mb" in code else []),
+                  ""]
+    if notes:
+        lines += [notes.rstrip(), ""]
     (out_dir / "scale.md").write_text("\n".join(lines))
 
 

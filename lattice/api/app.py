@@ -21,7 +21,7 @@ from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
 from lattice.api.history import MetricsRing
 from lattice.api.metrics import build_registry
-from lattice.api.openapi import bearer, install_docs
+from lattice.api.openapi import bearer, document_models, install_docs
 from lattice.api.routes import catalog, checkpoints, cluster, keys, llm, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
 from lattice.llm.metrics import LLMCollector
@@ -147,6 +147,7 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     app.include_router(stream.router, prefix="/api/v1")
     app.include_router(system.router)
     app.include_router(ui.router)
+    document_models(app, *workflows.RAW_BODIES)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(Draining)
     app.add_middleware(VersionHeader)  # outermost: on every answer, a 503 or a 413 too

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -41,6 +42,13 @@ def error_body(type: str, message: str, field: str | None = None, hint: str | No
 def error_response(status: int, type: str, message: str, field: str | None = None,
                    hint: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(type, message, field, hint), status_code=status, headers=headers)
+
+
+def body_validation_error(exc: ValidationError) -> RequestValidationError:
+    """A body a route validated itself (``Model.model_validate_json``), failed as FastAPI fails a declared
+    body: the same 422, its ``field`` named from the error's location in the body."""
+    return RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                   for error in exc.errors(include_url=False, include_input=False)])
 
 
 def _loc_to_field(loc: tuple[Any, ...]) -> str:

@@ -308,10 +308,10 @@ class BaseClient:
 
     def _wait_plan(self, run_id: str, timeout: float | None, progress: bool | None) -> Plan[dict[str, Any]]:
         """Long-poll the run's results until it is done; with a bar, poll each second and feed it the run."""
-        kept = self.finished.take(run_id)
-        if kept is not None:  # run(wait=True) brought them back: no request
-            return kept
         deadline = None if timeout is None else time.monotonic() + timeout
+        kept = self.finished.take(run_id)
+        if kept is not None:  # run(wait=True) brought them back (a big run's first page): no request, or its rest
+            return (yield from self._rest_of_results(run_id, kept, deadline))
         bar = self._progress_bar(run_id, progress)
         try:
             while True:
@@ -371,6 +371,9 @@ class BaseClient:
                 if body["done"]:
                     waited.bodies[body["run_id"]] = body
             pending = [run_id for run_id in pending if run_id not in waited.bodies and run_id not in waited.not_found]
+        for run_id, body in list(waited.bodies.items()):  # a big run's body is its first page: the rest, as one run's
+            if body.get("next_after") is not None:
+                waited.bodies[run_id] = yield from self._rest_of_results(run_id, body, deadline)
         return waited
 
     def _many_results(self, run_ids: list[str], waited: ManyWaited, timeout: float | None,

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 from lattice.client.decoding import TaskResult
 from lattice.wire.encoding import value_to_wire
+from lattice.wire.http import RESULTS_PAGE
 from lattice.wire.restricted_pickle import PickleTrust
 from lattice.wire.spec import MAX_BATCH_RUNS
 
@@ -115,11 +116,13 @@ def start_runs(workflow_id: str, runs: list[dict[str, Any]], idempotency_key: st
                 parse=itemgetter("run_ids"), headers={"Idempotency-Key": key}, idempotent=True)
 
 
-def results_many(run_ids: list[str], wait: float, give_up_at: float | None = None) -> Call[dict[str, Any]]:
+def results_many(run_ids: list[str], wait: float, give_up_at: float | None = None,
+                 limit: int = RESULTS_PAGE) -> Call[dict[str, Any]]:
     """The results bodies of many runs (``{results, not_found}``); the head holds the request up to
-    ``wait`` seconds for all of them to end. Only reads, so it is idempotent."""
-    return Call("POST", f"{API}/runs/results:batch", json={"run_ids": run_ids, "wait": wait},
-                give_up_at=give_up_at, idempotent=True)
+    ``wait`` seconds for all of them to end. Each body is the first page of at most ``limit`` sinks'
+    outputs (``next_after`` set when more follow, from :func:`results`). Only reads, so it is idempotent."""
+    return Call("POST", f"{API}/runs/results:batch", params={"limit": limit},
+                json={"run_ids": run_ids, "wait": wait}, give_up_at=give_up_at, idempotent=True)
 
 
 def start_runs_plan(workflow_id: str, runs: list[dict[str, Any]],
@@ -141,10 +144,11 @@ def start_run_waiting(workflow_id: str, wait: float, priority: int = 0, tags: di
                       inputs: dict[str, dict[str, Any]] | None = None, weight: float = 1.0,
                       idempotency_key: str | None = None) -> Call[dict[str, Any]]:
     """:func:`start_run` with the head holding the answer up to ``wait`` s for the run to end: the whole
-    ``RunCreated`` body, its ``results`` included (a results body, ``done`` false if the wait ran out)."""
+    ``RunCreated`` body, its ``results`` included (a results body, ``done`` false if the wait ran out; the
+    first page of at most ``RESULTS_PAGE`` sinks' outputs, ``next_after`` set when more follow)."""
     call = start_run(workflow_id, priority, tags, inputs, weight, idempotency_key)
-    return Call(call.method, call.path, params={"wait": wait}, json=call.json, headers=call.headers,
-                idempotent=True)
+    return Call(call.method, call.path, params={"wait": wait, "limit": RESULTS_PAGE}, json=call.json,
+                headers=call.headers, idempotent=True)
 
 
 def register_task(spec: dict[str, Any]) -> Call[dict[str, Any]]:
@@ -161,16 +165,13 @@ def list_runs(state: str | None = None, limit: int = 50) -> Call[list[dict[str, 
     return Call("GET", f"{API}/runs", params=params, parse=itemgetter("runs"))
 
 
-#: sinks' outputs the client asks for per results page: a big run's answer comes in pages (each a short
-#: hold of the head's loop), which :meth:`~lattice.client.base.ClientBase._wait_plan` puts back together
-RESULTS_PAGE = 1_000
-
-
 def results(run_id: str, wait: float, give_up_at: float | None = None, after: int = 0,
             limit: int = RESULTS_PAGE) -> Call[dict[str, Any]]:
     """The run's results body (one page of ``limit`` sinks' outputs from ``after``; the body's
     ``next_after`` says where the next starts); the head holds the request up to ``wait`` seconds for the
     run to end (long poll). A head that does not page ignores ``limit`` and answers every output at once.
+    A big run's pages (each a short hold of the head's loop) are put back together by
+    :meth:`~lattice.client.base.BaseClient._rest_of_results`.
 
     ``give_up_at`` is the waiting caller's deadline: a head outage is not ridden out past it.
     """

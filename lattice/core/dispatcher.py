@@ -234,12 +234,13 @@ class Dispatcher:
         for that object to be located and read from shared memory before the worker starts it (the worker
         keeps the unpickled function by ``fn_key`` anyway, so the bytes are only read on its first attempt).
         A big one is put in the backend once and passed by ref."""
-        if spec.code is None:
+        function = entry.spec.code_of(spec)
+        if function is None:
             return None
         key = entry.code_keys[spec.name]
         ref = entry.fn_refs.get(key)
         if ref is None:
-            code = base64.b64decode(spec.code.pickle)
+            code = base64.b64decode(function.pickle)
             ref = code if len(code) <= INLINE_FN_BYTES else self.backend.put(code)
             entry.fn_refs[key] = ref
         return ref

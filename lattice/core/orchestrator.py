@@ -219,6 +219,22 @@ class Orchestrator:
     def get_workflow(self, workflow_id: str) -> WorkflowEntry:
         return self.registry.get(workflow_id)
 
+    async def create_workflow(self, body: bytes, tenant: str = ADMIN_TENANT) -> WorkflowEntry:
+        """Register a submitted spec (its JSON text). Parsing, validation, the graph and the store's commit
+        run on a worker thread, so the loop keeps serving while a big spec is checked (a 100,000-task one
+        is seconds of CPU); the entry joins the cache on the loop, once committed. Raises
+        ``pydantic.ValidationError`` or :class:`SpecError` for a bad spec."""
+        entry = await asyncio.to_thread(self.registry.create, body, None if tenant == ADMIN_TENANT else tenant)
+        self.registry.add(entry)
+        return entry
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowEntry:
+        """:meth:`get_workflow`, but a workflow not cached (after a restart) is rebuilt from the store on a
+        worker thread instead of on the loop; raises :class:`NotFound` for an unknown id."""
+        if workflow_id not in self.registry.workflows:
+            self.registry.add(await asyncio.to_thread(self.registry.load, workflow_id))
+        return self.registry.workflows[workflow_id]
+
     # --- runs ---------------------------------------------------------------------------------------
 
     def set_tenant(self, policy: TenantPolicy) -> None:

@@ -242,10 +242,13 @@ class Store:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def create_workflow(self, workflow_id: str, name: str, spec: dict[str, Any], tenant: str | None = None) -> None:
+    def create_workflow(self, workflow_id: str, name: str, spec: dict[str, Any] | str,
+                        tenant: str | None = None) -> None:
+        """Store a workflow's spec: a dict, or its JSON text already (a submitted body, kept as sent)."""
+        text = spec if isinstance(spec, str) else json.dumps(spec)
         with self.engine.begin() as conn:
             conn.execute(insert(workflows).values(
-                id=workflow_id, name=name, spec=json.dumps(spec), created_at=time.time(), tenant=tenant))
+                id=workflow_id, name=name, spec=text, created_at=time.time(), tenant=tenant))
 
     def commit(self, batch: Batch) -> None:
         if not batch:
@@ -268,12 +271,15 @@ class Store:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+    def get_workflow(self, workflow_id: str, spec: bool = True) -> dict[str, Any] | None:
+        """A workflow's row, its spec parsed; ``spec=False``: without the spec (a big workflow's spec is tens
+        of MB of JSON, which a check of its owner or creation time need not read)."""
+        columns = workflows.c if spec else [c for c in workflows.c if c.name != "spec"]
         with self.engine.connect() as conn:
-            row = conn.execute(select(workflows).where(workflows.c.id == workflow_id)).mappings().first()
+            row = conn.execute(select(*columns).where(workflows.c.id == workflow_id)).mappings().first()
         if row is None:
             return None
-        return {**row, "spec": json.loads(row["spec"])}
+        return {**row, "spec": json.loads(row["spec"])} if spec else dict(row)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:  # one statement built once: every submit asks (its idempotency key)

@@ -30,9 +30,22 @@ class WorkflowCreated(BaseModel):
     sinks: list[str]
 
 
+#: tasks one page of ``GET /workflows/{id}`` may carry (the default is a tenth of it)
+MAX_SPEC_PAGE = 10_000
+
+
 class WorkflowPublic(WorkflowCreated):
+    """A registered workflow, one page of its tasks: ``tasks`` and ``sinks`` are this page's (in the
+    topological order; the pages together are the 201's lists), ``spec`` holds their specs."""
+
     created_at: float
-    spec: dict[str, Any] = Field(description="the submitted spec; code is shown as base64 and source")
+    spec: dict[str, Any] = Field(
+        description="the submitted spec with this page's tasks (in the order of `tasks`) and the entries of its "
+                    "`code` table they name (code by reference, as stored: base64 and source); secret inputs "
+                    "redacted")
+    task_count: int = Field(description="how many tasks the workflow has in all")
+    next_after: int | None = Field(
+        None, description="more tasks follow: ask again with `after` set to this (null: this page is the last)")
 
 
 class RunCreated(BaseModel):
@@ -113,8 +126,11 @@ class RunResults(BaseModel):
     sinks: int | None = Field(None, description="asked with `limit`: how many sink tasks the run has in all")
 
 
-#: sink tasks whose outputs one page of ``GET /runs/{id}/results?limit=`` may carry
+#: sink tasks whose outputs one page of ``GET /runs/{id}/results?limit=`` may carry; also what one
+#: ``POST /runs/results:batch`` answer carries in all, across its runs
 MAX_RESULTS_PAGE = 10_000
+#: the SDK's page of sinks; and the most sinks a ``wait`` submit's results carry when not asked for a page
+RESULTS_PAGE = 1_000
 
 #: run ids one ``POST /runs/results:batch`` may ask for
 MAX_BATCH_RESULTS = 1_000

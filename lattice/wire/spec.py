@@ -145,17 +145,6 @@ class WorkflowSpec(_Strict):
         return task.code if task.code_ref is None else self.code[task.code_ref]
 
 
-def inline_code(spec: dict[str, Any]) -> dict[str, Any]:
-    """A stored spec with its code table put back into each task (``code`` instead of ``code_ref``): the
-    form readers that predate the table understand (the web UI's run page and Playground import)."""
-    table = spec.get("code")
-    if not isinstance(table, dict) or not table:
-        return spec
-    tasks = [{**{k: v for k, v in t.items() if k != "code_ref"}, "code": table[t["code_ref"]]}
-             if isinstance(t, dict) and t.get("code_ref") in table else t for t in spec.get("tasks", [])]
-    return {k: v for k, v in {**spec, "tasks": tasks}.items() if k != "code"}
-
-
 class RunCreate(_Strict):
     """Options of one run of a registered workflow."""
 

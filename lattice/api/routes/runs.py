@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
 from lattice.api.draining import unless_draining
+from lattice.api.errors import HTTPError
 from lattice.core.errors import NotFound
+from lattice.core.finished import Blobs
 from lattice.core.orchestrator import Orchestrator
-from lattice.core.results import results_page
+from lattice.core.results import ResultsPage, results_page
 from lattice.core.states import RunState
 from lattice.core.store import Store
+from lattice.core.workflows import WorkflowEntry
 from lattice.wire.catalog import redact_run_inputs
 from lattice.wire.encoding import to_wire
 from lattice.wire.http import (
     INT64_MAX,
     MAX_RESULTS_PAGE,
+    RESULTS_PAGE,
     AttemptLog,
     ErrorResponse,
     Event,
@@ -37,6 +41,8 @@ from lattice.wire.tenants import TenantPolicy
 router = APIRouter(prefix="/runs", tags=["runs"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
 MAX_WAIT_S = 60.0
+#: without ``limit``, the results a ``wait`` submit carries come only for a run of at most this many sinks
+UNPAGED_WAIT_SINKS = RESULTS_PAGE
 
 
 def _run_row(store: Store, run_id: str, caller: TenantPolicy) -> dict[str, Any]:
@@ -93,14 +99,25 @@ async def list_runs(store: StoreDep, caller: Caller, state: RunState | None = No
     return RunList(runs=runs, total=total)
 
 
+ResultsLimit = Annotated[int | None, Query(
+    ge=1, le=MAX_RESULTS_PAGE,
+    description="page the outputs: at most this many sink tasks' outputs per run (default: all in one)")]
+
+
 @router.post("/results:batch", response_model=ResultsBatch, responses={**_errors, 503: {"model": ErrorResponse}})
 async def get_results_batch(body: ResultsBatchQuery, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
-                            request: Request) -> ResultsBatch:
+                            request: Request, limit: ResultsLimit = None) -> ResultsBatch:
     """The results of many runs in one request; with ``wait``, a long poll until every one has ended.
 
     Each run is answered as ``GET /runs/{id}/results`` answers it. An id that names no run, or another
     tenant's, is listed in ``not_found`` (as the single route's 404) instead of failing the others. A head
     that starts shutting down ends the wait at once with ``503 shutting_down``.
+
+    One answer carries at most :data:`MAX_RESULTS_PAGE` sinks' outputs in all. With ``limit``, each run's
+    entry is the first page of at most ``limit`` of its sinks (``next_after``: where
+    ``GET /runs/{id}/results`` goes on); once the answer is full, the later runs' entries carry none yet
+    (``outputs`` empty, ``next_after`` 0). Without ``limit``, a batch whose runs have more sinks than that
+    in all is a 422 ``too_many_results``.
     """
     asked = list(dict.fromkeys(body.run_ids))
     rows = store.get_runs(asked)
@@ -109,21 +126,53 @@ async def get_results_batch(body: ResultsBatchQuery, orchestrator: OrchestratorD
     if body.wait > 0 and found:
         await unless_draining(request, orchestrator.wait_runs(found, body.wait))
         rows = store.get_runs(found)
-    succeeded = [run_id for run_id in found if rows[run_id]["state"] == RunState.SUCCEEDED]
-    sinks = {row["workflow_id"]: orchestrator.sinks(row["workflow_id"])
-             for row in (rows[run_id] for run_id in succeeded)}
-    blobs = store.get_blobs_of_runs(succeeded, {name for names in sinks.values() for name in names})
+    pages: dict[str, ResultsPage] = {}  # per succeeded run: the sinks its entry carries
+    entries: dict[str, WorkflowEntry] = {}
+    room = MAX_RESULTS_PAGE
+    for run_id in found:
+        row = rows[run_id]
+        if row["state"] != RunState.SUCCEEDED:
+            continue
+        entry = entries.get(row["workflow_id"])
+        if entry is None:
+            entry = entries[row["workflow_id"]] = await orchestrator.load_workflow(row["workflow_id"])
+        sinks = entry.graph.sinks
+        page = results_page(sinks, entry.shared_outputs, 0, len(sinks) if limit is None else min(limit, room))
+        room -= len(page.sinks)
+        if room < 0:
+            raise HTTPError(422, "too_many_results",
+                            f"these runs' results hold more than the {MAX_RESULTS_PAGE} sinks' outputs one answer "
+                            "carries", "run_ids",
+                            "ask with ?limit= (each run's first page, then GET /runs/{id}/results; the SDK does) "
+                            "or for fewer runs at once")
+        pages[run_id] = page
+    blobs = _blobs_of_pages(store, pages)
     results = []
     for run_id in found:
         row = rows[run_id]
         state = RunState(row["state"])
-        if state is RunState.SUCCEEDED:
-            outputs = merge_sink_outputs(sinks[row["workflow_id"]], blobs.get(run_id, {}))
-            results.append(RunResults(run_id=run_id, state=state, done=True, outputs=outputs))
-        else:
+        page = pages.get(run_id)
+        if page is None:
             results.append(RunResults(run_id=run_id, state=state, done=state.terminal,
                                       failed_task=row["failed_task"], error=row["error"]))
+            continue
+        outputs = merge_sink_outputs(page.sinks, blobs.get(run_id, {}), None if limit is None else page.shared)
+        paged = {} if limit is None else {"next_after": page.next_after,
+                                          "sinks": len(entries[row["workflow_id"]].graph.sinks)}
+        results.append(RunResults(run_id=run_id, state=state, done=True, outputs=outputs, **paged))
     return ResultsBatch(results=results, not_found=not_found)
+
+
+def _blobs_of_pages(store: Store, pages: dict[str, ResultsPage]) -> dict[str, Blobs]:
+    """The blobs of each run's page of sinks, one store read per distinct page (runs of one workflow share it)."""
+    runs_of: dict[tuple[str, ...], list[str]] = {}
+    for run_id, page in pages.items():
+        if page.sinks:
+            runs_of.setdefault(page.sinks, []).append(run_id)
+    blobs: dict[str, Blobs] = {}
+    for sinks, run_ids in runs_of.items():
+        blobs.update(store.get_blobs_of_runs(run_ids, sinks))
+    return blobs
 
 
 @router.get("/{run_id}", response_model=RunPublic, responses=_errors)
@@ -142,9 +191,7 @@ async def get_tasks(run_id: str, store: StoreDep, caller: Caller, include_output
 async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller, request: Request,
                       wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
                                           description="seconds to wait for the run to finish"),
-                      limit: int | None = Query(None, ge=1, le=MAX_RESULTS_PAGE,
-                                                description="page the outputs: at most this many sink tasks' "
-                                                            "outputs per answer (default: all in one)"),
+                      limit: ResultsLimit = None,
                       after: int = Query(0, ge=0, le=INT64_MAX,
                                          description="with `limit`: the page starts at this sink (`next_after` "
                                                      "of the page before)")) -> RunResults:
@@ -156,33 +203,28 @@ async def get_results(run_id: str, orchestrator: OrchestratorDep, store: StoreDe
     shutting down ends the wait at once with ``503 shutting_down``.
     """
     _run_row(store, run_id, caller)
-    if limit is None:
-        return await wait_for_results(request, orchestrator, store, run_id, wait)
-    row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
-    state = RunState(row["state"])
-    if state is not RunState.SUCCEEDED:
-        return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
-                          error=row["error"])
-    entry = orchestrator.get_workflow(row["workflow_id"])
-    page = results_page(entry.graph.sinks, {name: tuple(entry.tasks[name].outputs) for name in entry.graph.sinks},
-                        after, limit)
-    outputs = merge_sink_outputs(page.sinks, store.get_blobs(run_id, page.sinks), page.shared)
-    return RunResults(run_id=run_id, state=state, done=True, outputs=outputs, next_after=page.next_after,
-                      sinks=len(entry.graph.sinks))
+    return await wait_for_results(request, orchestrator, store, run_id, wait, limit, after)
 
 
 async def wait_for_results(request: Request, orchestrator: Orchestrator, store: Store, run_id: str,
-                           wait: float) -> RunResults:
+                           wait: float, limit: int | None = None, after: int = 0) -> RunResults:
     """The run's results once it ended, or after ``wait`` s (``done`` false); shared by the results long poll
-    and a run started with ``wait`` (its submit and result in one request)."""
+    and a run started with ``wait`` (its submit and result in one request). With ``limit``: one page of
+    at most that many sinks' outputs from the ``after``-th sink on."""
     row, kept = await unless_draining(request, orchestrator.wait_result(run_id, wait))
     state = RunState(row["state"])
     if state is not RunState.SUCCEEDED:
         return RunResults(run_id=run_id, state=state, done=state.terminal, failed_task=row["failed_task"],
                           error=row["error"])
-    sinks = orchestrator.sinks(row["workflow_id"])
-    blobs = kept if kept is not None else store.get_blobs(run_id, sinks)  # kept: a run that just succeeded
-    return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(sinks, blobs))
+    entry = await orchestrator.load_workflow(row["workflow_id"])
+    sinks = entry.graph.sinks
+    if limit is None:
+        blobs = kept if kept is not None else store.get_blobs(run_id, sinks)  # kept: a run that just succeeded
+        return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(sinks, blobs))
+    page = results_page(sinks, entry.shared_outputs, after, limit)
+    blobs = kept if kept is not None else store.get_blobs(run_id, page.sinks)
+    return RunResults(run_id=run_id, state=state, done=True, outputs=merge_sink_outputs(page.sinks, blobs, page.shared),
+                      next_after=page.next_after, sinks=len(sinks))
 
 
 def merge_sink_outputs(sinks: tuple[str, ...], blobs: dict[str, dict[str, tuple[str, bytes]]],

@@ -6,41 +6,76 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
+from pydantic import ValidationError
 
 from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_submit
-from lattice.api.errors import HTTPError
-from lattice.api.routes.runs import MAX_WAIT_S, wait_for_results
+from lattice.api.draining import unless_draining
+from lattice.api.errors import HTTPError, body_validation_error
+from lattice.api.openapi import json_body
+from lattice.api.routes.runs import MAX_WAIT_S, UNPAGED_WAIT_SINKS, ResultsLimit, wait_for_results
 from lattice.core.errors import NotFound, StoreUnavailable
 from lattice.core.orchestrator import Orchestrator
 from lattice.core.store import Store
+from lattice.core.workflows import spec_page
 from lattice.wire.catalog import redact_spec
-from lattice.wire.http import ErrorResponse, RunCreated, RunsCreated, WorkflowCreated, WorkflowPublic
-from lattice.wire.spec import MAX_BATCH_TASKS, RunBatchCreate, RunCreate, WorkflowSpec, inline_code
+from lattice.wire.http import (
+    INT64_MAX,
+    MAX_SPEC_PAGE,
+    ErrorResponse,
+    RunCreated,
+    RunsCreated,
+    WorkflowCreated,
+    WorkflowPublic,
+)
+from lattice.wire.spec import MAX_BATCH_TASKS, RunBatchCreate, RunCreate, WorkflowSpec
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 _errors = {404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
 
 
-@router.post("", status_code=201, response_model=WorkflowCreated, responses=_errors)
-async def create_workflow(spec: WorkflowSpec, orchestrator: OrchestratorDep, caller: Caller) -> WorkflowCreated:
-    """Validate a ``lattice.workflow/v1`` spec (references, cycles, sandbox levels) and keep it."""
+#: the bodies routes here parse themselves, off the event loop (declared for the OpenAPI document)
+RAW_BODIES = (WorkflowSpec,)
+
+
+@router.post("", status_code=201, response_model=WorkflowCreated, responses=_errors,
+             openapi_extra=json_body(WorkflowSpec))
+async def create_workflow(request: Request, orchestrator: OrchestratorDep, caller: Caller) -> WorkflowCreated:
+    """Validate a ``lattice.workflow/v1`` spec (references, cycles, sandbox levels) and keep it.
+
+    The body is parsed and checked on a worker thread, not by FastAPI on the event loop: a 100,000-task
+    spec takes seconds, and every other request (``/health`` too) would wait for it. The spec is committed
+    before its id is answered."""
     require_submit(caller)
-    workflow_id = orchestrator.register_workflow(spec, caller.name)
-    entry = orchestrator.get_workflow(workflow_id)
-    return WorkflowCreated(workflow_id=workflow_id, name=spec.name, tasks=list(entry.graph.order),
+    body = await request.body()
+    try:
+        entry = await orchestrator.create_workflow(body, caller.name)
+    except ValidationError as exc:
+        raise body_validation_error(exc) from None
+    return WorkflowCreated(workflow_id=entry.workflow_id, name=entry.spec.name, tasks=list(entry.graph.order),
                            sinks=list(entry.graph.sinks))
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=_errors)
-async def get_workflow(workflow_id: str, orchestrator: OrchestratorDep, store: StoreDep,
-                       caller: Caller) -> WorkflowPublic:
-    row = store.get_workflow(workflow_id)
-    if row is None or not owns(caller, row.get("tenant")):
+async def get_workflow(workflow_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
+                       limit: int = Query(MAX_SPEC_PAGE // 10, ge=1, le=MAX_SPEC_PAGE,
+                                          description="tasks per page (in the workflow's topological order)"),
+                       after: int = Query(0, ge=0, le=INT64_MAX,
+                                          description="the page starts at this task (`next_after` of the page "
+                                                      "before)")) -> WorkflowPublic:
+    """The registered workflow, its spec a page of tasks at a time, code by reference as stored.
+
+    A 100,000-task workflow answered whole was over 100 MB of JSON (its function repeated in every task):
+    a page holds ``limit`` tasks and the code-table entries they name; ``next_after`` says where the next
+    page starts (null: the last), ``task_count`` how many tasks there are."""
+    found, owner = orchestrator.registry.owner(workflow_id)
+    row = store.get_workflow(workflow_id, spec=False) if found and owns(caller, owner) else None
+    if row is None:
         raise NotFound("workflow", workflow_id)
-    entry = orchestrator.get_workflow(workflow_id)
-    return WorkflowPublic(workflow_id=workflow_id, name=row["name"], tasks=list(entry.graph.order),
-                          sinks=list(entry.graph.sinks), created_at=row["created_at"],
-                          spec=redact_spec(inline_code(row["spec"])))
+    entry = await orchestrator.load_workflow(workflow_id)
+    page = spec_page(entry, after, limit)
+    return WorkflowPublic(workflow_id=workflow_id, name=row["name"], tasks=list(page.tasks), sinks=list(page.sinks),
+                          created_at=row["created_at"], spec=redact_spec(page.spec),
+                          task_count=len(entry.graph.order), next_after=page.next_after)
 
 
 #: the namespace of run ids derived from idempotency keys (uuid5), fixed so that a restarted head derives the same
@@ -70,20 +105,23 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
                      idempotency_key: IdempotencyKey = None,
                      wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
                                          description="seconds to wait for the run to finish; its results "
-                                                     "come with the answer (submit and result in one request)")
-                     ) -> RunCreated:
+                                                     "come with the answer (submit and result in one request)"),
+                     limit: ResultsLimit = None) -> RunCreated:
     """Start a run of a registered workflow; returns at once with the run's id, or with ``wait`` once it ended.
 
     With ``Idempotency-Key``, a repeat of the request (a client retrying after a lost answer or a head
     restart) starts no second run: it answers ``200`` with the first run and ``Idempotent-Replayed: true``.
     The same key with a different body is a 422. ``wait`` holds the answer until the run ends (at most that
     many seconds) and adds its ``results``: a short run costs one request instead of a submit and a poll.
-    The run is committed before the wait begins, as without it.
+    The run is committed before the wait begins, as without it. The results are bounded as
+    ``GET /runs/{id}/results`` pages them: with ``limit``, the first page (``next_after`` says where that route
+    goes on); without, they come only for a run of at most 1,000 sinks (a bigger one's are read there).
     """
     found, owner = orchestrator.registry.owner(workflow_id)
     if not found or not owns(caller, owner):
         raise NotFound("workflow", workflow_id)
     require_submit(caller)
+    await orchestrator.load_workflow(workflow_id)  # after a restart: rebuilt off the loop, not in create_run
     options = options or RunCreate()
     run_id = None
     if idempotency_key is not None:
@@ -98,21 +136,26 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
                                 "Idempotency-Key", "use a new key for a different run")
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
-            return await _created(request, orchestrator, store, workflow_id, run_id, existing["state"], wait)
+            return await _created(request, orchestrator, store, workflow_id, run_id, existing["state"], wait,
+                                  limit)
     run_id = orchestrator.create_run(workflow_id, options, caller.name, run_id)
     try:
         await orchestrator.flush()  # the run is in the store before its id is handed out
     except StoreUnavailable as exc:
         orchestrator.abandon_run(run_id, f"the store could not commit the run when it was created: {exc}")
         raise
-    return await _created(request, orchestrator, store, workflow_id, run_id, "running", wait)
+    return await _created(request, orchestrator, store, workflow_id, run_id, "running", wait, limit)
 
 
 async def _created(request: Request, orchestrator: Orchestrator, store: Store, workflow_id: str, run_id: str,
-                   state: str, wait: float) -> RunCreated:
+                   state: str, wait: float, limit: int | None) -> RunCreated:
     if wait <= 0:
         return RunCreated(run_id=run_id, workflow_id=workflow_id, state=state)
-    results = await wait_for_results(request, orchestrator, store, run_id, wait)
+    if limit is None and len(orchestrator.get_workflow(workflow_id).graph.sinks) > UNPAGED_WAIT_SINKS:
+        # more sinks than one answer carries unasked: the run's state only, its results from the paged route
+        row = await unless_draining(request, orchestrator.wait_run(run_id, wait))
+        return RunCreated(run_id=run_id, workflow_id=workflow_id, state=row["state"])
+    results = await wait_for_results(request, orchestrator, store, run_id, wait, limit)
     return RunCreated(run_id=run_id, workflow_id=workflow_id, state=results.state, results=results)
 
 
@@ -133,11 +176,11 @@ async def create_runs(workflow_id: str, body: RunBatchCreate, orchestrator: Orch
     in the order of ``runs``. With ``Idempotency-Key`` a repeat of the request starts nothing and answers
     ``200`` with the same ids (``Idempotent-Replayed: true``); the same key with another body is a 422.
     """
-    row = store.get_workflow(workflow_id)
-    if row is None or not owns(caller, row.get("tenant")):
+    found, owner = orchestrator.registry.owner(workflow_id)
+    if not found or not owns(caller, owner):
         raise NotFound("workflow", workflow_id)
     require_submit(caller)
-    tasks = len(orchestrator.get_workflow(workflow_id).graph.order)
+    tasks = len((await orchestrator.load_workflow(workflow_id)).graph.order)
     if tasks * len(body.runs) > MAX_BATCH_TASKS:
         raise HTTPError(422, "batch_too_large",
                         f"{len(body.runs)} runs of this {tasks}-task workflow make {tasks * len(body.runs)} tasks, "

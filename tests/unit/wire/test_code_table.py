@@ -16,7 +16,7 @@ from lattice import task
 from lattice.client.workflow import WorkflowBuilder
 from lattice.core.store import Store
 from lattice.core.workflows import WorkflowRegistry
-from lattice.wire.spec import WorkflowSpec, inline_code
+from lattice.wire.spec import WorkflowSpec
 
 
 @task(inputs=["i"], outputs=["v"], cpu=0)
@@ -57,8 +57,9 @@ def test_export_keeps_the_code_inline_for_readers_that_predate_the_table() -> No
     exported = _fan_out().export()
     assert "code" not in exported and all("code" in t and "code_ref" not in t for t in exported["tasks"])
     shared = _fan_out().to_spec()
-    assert inline_code(shared) == exported
-    assert inline_code(exported) is exported  # no table: unchanged
+    for by_ref, inline in zip(shared["tasks"], exported["tasks"], strict=True):  # the same tasks, code put in place
+        code = shared["code"][by_ref["code_ref"]] if "code_ref" in by_ref else by_ref["code"]
+        assert inline == {**{k: v for k, v in by_ref.items() if k != "code_ref"}, "code": code}
 
 
 def test_a_reference_to_no_table_entry_names_the_task_and_the_fix() -> None:
@@ -86,13 +87,14 @@ def test_the_head_runs_a_table_task_as_an_inline_one(tmp_path: Path) -> None:
         shared = registry.get(registry.register(WorkflowSpec.model_validate(_fan_out().to_spec())))
         inline = registry.get(registry.register(WorkflowSpec.model_validate(_fan_out().to_spec(shared_code=False))))
         for entry in (shared, inline):
-            assert all(entry.tasks[f"sq{i}"].code is not None for i in range(3))
+            assert all(entry.code_of(f"sq{i}") is not None for i in range(3))
             assert len({entry.code_keys[f"sq{i}"] for i in range(3)}) == 1  # one function, put once
-        assert shared.tasks["sq0"].code is shared.tasks["sq2"].code  # one object, not a copy per task
-        assert shared.tasks["sq0"].code == inline.tasks["sq0"].code
+        assert shared.code_of("sq0") is shared.code_of("sq2")  # one object, not a copy per task
+        assert shared.tasks["sq0"].code is None  # the task is kept as sent (by reference), not copied
+        assert shared.code_of("sq0") == inline.code_of("sq0")
         registry.workflows.clear()  # after a restart: from the stored (compact) spec
         again = registry.get(shared.workflow_id)
-        assert again.tasks["sq1"].code == shared.tasks["sq1"].code
+        assert again.code_of("sq1") == shared.code_of("sq1")
         stored = store.get_workflow(shared.workflow_id)["spec"]
         assert list(stored["code"]) == ["f0"] and stored["tasks"][0] == {**stored["tasks"][0], "code_ref": "f0"}
     finally:

@@ -13,7 +13,7 @@ import {
 } from "../shared/api";
 import { Dag } from "../shared/Dag";
 import { formatDuration, formatTime, previewValue, stateColor } from "../shared/format";
-import { type TaskSpec, specEdges } from "../shared/spec";
+import { type TaskSpec, type WorkflowSpec, specEdges, tasksWithCode } from "../shared/spec";
 import { StateBadge } from "../shared/StateBadge";
 import { Timeline } from "./Timeline";
 
@@ -67,7 +67,7 @@ export function RunPage({ runId }: { runId: string }) {
     }
   }, [run, workflow]);
 
-  const specTasks = useMemo(() => ((workflow?.spec as { tasks?: TaskSpec[] })?.tasks ?? []), [workflow]);
+  const specTasks = useMemo(() => tasksWithCode((workflow?.spec ?? {}) as Partial<WorkflowSpec>), [workflow]);
   const edges = useMemo(() => specEdges({ tasks: specTasks }), [specTasks]);
   const dagTasks = useMemo(
     () =>

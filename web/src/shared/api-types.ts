@@ -389,6 +389,12 @@ export interface paths {
          *     Each run is answered as ``GET /runs/{id}/results`` answers it. An id that names no run, or another
          *     tenant's, is listed in ``not_found`` (as the single route's 404) instead of failing the others. A head
          *     that starts shutting down ends the wait at once with ``503 shutting_down``.
+         *
+         *     One answer carries at most :data:`MAX_RESULTS_PAGE` sinks' outputs in all. With ``limit``, each run's
+         *     entry is the first page of at most ``limit`` of its sinks (``next_after``: where
+         *     ``GET /runs/{id}/results`` goes on); once the answer is full, the later runs' entries carry none yet
+         *     (``outputs`` empty, ``next_after`` 0). Without ``limit``, a batch whose runs have more sinks than that
+         *     in all is a 422 ``too_many_results``.
          */
         post: operations["get_results_batch_api_v1_runs_results_batch_post"];
         delete?: never;
@@ -528,6 +534,10 @@ export interface paths {
         /**
          * Create Workflow
          * @description Validate a ``lattice.workflow/v1`` spec (references, cycles, sandbox levels) and keep it.
+         *
+         *     The body is parsed and checked on a worker thread, not by FastAPI on the event loop: a 100,000-task
+         *     spec takes seconds, and every other request (``/health`` too) would wait for it. The spec is committed
+         *     before its id is answered.
          */
         post: operations["create_workflow_api_v1_workflows_post"];
         delete?: never;
@@ -543,7 +553,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Workflow */
+        /**
+         * Get Workflow
+         * @description The registered workflow, its spec a page of tasks at a time, code by reference as stored.
+         *
+         *     A 100,000-task workflow answered whole was over 100 MB of JSON (its function repeated in every task):
+         *     a page holds ``limit`` tasks and the code-table entries they name; ``next_after`` says where the next
+         *     page starts (null: the last), ``task_count`` how many tasks there are.
+         */
         get: operations["get_workflow_api_v1_workflows__workflow_id__get"];
         put?: never;
         post?: never;
@@ -570,7 +587,9 @@ export interface paths {
          *     restart) starts no second run: it answers ``200`` with the first run and ``Idempotent-Replayed: true``.
          *     The same key with a different body is a 422. ``wait`` holds the answer until the run ends (at most that
          *     many seconds) and adds its ``results``: a short run costs one request instead of a submit and a poll.
-         *     The run is committed before the wait begins, as without it.
+         *     The run is committed before the wait begins, as without it. The results are bounded as
+         *     ``GET /runs/{id}/results`` pages them: with ``limit``, the first page (``next_after`` says where that route
+         *     goes on); without, they come only for a run of at most 1,000 sinks (a bigger one's are read there).
          */
         post: operations["create_run_api_v1_workflows__workflow_id__runs_post"];
         delete?: never;
@@ -1906,21 +1925,35 @@ export interface components {
             /** Workflow Id */
             workflow_id: string;
         };
-        /** WorkflowPublic */
+        /**
+         * WorkflowPublic
+         * @description A registered workflow, one page of its tasks: ``tasks`` and ``sinks`` are this page's (in the
+         *     topological order; the pages together are the 201's lists), ``spec`` holds their specs.
+         */
         WorkflowPublic: {
             /** Created At */
             created_at: number;
             /** Name */
             name: string;
+            /**
+             * Next After
+             * @description more tasks follow: ask again with `after` set to this (null: this page is the last)
+             */
+            next_after?: number | null;
             /** Sinks */
             sinks: string[];
             /**
              * Spec
-             * @description the submitted spec; code is shown as base64 and source
+             * @description the submitted spec with this page's tasks (in the order of `tasks`) and the entries of its `code` table they name (code by reference, as stored: base64 and source); secret inputs redacted
              */
             spec: {
                 [key: string]: unknown;
             };
+            /**
+             * Task Count
+             * @description how many tasks the workflow has in all
+             */
+            task_count: number;
             /** Tasks */
             tasks: string[];
             /** Workflow Id */
@@ -2844,7 +2877,10 @@ export interface operations {
     };
     get_results_batch_api_v1_runs_results_batch_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description page the outputs: at most this many sink tasks' outputs per run (default: all in one) */
+                limit?: number | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3109,7 +3145,7 @@ export interface operations {
             query?: {
                 /** @description seconds to wait for the run to finish */
                 wait?: number;
-                /** @description page the outputs: at most this many sink tasks' outputs per answer (default: all in one) */
+                /** @description page the outputs: at most this many sink tasks' outputs per run (default: all in one) */
                 limit?: number | null;
                 /** @description with `limit`: the page starts at this sink (`next_after` of the page before) */
                 after?: number;
@@ -3255,7 +3291,12 @@ export interface operations {
     };
     get_workflow_api_v1_workflows__workflow_id__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description tasks per page (in the workflow's topological order) */
+                limit?: number;
+                /** @description the page starts at this task (`next_after` of the page before) */
+                after?: number;
+            };
             header?: never;
             path: {
                 workflow_id: string;
@@ -3307,6 +3348,8 @@ export interface operations {
             query?: {
                 /** @description seconds to wait for the run to finish; its results come with the answer (submit and result in one request) */
                 wait?: number;
+                /** @description page the outputs: at most this many sink tasks' outputs per run (default: all in one) */
+                limit?: number | null;
             };
             header?: {
                 /** @description a key the client picks once per run it means to start (the SDK: a random one per call); the same key again answers 200 with the run it started, so a submission can be retried */

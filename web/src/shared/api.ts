@@ -97,6 +97,31 @@ function query(params: Record<string, string | number | boolean | null | undefin
   return text ? `?${text}` : "";
 }
 
+/**
+ * A workflow with every page of its spec put together: the head answers a page of tasks at a time
+ * (`next_after`), with the entries of the code table that page's tasks name.
+ */
+async function getWorkflow(workflowId: string): Promise<WorkflowPublic> {
+  const path = `/workflows/${encodeURIComponent(workflowId)}`;
+  const first = await request<WorkflowPublic>(path);
+  const spec = first.spec as { tasks?: unknown[]; code?: Record<string, unknown> };
+  const tasks = [...first.tasks];
+  const sinks = [...first.sinks];
+  const specTasks = [...(spec.tasks ?? [])];
+  const code = { ...(spec.code ?? {}) };
+  for (let after = first.next_after; after !== null && after !== undefined; ) {
+    const page = await request<WorkflowPublic>(`${path}${query({ after })}`);
+    const pageSpec = page.spec as { tasks?: unknown[]; code?: Record<string, unknown> };
+    tasks.push(...page.tasks);
+    sinks.push(...page.sinks);
+    specTasks.push(...(pageSpec.tasks ?? []));
+    Object.assign(code, pageSpec.code ?? {});
+    after = page.next_after;
+  }
+  const whole = { ...spec, tasks: specTasks, ...(Object.keys(code).length ? { code } : {}) };
+  return { ...first, tasks, sinks, next_after: null, spec: whole };
+}
+
 export const api = {
   /** Checks a token before keeping it: any authenticated read will do. */
   checkToken: (token: string) => request<ClusterResources>("/cluster/resources", {}, token),
@@ -106,7 +131,7 @@ export const api = {
   getTasks: (runId: string) => request<TaskPublic[]>(`/runs/${encodeURIComponent(runId)}/tasks?include_outputs=true`),
   getLogs: (runId: string) => request<LogList>(`/runs/${encodeURIComponent(runId)}/logs`),
   cancelRun: (runId: string) => request<RunPublic>(`/runs/${encodeURIComponent(runId)}/cancel`, { method: "POST" }),
-  getWorkflow: (workflowId: string) => request<WorkflowPublic>(`/workflows/${encodeURIComponent(workflowId)}`),
+  getWorkflow,
   submitWorkflow: (spec: unknown) => request<WorkflowCreated>("/workflows", { method: "POST", body: JSON.stringify(spec) }),
   startRun: (workflowId: string, options: { tags?: Record<string, string>; priority?: number; inputs?: unknown } = {}) =>
     request<RunCreated>(`/workflows/${encodeURIComponent(workflowId)}/runs`, {

@@ -1,9 +1,10 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { api } from "./api";
 import { formatDuration, previewValue } from "./format";
 import { layeredPositions } from "./layout";
 import { Login } from "./Login";
-import { specEdges } from "./spec";
+import { specEdges, tasksWithCode } from "./spec";
 import { StateBadge } from "./StateBadge";
 
 afterEach(() => {
@@ -56,5 +57,29 @@ describe("Login", () => {
   it("badges show the state", () => {
     render(<StateBadge state="failed" />);
     expect(screen.getByText("failed").getAttribute("data-state")).toBe("failed");
+  });
+});
+
+describe("a workflow's spec, a page at a time", () => {
+  it("asks for every page and puts them together, code by reference resolved", async () => {
+    const code = { pickle: "AAAA", name: "square" };
+    const pages: Record<string, unknown> = {
+      "/api/v1/workflows/w": {
+        workflow_id: "w", name: "fan", created_at: 1, task_count: 3, next_after: 2, tasks: ["a", "b"], sinks: ["b"],
+        spec: { name: "fan", code: { f0: code }, tasks: [{ name: "a", code_ref: "f0" }, { name: "b", builtin: "noop" }] },
+      },
+      "/api/v1/workflows/w?after=2": {
+        workflow_id: "w", name: "fan", created_at: 1, task_count: 3, next_after: null, tasks: ["c"], sinks: ["c"],
+        spec: { name: "fan", code: { f0: code }, tasks: [{ name: "c", code_ref: "f0" }] },
+      },
+    };
+    const fetchMock = vi.fn(async (url: string) =>
+      url in pages ? new Response(JSON.stringify(pages[url]), { status: 200 }) : new Response("{}", { status: 404 }));
+    vi.stubGlobal("fetch", fetchMock);
+    const workflow = await api.getWorkflow("w");
+    expect(fetchMock).toHaveBeenCalledTimes(2);
+    expect([workflow.tasks, workflow.sinks, workflow.next_after]).toEqual([["a", "b", "c"], ["b", "c"], null]);
+    const tasks = tasksWithCode(workflow.spec as Parameters<typeof tasksWithCode>[0]);
+    expect(tasks.map((t) => [t.name, t.code?.name ?? t.builtin])).toEqual([["a", "square"], ["b", "noop"], ["c", "square"]]);
   });
 });

@@ -11,10 +11,18 @@ export interface InputSpec {
   data?: string;
 }
 
+export interface CodeSpec {
+  pickle: string;
+  name?: string;
+  source?: string | null;
+}
+
 export interface TaskSpec {
   name: string;
   builtin?: string;
-  code?: { pickle: string; name?: string; source?: string | null };
+  code?: CodeSpec;
+  /** the task's function by its key in the workflow's `code` table (instead of `code`) */
+  code_ref?: string;
   inputs?: Record<string, InputSpec>;
   outputs?: string[];
   resources?: Record<string, unknown>;
@@ -29,6 +37,16 @@ export interface WorkflowSpec {
   format: typeof WORKFLOW_FORMAT;
   name: string;
   tasks: TaskSpec[];
+  /** each function several tasks run, once (the head shows a spec as stored: code by reference) */
+  code?: Record<string, CodeSpec>;
+}
+
+/** The spec's tasks, each with its code in place of a `code_ref` into the spec's code table. */
+export function tasksWithCode(spec: { tasks?: TaskSpec[]; code?: Record<string, CodeSpec> }): TaskSpec[] {
+  const table = spec.code ?? {};
+  return (spec.tasks ?? []).map((task) =>
+    task.code_ref && table[task.code_ref] ? { ...task, code: table[task.code_ref] } : task,
+  );
 }
 
 /** One edge per distinct (upstream, downstream) pair a spec's references draw. */
