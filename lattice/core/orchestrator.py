@@ -407,9 +407,10 @@ class Orchestrator:
 
     async def _wait_done(self, run_id: str, timeout: float) -> None:
         run = self.runs.get(run_id)
-        if run is not None and timeout > 0:
-            try:
-                await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout)
+        if run is not None and timeout > 0 and not run.done.is_set():
+            try:  # in the caller's task: no task of its own (a wait per no-op round trip)
+                async with asyncio.timeout(timeout):
+                    await run.done.wait()
             except TimeoutError:
                 pass
 

@@ -369,6 +369,16 @@ async def test_a_runs_creation_and_its_first_dispatch_are_one_commit(head: Head)
     assert "task_started" in published or "task_scheduled" in published
 
 
+async def test_a_wait_for_a_result_that_runs_out_answers_the_run_still_running(head: Head) -> None:
+    run_id = head.run(t("a"))
+    await head.orchestrator.flush()
+    row, kept = await head.orchestrator.wait_result(run_id, 0.05)
+    assert row["state"] == "running" and kept is None
+    head.backend.succeed(head.backend.attempt_of("a"))
+    row, kept = await head.orchestrator.wait_result(run_id, 5)
+    assert row["state"] == "succeeded" and kept == {"a": {"out": ("json", b"null")}}
+
+
 async def test_flush_waits_for_changes_an_earlier_step_handed_to_the_writer(head: Head) -> None:
     """flush() says "committed" only once everything made before it is: a run created just before the loop's
     own step flushed it must not get its id handed out while that batch still waits in the writer."""
