@@ -5,7 +5,9 @@ Starts a head, measures raw Ray's round trip and Lattice's (``run(wait=True)``) 
 trips and during a chain, and summarizes the head's GIL samples by where they fall (the rows of
 docs/benchmarks/core.md's "where the time goes"). Timing only: no pass/fail.
 With ``--against TREE`` (another checkout, e.g. main's) it also starts a head from that tree and
-alternates the two heads' round trips and chains in the same run: a before/after under the same load.
+alternates the two heads' round trips and chains in the same run: a before/after under the same load,
+with the CPU each head process (all its threads, Ray's included) and this client's thread spend per
+round trip, the figures the machine's load moves least.
 Usage: python bench/profile_roundtrip.py [--runs 300] [--chain 200] [--pyspy /tmp/prof] [--against /work/main]
 """
 
@@ -148,16 +150,18 @@ def against(args: argparse.Namespace) -> None:
             sides = {name: LatticeSide(c, [], args.chain) for name, c in clients.items()}
             procs = {name: psutil.Process(h.proc.pid) for name, h in heads.items() if h.proc is not None}
             for name in ("ray", *sides):
-                results[name] = {"noop": [], "chain": [], "cpu_ms": []}
+                results[name] = {"noop": [], "chain": [], "cpu_ms": [], "client_cpu_ms": []}
             for _ in range(args.repeats):
                 results["ray"]["noop"] += ray_side.round_trips(args.runs // args.repeats)
                 results["ray"]["chain"].append(ray_side.chain(args.chain))
                 for name, side in sides.items():
-                    before = procs[name].cpu_times()
+                    before, client_before = procs[name].cpu_times(), time.thread_time()
                     results[name]["noop"] += side.round_trips(args.runs // args.repeats)
-                    after = procs[name].cpu_times()
+                    after, client_after = procs[name].cpu_times(), time.thread_time()
                     cpu = (after.user - before.user) + (after.system - before.system)
                     results[name]["cpu_ms"].append(cpu * 1000 / (args.runs // args.repeats))
+                    results[name]["client_cpu_ms"].append((client_after - client_before) * 1000
+                                                          / (args.runs // args.repeats))
                     results[name]["chain"].append(side.chain())
             for client in clients.values():
                 client.close()
@@ -171,6 +175,7 @@ def against(args: argparse.Namespace) -> None:
            for name, r in results.items()}
     for name in ("this", "against"):
         out[name]["head_cpu_ms_per_round_trip"] = round(statistics.median(results[name]["cpu_ms"]), 3)
+        out[name]["client_cpu_ms_per_round_trip"] = round(statistics.median(results[name]["client_cpu_ms"]), 3)
         out[name]["noop_x_ray"] = round(out[name]["noop_median_ms"] / out["ray"]["noop_median_ms"], 2)
         out[name]["chain_x_ray"] = round(out[name]["chain_ms_per_hop"] / out["ray"]["chain_ms_per_hop"], 2)
     print(json.dumps({"against": str(args.against), "load": os.getloadavg(), **out}))

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lattice import __version__
-from lattice.api.deps import require_token
+from lattice.api.deps import token_required
 from lattice.api.draining import Draining, begin_draining, draining_event
 from lattice.api.errors import error_response, install_error_handlers
 from lattice.api.history import MetricsRing
 from lattice.api.metrics import build_registry
-from lattice.api.openapi import bearer, document_models, install_docs
+from lattice.api.openapi import document_models, install_docs
 from lattice.api.routes import catalog, checkpoints, cluster, keys, llm, runs, stream, system, ui, workflows
 from lattice.api.state import HeadState
 from lattice.llm.metrics import LLMCollector
@@ -133,8 +133,8 @@ def create_app(build_state: Callable[[], HeadState], close_state: Callable[[Head
     draining_event(app)
     install_error_handlers(app)
     install_docs(app)
-    # bearer declares the requirement in the OpenAPI document; require_token enforces it
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(bearer), Depends(require_token)])
+    # token_required enforces the token and declares the requirement in the OpenAPI document
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(token_required)])
     api.include_router(workflows.router)
     api.include_router(runs.router)
     api.include_router(cluster.router)

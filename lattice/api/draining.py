@@ -45,6 +45,20 @@ def draining_event(app: FastAPI) -> asyncio.Event:
 def begin_draining(app: FastAPI) -> None:
     """Shutdown has begun: refuse new requests and end the waits. Call it on the app's event loop."""
     draining_event(app).set()
+    began: asyncio.Future[None] | None = getattr(app.state, "draining_began", None)
+    if began is not None and not began.done():
+        began.set_result(None)
+
+
+def _draining_began(app: FastAPI) -> asyncio.Future[None]:
+    """A future done once shutdown has begun, shared by every wait: a wait then costs no task of its own
+    for the event (the results long poll is on the no-op round trip's path)."""
+    began: asyncio.Future[None] | None = getattr(app.state, "draining_began", None)
+    if began is None:
+        began = app.state.draining_began = asyncio.get_running_loop().create_future()
+        if draining_event(app).is_set():
+            began.set_result(None)
+    return began
 
 
 def shutting_down_error() -> HTTPError:
@@ -55,15 +69,13 @@ def shutting_down_error() -> HTTPError:
 
 async def unless_draining(connection: HTTPConnection, awaitable: Awaitable[T]) -> T:
     """``awaitable``'s value, or ``503 shutting_down`` as soon as shutdown begins (the wait is cancelled)."""
-    event = draining_event(connection.app)
-    if event.is_set():
+    began = _draining_began(connection.app)
+    if began.done():
         raise shutting_down_error()
     work = asyncio.ensure_future(awaitable)
-    stop = asyncio.ensure_future(event.wait())
     try:
-        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((work, began), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stop.cancel()
         finished = work.done()
         if not finished:
             work.cancel()  # shutdown began, or the request itself was cancelled: the wait is over

@@ -1,8 +1,10 @@
 """The OpenAPI document's security and the ``/docs`` page, served from the head itself.
 
-* **Security.** The head checks the token itself (:func:`lattice.api.deps.require_token`); ``bearer``
-  is the same requirement declared for OpenAPI, so the document marks each protected route with an
-  HTTP bearer scheme (and ``/health`` with none), and "Authorize" in ``/docs`` sends the token.
+* **Security.** The head checks the token itself (:func:`lattice.api.deps.require_token`);
+  ``lattice.api.deps.token_required`` is that check as a dependency that also declares the requirement
+  for OpenAPI (``bearer``, this scheme, for routes that check in their own way), so the document marks
+  each protected route with an HTTP bearer scheme (and ``/health`` with none), and "Authorize" in
+  ``/docs`` sends the token.
   With ``auto_error=False`` it never answers for itself: the head's own 401 body stays the one answer.
 * **Bodies a route reads itself.** A route that parses its JSON body off the event loop (``POST
   /workflows``: a 100,000-task spec is seconds of validation) takes the raw request, so FastAPI does
@@ -31,11 +33,13 @@ from pydantic.json_schema import models_json_schema
 
 from lattice.api.errors import HTTPError
 
-__all__ = ["ASSETS", "bearer", "document_models", "install_docs", "json_body"]
+__all__ = ["ASSETS", "BEARER_SCHEME", "bearer", "document_models", "install_docs", "json_body"]
 
-bearer = HTTPBearer(
-    auto_error=False, scheme_name="bearer", bearerFormat="token",
-    description="The head's token: in its data dir (`~/.lattice/token` by default) or `$LATTICE_TOKEN`.")
+#: the HTTP bearer scheme of the OpenAPI document (``lattice.api.deps.token_required`` declares the same one)
+BEARER_SCHEME = {
+    "auto_error": False, "scheme_name": "bearer", "bearerFormat": "token",
+    "description": "The head's token: in its data dir (`~/.lattice/token` by default) or `$LATTICE_TOKEN`."}
+bearer = HTTPBearer(**BEARER_SCHEME)
 
 #: the Swagger UI files served under /docs/assets/, and their media types
 ASSETS = {"swagger-ui-bundle.js": "application/javascript", "swagger-ui.css": "text/css",

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lattice import __version__
-from lattice.api.deps import require_token
-from lattice.api.openapi import bearer
+from lattice.api.deps import token_required
 from lattice.api.state import HeadState
 from lattice.wire.http import Health
 
@@ -23,7 +22,7 @@ async def health(request: Request) -> Health:
     return Health(status="ok", version=__version__, uptime_s=round(time.time() - state.started_at, 3))
 
 
-@router.get("/metrics", dependencies=[Depends(bearer), Depends(require_token)], response_class=Response)
+@router.get("/metrics", dependencies=[Depends(token_required)], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format, from the registry the head built once (``lattice.api.metrics``): every
     number is kept in memory, so a scrape does not touch the store."""

@@ -12,6 +12,7 @@ from lattice.api.deps import Caller, OrchestratorDep, StoreDep, owns, require_su
 from lattice.api.draining import unless_draining
 from lattice.api.errors import HTTPError, body_validation_error
 from lattice.api.openapi import json_body
+from lattice.api.responses import json_response
 from lattice.api.routes.runs import MAX_WAIT_S, UNPAGED_WAIT_SINKS, ResultsLimit, wait_for_results
 from lattice.core.errors import NotFound, StoreUnavailable
 from lattice.core.orchestrator import Orchestrator
@@ -101,12 +102,12 @@ def _same_request(row: dict[str, Any], options: RunCreate) -> bool:
 @router.post("/{workflow_id}/runs", status_code=201, response_model=RunCreated,
              responses={**_errors, 200: {"model": RunCreated, "description": "a repeated Idempotency-Key"}})
 async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: StoreDep, caller: Caller,
-                     request: Request, response: Response, options: RunCreate | None = Body(None),
+                     request: Request, options: RunCreate | None = Body(None),
                      idempotency_key: IdempotencyKey = None,
                      wait: float = Query(0.0, ge=0, le=MAX_WAIT_S,
                                          description="seconds to wait for the run to finish; its results "
                                                      "come with the answer (submit and result in one request)"),
-                     limit: ResultsLimit = None) -> RunCreated:
+                     limit: ResultsLimit = None) -> Response:
     """Start a run of a registered workflow; returns at once with the run's id, or with ``wait`` once it ended.
 
     With ``Idempotency-Key``, a repeat of the request (a client retrying after a lost answer or a head
@@ -134,17 +135,17 @@ async def create_run(workflow_id: str, orchestrator: OrchestratorDep, store: Sto
                 raise HTTPError(422, "idempotency_key_reused",
                                 "this Idempotency-Key started a run with another priority, tags, inputs or weight",
                                 "Idempotency-Key", "use a new key for a different run")
-            response.status_code = 200
-            response.headers["Idempotent-Replayed"] = "true"
-            return await _created(request, orchestrator, store, workflow_id, run_id, existing["state"], wait,
-                                  limit)
+            created = await _created(request, orchestrator, store, workflow_id, run_id, existing["state"], wait,
+                                     limit)
+            return json_response(created, 200, {"Idempotent-Replayed": "true"})
     run_id = orchestrator.create_run(workflow_id, options, caller.name, run_id)
     try:
         await orchestrator.flush()  # the run is in the store before its id is handed out
     except StoreUnavailable as exc:
         orchestrator.abandon_run(run_id, f"the store could not commit the run when it was created: {exc}")
         raise
-    return await _created(request, orchestrator, store, workflow_id, run_id, "running", wait, limit)
+    return json_response(await _created(request, orchestrator, store, workflow_id, run_id, "running", wait, limit),
+                         201)
 
 
 async def _created(request: Request, orchestrator: Orchestrator, store: Store, workflow_id: str, run_id: str,

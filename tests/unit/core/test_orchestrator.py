@@ -350,6 +350,35 @@ async def test_a_step_past_its_budget_leaves_the_rest_placed_for_the_next_step(
         h.store.close()
 
 
+async def test_a_runs_creation_and_its_first_dispatch_are_one_commit(head: Head) -> None:
+    """flush() takes the step that is due before it commits: the run's rows and its first attempts (a
+    no-op run's only one) go to the store together, one commit and one round of announcements per run."""
+    writer = head.orchestrator._writer
+    assert writer is not None
+    before = writer.commits
+    run_id = head.run(t("a"))
+    listener = head.bus.subscribe(run_id)
+    await head.orchestrator.flush()
+    assert writer.commits == before + 1
+    assert head.backend.live_tasks() == ["a"]  # dispatched before the id is handed out, as before
+    assert head.states(run_id) == {"a": "running"}
+    published = []
+    while not listener.empty():
+        published.append(listener.get_nowait()["type"])
+    assert published == [e["type"] for e in head.store.get_events(run_id)]  # committed, then announced
+    assert "task_started" in published or "task_scheduled" in published
+
+
+async def test_a_wait_for_a_result_that_runs_out_answers_the_run_still_running(head: Head) -> None:
+    run_id = head.run(t("a"))
+    await head.orchestrator.flush()
+    row, kept = await head.orchestrator.wait_result(run_id, 0.05)
+    assert row["state"] == "running" and kept is None
+    head.backend.succeed(head.backend.attempt_of("a"))
+    row, kept = await head.orchestrator.wait_result(run_id, 5)
+    assert row["state"] == "succeeded" and kept == {"a": {"out": ("json", b"null")}}
+
+
 async def test_flush_waits_for_changes_an_earlier_step_handed_to_the_writer(head: Head) -> None:
     """flush() says "committed" only once everything made before it is: a run created just before the loop's
     own step flushed it must not get its id handed out while that batch still waits in the writer."""
