@@ -209,7 +209,7 @@ class SpecPage:
     spec: dict[str, Any]
     #: this page's tasks in the graph's topological order (the pages together: the whole order)
     tasks: tuple[str, ...]
-    #: the sinks among them, in sink order (the pages together: every sink)
+    #: the sinks among them, in topological order (the pages together: every sink)
     sinks: tuple[str, ...]
     #: where the next page starts, or None after the last one
     next_after: int | None
